@@ -1,0 +1,219 @@
+//! Assembles the rhai engine: each concern registers its own functions (tensor API, autograd,
+//! randomness, settings, ...), then the sandbox (no filesystem or environment access except the
+//! host's API, an operation budget, Ctrl-C) and the module resolver for `stdlib/` are set up.
+
+use crate::errors::ScriptResult;
+use crate::settings::{Settings, SharedSettings};
+use crate::{
+    autograd, data, magan, nn, objectives, optim, penalties, rng, run, schedules, settings, tensor,
+};
+use rhai::{Engine, EvalAltResult, Module, ModuleResolver, Position, Scope, Shared, AST, INT};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// Script sources by name (the main script, imported modules), for diagnostics.
+#[derive(Clone, Default)]
+pub struct Sources(Rc<RefCell<HashMap<String, String>>>);
+
+impl Sources {
+    pub fn insert(&self, name: &str, text: &str) {
+        self.0
+            .borrow_mut()
+            .insert(name.to_string(), text.to_string());
+    }
+    pub fn get(&self, name: &str) -> Option<String> {
+        self.0.borrow().get(name).cloned()
+    }
+}
+
+/// How an engine is built.
+pub struct EngineOptions {
+    /// Operation budget (0: unlimited). Bounds runaway scripts.
+    pub max_ops: u64,
+    /// Settings from `--set`.
+    pub settings: SharedSettings,
+    /// Set to true (by Ctrl-C) to stop the running script at the next operation.
+    pub interrupt: Arc<AtomicBool>,
+    /// Directory of the main script: `import "x"` looks there first.
+    pub script_dir: Option<PathBuf>,
+    /// The script being run (recorded in the run's config.json).
+    pub script_path: Option<PathBuf>,
+    /// Run directory from `--out`; `None`: `runs/<script>-<timestamp>`, made when first needed.
+    pub out_dir: Option<PathBuf>,
+    /// The seed given with `--seed` (recorded in config.json).
+    pub seed: u64,
+    /// The device given with `--device` (recorded in config.json).
+    pub device: String,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            max_ops: 0,
+            settings: Rc::new(RefCell::new(Settings::default())),
+            interrupt: Arc::new(AtomicBool::new(false)),
+            script_dir: None,
+            script_path: None,
+            out_dir: None,
+            seed: 0,
+            device: "cpu".to_string(),
+        }
+    }
+}
+
+/// The modules shipped in `stdlib/`, compiled into the binary.
+pub const STDLIB: &[(&str, &str)] = &[];
+
+/// The message a script stopped by Ctrl-C ends with.
+pub const INTERRUPTED: &str = "interrupted (Ctrl-C)";
+
+/// An engine with every ganscript concern registered, plus the shared source map.
+pub fn new_engine(opts: &EngineOptions) -> Result<(Engine, Sources), String> {
+    autograd::ensure_double_backprop()?;
+    let mut engine = Engine::new();
+    let sources = Sources::default();
+
+    // The sandbox: rhai has no filesystem or environment access of its own; `eval` would let a
+    // script escape the diagnostics and the operation budget, so it is off.
+    engine.disable_symbol("eval");
+    engine.set_max_operations(opts.max_ops);
+    engine.set_max_call_levels(64);
+    engine.set_max_expr_depths(128, 64);
+    let interrupt = opts.interrupt.clone();
+    engine.on_progress(move |_ops| {
+        if interrupt.load(Ordering::Relaxed) {
+            Some(INTERRUPTED.into())
+        } else {
+            None
+        }
+    });
+    engine.on_print(|s| println!("{s}"));
+    engine.on_debug(|s, src, pos| match src {
+        Some(src) => eprintln!("[{src}:{pos}] {s}"),
+        None => eprintln!("[{pos}] {s}"),
+    });
+
+    tensor::register::register(&mut engine);
+    autograd::register(&mut engine);
+    register_rng(&mut engine);
+    settings::register(&mut engine, opts.settings.clone());
+    nn::register(&mut engine);
+    optim::register(&mut engine);
+    objectives::register(&mut engine);
+    penalties::register(&mut engine);
+    schedules::register(&mut engine);
+    magan::register(&mut engine);
+    data::register(&mut engine);
+    run::register(&mut engine, opts);
+
+    engine.set_module_resolver(StdlibResolver {
+        script_dir: opts.script_dir.clone(),
+        sources: sources.clone(),
+        cache: RefCell::new(HashMap::new()),
+    });
+    Ok((engine, sources))
+}
+
+fn register_rng(engine: &mut Engine) {
+    reg!(
+        engine,
+        "seed",
+        "Re-seeds the random generator: the same seed gives the same run, bit for bit, on CPU.",
+        |s: INT| { rng::seed(s as u64) }
+    );
+    reg!(volatile engine, "rand_int", "A uniformly random integer in [0, n).", |n: INT| rng::below(n.max(1) as u64) as INT);
+    reg!(volatile engine, "rand_float", "A uniformly random float in [0, 1).", || rng::uniform_vec(1, 0.0, 1.0)[0]);
+    reg!(volatile engine, "permutation", "A random permutation of 0..n as an array.", |n: INT| {
+        rng::permutation(n.max(0) as usize).into_iter().map(|i| rhai::Dynamic::from_int(i as INT)).collect::<rhai::Array>()
+    });
+}
+
+/// Resolves `import "name"`: a file next to the importing script (`name` or `name.rhai`),
+/// then a module of the standard library (from `$GANSCRIPT_STDLIB` if set, else the copy
+/// compiled into the binary).
+struct StdlibResolver {
+    script_dir: Option<PathBuf>,
+    sources: Sources,
+    cache: RefCell<HashMap<String, Shared<Module>>>,
+}
+
+impl StdlibResolver {
+    fn locate(&self, importer: Option<&str>, path: &str) -> Option<(String, String)> {
+        let with_ext = if path.ends_with(".rhai") {
+            path.to_string()
+        } else {
+            format!("{path}.rhai")
+        };
+        let mut dirs: Vec<PathBuf> = Vec::new();
+        if let Some(src) = importer {
+            if let Some(dir) = Path::new(src).parent() {
+                if Path::new(src).exists() {
+                    dirs.push(dir.to_path_buf());
+                }
+            }
+        }
+        if let Some(d) = &self.script_dir {
+            dirs.push(d.clone());
+        }
+        if let Ok(d) = std::env::var("GANSCRIPT_STDLIB") {
+            dirs.push(PathBuf::from(d));
+        }
+        for dir in dirs {
+            let p = dir.join(&with_ext);
+            if let Ok(text) = std::fs::read_to_string(&p) {
+                return Some((p.display().to_string(), text));
+            }
+        }
+        let name = with_ext
+            .trim_end_matches(".rhai")
+            .trim_start_matches("stdlib/");
+        STDLIB
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(n, text)| (format!("stdlib/{n}.rhai"), text.to_string()))
+    }
+}
+
+impl ModuleResolver for StdlibResolver {
+    fn resolve(
+        &self,
+        engine: &Engine,
+        source: Option<&str>,
+        path: &str,
+        pos: Position,
+    ) -> Result<Shared<Module>, Box<EvalAltResult>> {
+        let Some((label, text)) = self.locate(source, path) else {
+            return Err(Box::new(EvalAltResult::ErrorModuleNotFound(
+                path.to_string(),
+                pos,
+            )));
+        };
+        if let Some(m) = self.cache.borrow().get(&label) {
+            return Ok(m.clone());
+        }
+        self.sources.insert(&label, &text);
+        self.sources.insert(path, &text);
+        let wrap =
+            |e: Box<EvalAltResult>| Box::new(EvalAltResult::ErrorInModule(label.clone(), e, pos));
+        let mut ast = engine.compile(&text).map_err(|e| wrap(e.into()))?;
+        ast.set_source(label.as_str());
+        let module = Module::eval_ast_as_new(Scope::new(), &ast, engine).map_err(wrap)?;
+        let module: Shared<Module> = module.into();
+        self.cache.borrow_mut().insert(label, module.clone());
+        Ok(module)
+    }
+}
+
+/// Compiles a script, naming it `name` for diagnostics.
+pub fn compile(engine: &Engine, sources: &Sources, name: &str, text: &str) -> ScriptResult<AST> {
+    sources.insert(name, text);
+    let mut ast = engine
+        .compile(text)
+        .map_err(|e| Box::new(EvalAltResult::from(e)))?;
+    ast.set_source(name);
+    Ok(ast)
+}

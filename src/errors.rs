@@ -1,0 +1,41 @@
+//! Errors raised by native functions, in the form rhai expects.
+//!
+//! Every native function registered into rhai returns [`ScriptResult`]; rhai attaches the
+//! position of the call, and `diagnostics` turns the result into a miette report.
+
+use rhai::{EvalAltResult, Position};
+use std::fmt::Display;
+
+/// The result type of every native function exposed to scripts.
+pub type ScriptResult<T> = Result<T, Box<EvalAltResult>>;
+
+/// A runtime error with a plain message; rhai fills in the position of the call.
+pub fn script_err(msg: impl Display) -> Box<EvalAltResult> {
+    Box::new(EvalAltResult::ErrorRuntime(
+        msg.to_string().into(),
+        Position::NONE,
+    ))
+}
+
+/// Converts any error (candle, io, ...) into a script error, with an optional context.
+pub trait OrScriptErr<T> {
+    /// Converts the error as is.
+    fn or_script(self) -> ScriptResult<T>;
+    /// Converts the error, prefixing it with `what` (for example the operation's name).
+    fn ctx(self, what: &str) -> ScriptResult<T>;
+}
+
+impl<T, E: Display> OrScriptErr<T> for Result<T, E> {
+    fn or_script(self) -> ScriptResult<T> {
+        self.map_err(|e| script_err(clean_candle_message(&e.to_string())))
+    }
+    fn ctx(self, what: &str) -> ScriptResult<T> {
+        self.map_err(|e| script_err(format!("{what}: {}", clean_candle_message(&e.to_string()))))
+    }
+}
+
+/// candle appends backtraces to some messages; scripts only need the first part.
+fn clean_candle_message(msg: &str) -> String {
+    let first = msg.split("\n   0:").next().unwrap_or(msg);
+    first.trim_end().to_string()
+}

@@ -1,0 +1,45 @@
+//! ganscript: GAN training procedures as rhai scripts over candle tensors.
+//!
+//! The host registers one concern per module into a rhai [`rhai::Engine`] (see
+//! [`engine::new_engine`]): tensors, autograd, randomness, and, on top of them, networks,
+//! optimizers, objectives, penalties, schedules, data and run outputs. Every entry point makes
+//! sure candle keeps second-order gradients (see [`autograd::ensure_double_backprop`]).
+
+/// Registers a native function with a one-line doc (shown by `ganscript doc` and the REPL).
+/// `reg!(volatile engine, ...)` marks it volatile (random functions must never be folded).
+#[macro_export]
+macro_rules! reg {
+    (volatile $engine:expr, $name:expr, $doc:expr, $f:expr) => {{
+        ::rhai::FuncRegistration::new($name)
+            .with_volatility(true)
+            .with_comments([format!("/// {}", $doc)])
+            .register_into_engine($engine, $f);
+    }};
+    ($engine:expr, $name:expr, $doc:expr, $f:expr) => {{
+        ::rhai::FuncRegistration::new($name)
+            .with_comments([format!("/// {}", $doc)])
+            .register_into_engine($engine, $f);
+    }};
+}
+
+pub mod autograd;
+pub mod data;
+pub mod device;
+pub mod diagnostics;
+pub mod docs;
+pub mod engine;
+pub mod errors;
+pub mod magan;
+pub mod nn;
+pub mod objectives;
+pub mod optim;
+pub mod penalties;
+pub mod rng;
+pub mod run;
+pub mod schedules;
+pub mod script;
+pub mod settings;
+pub mod tensor;
+
+pub use engine::{new_engine, EngineOptions};
+pub use tensor::Tensor;

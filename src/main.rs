@@ -1,0 +1,202 @@
+//! The `ganscript` command line: run, check and document training scripts.
+
+use clap::{Parser, Subcommand};
+use ganscript::diagnostics::ScriptDiagnostic;
+use ganscript::engine::{EngineOptions, INTERRUPTED};
+use ganscript::settings::Settings;
+use ganscript::{device, docs, rng, script};
+use rhai::Scope;
+use std::cell::RefCell;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(
+    name = "ganscript",
+    version,
+    about = "GAN training procedures as rhai scripts over candle tensors"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a training script.
+    Run {
+        /// The script (.rhai).
+        file: PathBuf,
+        /// A setting the script reads with `setting(key, default)` (repeatable): numbers,
+        /// strings and true/false are parsed.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// Seed of the random generator (a CPU run with the same seed is identical, bit for bit).
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Device: cpu, cuda or cuda:N.
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        /// Run directory (default: runs/<script>-<timestamp>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Operation budget of the script (0: unlimited).
+        #[arg(long, default_value_t = 0)]
+        max_ops: u64,
+    },
+    /// Parse a script and report every syntax error, without running it.
+    Check {
+        /// The scripts to check.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// List the registered functions with their signatures and docs.
+    Doc {
+        /// A function name (or part of one).
+        name: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    // Before any candle work on any thread: keep the graph of gradients (double backprop).
+    if let Err(e) = ganscript::autograd::ensure_double_backprop() {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
+    // Host panics are caught and reported as diagnostics; keep the raw message off the screen.
+    if std::env::var_os("RUST_BACKTRACE").is_none() {
+        std::panic::set_hook(Box::new(|_| {}));
+    }
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run {
+            file,
+            set,
+            seed,
+            device,
+            out,
+            max_ops,
+        } => run(file, set, seed, device, out, max_ops),
+        Command::Check { files } => check(files),
+        Command::Doc { name } => doc(name),
+    }
+}
+
+fn fail(d: &ScriptDiagnostic) -> ExitCode {
+    eprintln!("{}", d.render());
+    ExitCode::FAILURE
+}
+
+fn run(
+    file: PathBuf,
+    set: Vec<String>,
+    seed: u64,
+    device: String,
+    out: Option<PathBuf>,
+    max_ops: u64,
+) -> ExitCode {
+    let settings = match Settings::from_pairs(&set) {
+        Ok(s) => s,
+        Err(e) => return fail(&ScriptDiagnostic::plain(e)),
+    };
+    match device::parse_device(&device) {
+        Ok(d) => device::set_current_device(d),
+        Err(e) => return fail(&ScriptDiagnostic::plain(e)),
+    }
+    rng::seed(seed);
+    let text = match script::read_source(&file) {
+        Ok(t) => t,
+        Err(d) => return fail(&d),
+    };
+    let interrupt = Arc::new(AtomicBool::new(false));
+    {
+        let flag = interrupt.clone();
+        let _ = ctrlc::set_handler(move || {
+            if flag.swap(true, Ordering::SeqCst) {
+                eprintln!("\nsecond Ctrl-C: exiting now");
+                std::process::exit(130);
+            }
+            eprintln!("\nCtrl-C: stopping at the next operation (press again to exit now)");
+        });
+    }
+    let settings = Rc::new(RefCell::new(settings));
+    let opts = EngineOptions {
+        max_ops,
+        settings: settings.clone(),
+        interrupt: interrupt.clone(),
+        script_dir: file.parent().map(|p| p.to_path_buf()),
+        script_path: Some(file.clone()),
+        out_dir: out,
+        seed,
+        device: device.clone(),
+    };
+    let name = file.display().to_string();
+    let compiled = match script::compile(&name, &text, &opts) {
+        Ok(s) => s,
+        Err(d) => return fail(&d),
+    };
+    let mut scope = Scope::new();
+    scope.push_constant("config", settings.borrow().as_map());
+    let result = compiled.run(&mut scope);
+    let unread = settings.borrow().unread();
+    if !unread.is_empty() {
+        eprintln!(
+            "warning: --set {} given but never read by the script (a typo?)",
+            unread.join(", ")
+        );
+    }
+    match result {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(d) => {
+            let code = if d.message == INTERRUPTED { 130 } else { 1 };
+            eprintln!("{}", d.render());
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn check(files: Vec<PathBuf>) -> ExitCode {
+    let mut failed = false;
+    for file in files {
+        let text = match script::read_source(&file) {
+            Ok(t) => t,
+            Err(d) => {
+                failed = true;
+                eprintln!("{}", d.render());
+                continue;
+            }
+        };
+        let errors = script::check(&file.display().to_string(), &text);
+        if errors.is_empty() {
+            println!("{}: ok", file.display());
+        } else {
+            failed = true;
+            for e in &errors {
+                eprintln!("{}", e.render());
+            }
+            eprintln!("{}: {} syntax error(s)", file.display(), errors.len());
+        }
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn doc(name: Option<String>) -> ExitCode {
+    let (engine, _) = match ganscript::new_engine(&EngineOptions::default()) {
+        Ok(e) => e,
+        Err(e) => return fail(&ScriptDiagnostic::plain(e)),
+    };
+    match docs::render(&engine, name.as_deref()) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&ScriptDiagnostic::plain(e)),
+    }
+}
