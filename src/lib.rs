@@ -5,6 +5,8 @@
 //! optimizers, objectives, penalties, schedules, data and run outputs. Every entry point makes
 //! sure candle keeps second-order gradients (see [`autograd::ensure_double_backprop`]).
 
+#![allow(clippy::result_large_err)]
+
 /// Registers a native function with a one-line doc (shown by `ganscript doc` and the REPL).
 /// `reg!(volatile engine, ...)` marks it volatile (random functions must never be folded).
 #[macro_export]

@@ -709,7 +709,7 @@ fn register_shapes(engine: &mut Engine) {
             }
             if let Some(h) = hole {
                 let rest: usize = dims.iter().product();
-                if rest == 0 || n % rest != 0 {
+                if rest == 0 || !n.is_multiple_of(rest) {
                     return Err(script_err(format!(
                         "reshape: cannot reshape {:?} ({n} elements) into {shape:?}",
                         x.0.dims()
