@@ -3,6 +3,7 @@
 //!
 //! `register` holds the rhai registration of the tensor API.
 
+pub mod conv;
 mod format;
 pub mod register;
 

@@ -1,0 +1,138 @@
+//! Fast convolutions against candle's own, on the shapes of the papers' networks.
+//! `cargo bench --bench conv`.
+
+use candle_core::{Device, Tensor};
+use ganscript::tensor::conv;
+use std::time::Instant;
+
+fn rand(shape: &[usize]) -> Tensor {
+    let n = shape.iter().product();
+    Tensor::from_vec(ganscript::rng::normal_vec(n, 0.0, 1.0), shape, &Device::Cpu)
+        .unwrap()
+        .to_dtype(candle_core::DType::F32)
+        .unwrap()
+}
+
+fn time(f: impl Fn()) -> f64 {
+    f();
+    let mut ts: Vec<f64> = (0..7)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    ts.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    ts[3]
+}
+
+fn main() {
+    // (name, x shape, w shape, stride, padding, transposed)
+    let cases: &[(&str, [usize; 4], [usize; 4], usize, usize, bool)] = &[
+        (
+            "magan G1 deconv 50->128 k7",
+            [64, 50, 1, 1],
+            [50, 128, 7, 7],
+            1,
+            0,
+            true,
+        ),
+        (
+            "magan G2 deconv 128->64 k4s2",
+            [64, 128, 7, 7],
+            [128, 64, 4, 4],
+            2,
+            1,
+            true,
+        ),
+        (
+            "magan G3 deconv 64->1 k4s2",
+            [64, 64, 14, 14],
+            [64, 1, 4, 4],
+            2,
+            1,
+            true,
+        ),
+        (
+            "dcgan32 G2 deconv 512->256",
+            [64, 512, 4, 4],
+            [512, 256, 4, 4],
+            2,
+            1,
+            true,
+        ),
+        (
+            "dcgan32 D1 conv 3->128",
+            [64, 3, 32, 32],
+            [128, 3, 4, 4],
+            2,
+            1,
+            false,
+        ),
+        (
+            "dcgan32 D2 conv 128->256",
+            [64, 128, 16, 16],
+            [256, 128, 4, 4],
+            2,
+            1,
+            false,
+        ),
+        (
+            "lens conv 32->32 k3",
+            [64, 32, 32, 32],
+            [32, 32, 3, 3],
+            1,
+            1,
+            false,
+        ),
+    ];
+    ganscript::autograd::ensure_double_backprop().unwrap();
+    println!(
+        "{:32} {:>22} {:>22}",
+        "", "forward (ours/candle)", "fwd+bwd (ours/candle)"
+    );
+    for (name, xs, ws, s, p, tr) in cases {
+        let x = candle_core::Var::from_tensor(&rand(xs)).unwrap();
+        let w = candle_core::Var::from_tensor(&rand(ws)).unwrap();
+        let (x, w) = (x.as_tensor(), w.as_tensor());
+        let ours = |x: &Tensor, w: &Tensor| {
+            if *tr {
+                conv::conv_transpose2d(x, w, *s, *p, 0).unwrap()
+            } else {
+                conv::conv2d(x, w, *s, *p).unwrap()
+            }
+        };
+        let theirs = |x: &Tensor, w: &Tensor| {
+            if *tr {
+                x.conv_transpose2d(w, *p, 0, *s, 1).unwrap()
+            } else {
+                x.conv2d(w, *p, *s, 1, 1).unwrap()
+            }
+        };
+        let f1 = time(|| drop(ours(x, w)));
+        let f2 = time(|| drop(theirs(x, w)));
+        let b1 = time(|| {
+            drop(
+                ours(x, w)
+                    .sqr()
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+                    .backward()
+                    .unwrap(),
+            )
+        });
+        let b2 = time(|| {
+            drop(
+                theirs(x, w)
+                    .sqr()
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+                    .backward()
+                    .unwrap(),
+            )
+        });
+        println!("{name:32} {f1:9.2} / {f2:9.2} ms {b1:9.2} / {b2:9.2} ms");
+    }
+}

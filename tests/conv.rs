@@ -1,0 +1,104 @@
+//! The fast convolutions equal candle's own (values, first- and second-order gradients).
+
+use candle_core::{DType, Device, Tensor, Var};
+use ganscript::tensor::conv;
+
+fn rand(shape: &[usize], seed: u64) -> Tensor {
+    ganscript::rng::seed(seed);
+    let n = shape.iter().product();
+    Tensor::from_vec(ganscript::rng::normal_vec(n, 0.0, 1.0), shape, &Device::Cpu).unwrap()
+}
+
+fn close(a: &Tensor, b: &Tensor, what: &str) {
+    assert_eq!(a.dims(), b.dims(), "{what}: shapes");
+    let a: Vec<f64> = a
+        .flatten_all()
+        .unwrap()
+        .to_dtype(DType::F64)
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    let b: Vec<f64> = b
+        .flatten_all()
+        .unwrap()
+        .to_dtype(DType::F64)
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+        assert!(
+            (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0),
+            "{what}[{i}]: {x} vs {y}"
+        );
+    }
+}
+
+/// Value, dL/dx, dL/dw and the second-order d/dw ‖dL/dx‖² of L = Σ f(x, w)² for both versions.
+fn compare(
+    x_shape: &[usize],
+    w_shape: &[usize],
+    fast: impl Fn(&Tensor, &Tensor) -> candle_core::Result<Tensor>,
+    native: impl Fn(&Tensor, &Tensor) -> candle_core::Result<Tensor>,
+    what: &str,
+) {
+    ganscript::autograd::ensure_double_backprop().unwrap();
+    let x = Var::from_tensor(&rand(x_shape, 1)).unwrap();
+    let w = Var::from_tensor(&rand(w_shape, 2)).unwrap();
+    let mut results = Vec::new();
+    for f in [
+        &fast as &dyn Fn(&Tensor, &Tensor) -> candle_core::Result<Tensor>,
+        &native,
+    ] {
+        let y = f(x.as_tensor(), w.as_tensor()).unwrap();
+        let l = y.sqr().unwrap().sum_all().unwrap();
+        let g = l.backward().unwrap();
+        let gx = g.get(x.as_tensor()).unwrap().clone();
+        let gw = g.get(w.as_tensor()).unwrap().clone();
+        let pen = gx.sqr().unwrap().sum_all().unwrap();
+        let gw2 = pen.backward().unwrap().get(w.as_tensor()).unwrap().clone();
+        results.push((y, gx, gw, gw2));
+    }
+    let (a, b) = (&results[0], &results[1]);
+    close(&a.0, &b.0, &format!("{what} value"));
+    close(&a.1, &b.1, &format!("{what} dL/dx"));
+    close(&a.2, &b.2, &format!("{what} dL/dw"));
+    close(&a.3, &b.3, &format!("{what} second order"));
+}
+
+#[test]
+fn conv2d_matches_candle() {
+    for &(c, h, o, k, s, p) in &[
+        (1, 6, 2, 3, 2, 1),
+        (3, 8, 4, 4, 2, 1),
+        (2, 7, 3, 3, 1, 1),
+        (2, 5, 2, 4, 1, 0),
+        (3, 4, 5, 4, 1, 0),
+    ] {
+        compare(
+            &[2, c, h, h],
+            &[o, c, k, k],
+            |x, w| conv::conv2d(x, w, s, p),
+            |x, w| x.conv2d(w, p, s, 1, 1),
+            &format!("conv2d c{c} h{h} o{o} k{k} s{s} p{p}"),
+        );
+    }
+}
+
+#[test]
+fn conv_transpose2d_matches_candle() {
+    for &(c, h, o, k, s, p, op) in &[
+        (3, 1, 4, 7, 1, 0, 0),
+        (4, 7, 2, 4, 2, 1, 0),
+        (2, 4, 3, 4, 2, 1, 0),
+        (2, 3, 2, 3, 2, 1, 1),
+        (2, 5, 3, 3, 1, 1, 0),
+    ] {
+        compare(
+            &[2, c, h, h],
+            &[c, o, k, k],
+            |x, w| conv::conv_transpose2d(x, w, s, p, op),
+            |x, w| x.conv_transpose2d(w, p, op, s, 1),
+            &format!("conv_transpose2d c{c} h{h} o{o} k{k} s{s} p{p} op{op}"),
+        );
+    }
+}
