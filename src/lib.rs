@@ -25,6 +25,7 @@ macro_rules! reg {
 }
 
 pub mod autograd;
+pub mod checkpoint;
 pub mod data;
 pub mod device;
 pub mod diagnostics;
