@@ -23,9 +23,9 @@ pub struct MarginAdapter {
     pub sum_fake: f64,
     pub n_real: u64,
     pub n_fake: u64,
-    /// Mean energies of the last completed epoch (NaN before the first).
-    pub epoch_mean_real: f64,
-    pub epoch_mean_fake: f64,
+    /// Mean energies of the last completed epoch (`None` before the first).
+    pub epoch_mean_real: Option<f64>,
+    pub epoch_mean_fake: Option<f64>,
     /// Completed epochs.
     pub epochs: u64,
 }
@@ -39,8 +39,8 @@ impl Default for MarginAdapter {
             sum_fake: 0.0,
             n_real: 0,
             n_fake: 0,
-            epoch_mean_real: f64::NAN,
-            epoch_mean_fake: f64::NAN,
+            epoch_mean_real: None,
+            epoch_mean_fake: None,
             epochs: 0,
         }
     }
@@ -102,7 +102,12 @@ impl MarginAdapter {
         };
         let sr = sum(e_real, "real")?;
         let sf = sum(e_fake, "fake")?;
-        self.accumulate_sums(sr, e_real.elem_count() as u64, sf, e_fake.elem_count() as u64);
+        self.accumulate_sums(
+            sr,
+            e_real.elem_count() as u64,
+            sf,
+            e_fake.elem_count() as u64,
+        );
         Ok(())
     }
 
@@ -117,19 +122,19 @@ impl MarginAdapter {
         let (sr, sf, n) = (self.sum_real, self.sum_fake, self.n_real);
         let nf = if self.n_fake == 0 { n } else { self.n_fake };
         let updated = self.apply(sr, sf, n as f64)?;
-        self.epoch_mean_fake = sf / nf as f64;
+        self.epoch_mean_fake = Some(sf / nf as f64);
         Ok(updated)
     }
 
     /// Ends an epoch given its sums `S_x`, `S_z` over `n` samples directly.
     pub fn end_epoch_with(&mut self, sum_real: f64, sum_fake: f64, n: f64) -> ScriptResult<bool> {
-        if !(n > 0.0) {
+        if n.is_nan() || n <= 0.0 {
             return Err(script_err(format!(
                 "magan margin: the sample count must be > 0, got {n}"
             )));
         }
         let updated = self.apply(sum_real, sum_fake, n)?;
-        self.epoch_mean_fake = sum_fake / n;
+        self.epoch_mean_fake = Some(sum_fake / n);
         Ok(updated)
     }
 
@@ -147,7 +152,7 @@ impl MarginAdapter {
             self.margin = Some(mean_real);
         }
         self.prev_sum_fake = Some(sz);
-        self.epoch_mean_real = mean_real;
+        self.epoch_mean_real = Some(mean_real);
         self.epochs += 1;
         self.sum_real = 0.0;
         self.sum_fake = 0.0;
@@ -166,8 +171,8 @@ impl MarginAdapter {
         m.insert("sum_fake".into(), self.sum_fake.into());
         m.insert("n_real".into(), (self.n_real as INT).into());
         m.insert("n_fake".into(), (self.n_fake as INT).into());
-        m.insert("epoch_mean_real".into(), self.epoch_mean_real.into());
-        m.insert("epoch_mean_fake".into(), self.epoch_mean_fake.into());
+        m.insert("epoch_mean_real".into(), opt(self.epoch_mean_real));
+        m.insert("epoch_mean_fake".into(), opt(self.epoch_mean_fake));
         m.insert("epochs".into(), (self.epochs as INT).into());
         m
     }
@@ -212,8 +217,8 @@ impl MarginAdapter {
             sum_fake: req("sum_fake")?,
             n_real: count("n_real")?,
             n_fake: count("n_fake")?,
-            epoch_mean_real: num("epoch_mean_real")?.unwrap_or(f64::NAN),
-            epoch_mean_fake: num("epoch_mean_fake")?.unwrap_or(f64::NAN),
+            epoch_mean_real: num("epoch_mean_real")?,
+            epoch_mean_fake: num("epoch_mean_fake")?,
             epochs: count("epochs")?,
         })
     }
@@ -224,8 +229,10 @@ impl std::fmt::Display for MarginAdapter {
         match self.margin {
             Some(m) => write!(
                 f,
-                "MarginAdapter(margin={m}, epochs={}, mean real={}, mean fake={})",
-                self.epochs, self.epoch_mean_real, self.epoch_mean_fake
+                "MarginAdapter(margin={m}, epochs={}, last epoch's mean energies: real={}, fake={})",
+                self.epochs,
+                self.epoch_mean_real.unwrap_or(f64::NAN),
+                self.epoch_mean_fake.unwrap_or(f64::NAN)
             ),
             None => write!(f, "MarginAdapter(margin not set)"),
         }
@@ -292,8 +299,13 @@ pub fn register(engine: &mut Engine) {
     end_epoch_with!(INT, FLOAT, INT);
     engine.register_get("margin", |m: &mut MarginAdapter| m.margin());
     engine.register_set("margin", |m: &mut MarginAdapter, v: FLOAT| m.init(v));
-    engine.register_get("epoch_mean_real", |m: &mut MarginAdapter| m.epoch_mean_real);
-    engine.register_get("epoch_mean_fake", |m: &mut MarginAdapter| m.epoch_mean_fake);
+    // The mean energies of the last completed epoch (NaN before the first).
+    engine.register_get("epoch_mean_real", |m: &mut MarginAdapter| {
+        m.epoch_mean_real.unwrap_or(f64::NAN)
+    });
+    engine.register_get("epoch_mean_fake", |m: &mut MarginAdapter| {
+        m.epoch_mean_fake.unwrap_or(f64::NAN)
+    });
     engine.register_get("epochs", |m: &mut MarginAdapter| m.epochs as INT);
     reg!(
         engine,

@@ -63,8 +63,7 @@ fn rel_avg(x: &CT, y: &CT) -> CR {
 
 /// `mean(relu(1-(dr-mean(df)))) + mean(relu(1+(df-mean(dr))))`.
 pub fn rahinge_d(dr: &CT, df: &CT) -> CR {
-    mean(&rel_avg(dr, df)?.affine(-1.0, 1.0)?.relu()?)?
-        + mean(&(rel_avg(df, dr)? + 1.0)?.relu()?)?
+    mean(&rel_avg(dr, df)?.affine(-1.0, 1.0)?.relu()?)? + mean(&(rel_avg(df, dr)? + 1.0)?.relu()?)?
 }
 /// `mean(relu(1-(df-mean(dr)))) + mean(relu(1+(dr-mean(df))))`.
 pub fn rahinge_g(dr: &CT, df: &CT) -> CR {
@@ -89,14 +88,34 @@ pub fn rasgan_g(dr: &CT, df: &CT) -> CR {
 
 /// Every loss on logits: (name, function, definition, pairs samples by index).
 pub const LOSSES: &[(&str, LossFn, &str, bool)] = &[
-    ("nsgan_d", nsgan_d, "mean(softplus(-dr)) + mean(softplus(df))", false),
-    ("nsgan_g", nsgan_g, "mean(softplus(-df)) (non-saturating)", false),
-    ("minimax_g", minimax_g, "-mean(softplus(df)) (saturating)", false),
+    (
+        "nsgan_d",
+        nsgan_d,
+        "mean(softplus(-dr)) + mean(softplus(df))",
+        false,
+    ),
+    (
+        "nsgan_g",
+        nsgan_g,
+        "mean(softplus(-df)) (non-saturating)",
+        false,
+    ),
+    (
+        "minimax_g",
+        minimax_g,
+        "-mean(softplus(df)) (saturating)",
+        false,
+    ),
     ("lsgan_d", lsgan_d, "mean((dr-1)²) + mean(df²)", false),
     ("lsgan_g", lsgan_g, "mean((df-1)²)", false),
     ("wgan_d", wgan_d, "mean(df) - mean(dr)", false),
     ("wgan_g", wgan_g, "-mean(df)", false),
-    ("hinge_d", hinge_d, "mean(relu(1-dr)) + mean(relu(1+df))", false),
+    (
+        "hinge_d",
+        hinge_d,
+        "mean(relu(1-dr)) + mean(relu(1+df))",
+        false,
+    ),
     ("hinge_g", hinge_g, "-mean(df)", false),
     (
         "rahinge_d",
@@ -224,7 +243,9 @@ pub fn energy(recon: &CT, x: &CT) -> ScriptResult<CT> {
         )));
     }
     if x.rank() == 0 {
-        return Err(script_err("energy: expected a batch [N, ...], got a scalar"));
+        return Err(script_err(
+            "energy: expected a batch [N, ...], got a scalar",
+        ));
     }
     per_sample(&(recon - x).ctx("energy")?)
         .and_then(|d| d.sqr()?.sum(1))
@@ -232,10 +253,7 @@ pub fn energy(recon: &CT, x: &CT) -> ScriptResult<CT> {
 }
 
 /// Per-sample energy of an auto-encoder `ae` at `x`: `Σ (ae(x) - x)²`.
-pub fn energy_of(
-    ae: &mut dyn FnMut(&CT) -> ScriptResult<CT>,
-    x: &CT,
-) -> ScriptResult<CT> {
+pub fn energy_of(ae: &mut dyn FnMut(&CT) -> ScriptResult<CT>, x: &CT) -> ScriptResult<CT> {
     let recon = ae(x)?;
     energy(&recon, x)
 }
@@ -255,8 +273,7 @@ fn check_energies(what: &str, e: &CT) -> ScriptResult<()> {
 pub fn ebgan_d_loss(e_real: &CT, e_fake: &CT, margin: f64) -> ScriptResult<CT> {
     check_energies("ebgan_d_loss", e_real)?;
     check_energies("ebgan_d_loss", e_fake)?;
-    (|| e_real.mean_all()? + e_fake.affine(-1.0, margin)?.relu()?.mean_all()?)()
-        .ctx("ebgan_d_loss")
+    (|| e_real.mean_all()? + e_fake.affine(-1.0, margin)?.relu()?.mean_all()?)().ctx("ebgan_d_loss")
 }
 
 /// EBGAN / MAGAN generator loss: `mean(E_fake)`.

@@ -11,8 +11,8 @@ use crate::autograd::{grad, variable};
 use crate::errors::{script_err, OrScriptErr, ScriptResult};
 use crate::objectives::call_net;
 use crate::tensor::{
-    l1_per_sample, l2_per_sample, linf_per_sample, per_sample_scale, sigmoid,
-    sq_l2_per_sample, Tensor,
+    l1_per_sample, l2_per_sample, linf_per_sample, per_sample_scale, sigmoid, sq_l2_per_sample,
+    Tensor,
 };
 use candle_core::Tensor as CT;
 use rhai::{Dynamic, Engine, FnPtr, Map, NativeCallContext};
@@ -310,35 +310,54 @@ pub fn roth_js(d: &mut Disc, real: &CT, fake: &CT) -> ScriptResult<CT> {
 
 pub fn register(engine: &mut Engine) {
     reg!(volatile engine, "gradient_penalty",
-        "WGAN-GP: mean((‖∇D(interp)‖₂ - 1)²) at u·real + (1-u)·fake, u ~ U[0,1) per sample (differentiable; not weighted).",
-        |ctx: NativeCallContext, d: FnPtr, real: Tensor, fake: Tensor| -> ScriptResult<Tensor> {
-            gradient_penalty(&mut |x: &CT| call_net(&ctx, &d, x), &real.0, &fake.0, &GpOptions::default()).map(Tensor)
-        });
+    "WGAN-GP: mean((‖∇D(interp)‖₂ - 1)²) at u·real + (1-u)·fake, u ~ U[0,1) per sample (differentiable; not weighted).",
+    |ctx: NativeCallContext, d: FnPtr, real: Tensor, fake: Tensor| -> ScriptResult<Tensor> {
+        gradient_penalty(&mut |x: &CT| call_net(&ctx, &d, x), &real.0, &fake.0, &GpOptions::default()).map(Tensor)
+    });
     reg!(volatile engine, "gradient_penalty",
-        "Gradient penalty with options #{norm: \"l2\"|\"l1\"|\"linf\", kind: \"ls\"|\"hinge\"|\"hinge2\", target: 1.0, at: \"interp\"|\"real\"|\"fake\", u: tensor [N]}.",
-        |ctx: NativeCallContext, d: FnPtr, real: Tensor, fake: Tensor, opts: Map| -> ScriptResult<Tensor> {
-            let o = GpOptions::from_map(&opts)?;
-            gradient_penalty(&mut |x: &CT| call_net(&ctx, &d, x), &real.0, &fake.0, &o).map(Tensor)
-        });
-    reg!(engine, "r1", "R1 penalty mean(‖∇D(real)‖₂²) (differentiable; not weighted).",
+    "Gradient penalty with options #{norm: \"l2\"|\"l1\"|\"linf\", kind: \"ls\"|\"hinge\"|\"hinge2\", target: 1.0, at: \"interp\"|\"real\"|\"fake\", u: tensor [N]}.",
+    |ctx: NativeCallContext, d: FnPtr, real: Tensor, fake: Tensor, opts: Map| -> ScriptResult<Tensor> {
+        let o = GpOptions::from_map(&opts)?;
+        gradient_penalty(&mut |x: &CT| call_net(&ctx, &d, x), &real.0, &fake.0, &o).map(Tensor)
+    });
+    reg!(
+        engine,
+        "r1",
+        "R1 penalty mean(‖∇D(real)‖₂²) (differentiable; not weighted).",
         |ctx: NativeCallContext, d: FnPtr, real: Tensor| -> ScriptResult<Tensor> {
             r1(&mut |x: &CT| call_net(&ctx, &d, x), &real.0).map(Tensor)
-        });
-    reg!(engine, "r2", "R2 penalty mean(‖∇D(fake)‖₂²) (differentiable; not weighted).",
+        }
+    );
+    reg!(
+        engine,
+        "r2",
+        "R2 penalty mean(‖∇D(fake)‖₂²) (differentiable; not weighted).",
         |ctx: NativeCallContext, d: FnPtr, fake: Tensor| -> ScriptResult<Tensor> {
             r2(&mut |x: &CT| call_net(&ctx, &d, x), &fake.0).map(Tensor)
-        });
+        }
+    );
     reg!(engine, "roth_js",
         "Roth et al. regulariser mean((1-σ(D(real)))²‖∇D(real)‖² + σ(D(fake))²‖∇D(fake)‖²); the D loss adds γ/2 · this.",
         |ctx: NativeCallContext, d: FnPtr, real: Tensor, fake: Tensor| -> ScriptResult<Tensor> {
             roth_js(&mut |x: &CT| call_net(&ctx, &d, x), &real.0, &fake.0).map(Tensor)
         });
-    reg!(engine, "grad_norms",
+    reg!(
+        engine,
+        "grad_norms",
         "Per-sample norms (\"l2\", \"l1\" or \"linf\") of ∇_x D(x), shape [N] (for monitoring).",
         |ctx: NativeCallContext, d: FnPtr, x: Tensor, norm: &str| -> ScriptResult<Tensor> {
-            grad_norms(&mut |t: &CT| call_net(&ctx, &d, t), &x.0, Norm::parse(norm)?).map(Tensor)
-        });
-    reg!(engine, "interpolate_batch",
+            grad_norms(
+                &mut |t: &CT| call_net(&ctx, &d, t),
+                &x.0,
+                Norm::parse(norm)?,
+            )
+            .map(Tensor)
+        }
+    );
+    reg!(
+        engine,
+        "interpolate_batch",
         "u·real + (1-u)·fake per sample (u: a tensor [N]), detached from both.",
-        |real: Tensor, fake: Tensor, u: Tensor| interpolate(&real.0, &fake.0, &u.0).map(Tensor));
+        |real: Tensor, fake: Tensor, u: Tensor| interpolate(&real.0, &fake.0, &u.0).map(Tensor)
+    );
 }

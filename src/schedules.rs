@@ -59,7 +59,9 @@ fn finite(v: f64, what: &str, name: &str) -> ScriptResult<f64> {
     if v.is_finite() {
         Ok(v)
     } else {
-        Err(script_err(format!("{name}: {what} must be finite, got {v}")))
+        Err(script_err(format!(
+            "{name}: {what} must be finite, got {v}"
+        )))
     }
 }
 
@@ -151,14 +153,12 @@ impl ScheduleKind {
                     ("T", t_total),
                 ],
             ),
-            ScheduleKind::Linear { from, to, t_total } => (
-                "linear",
-                vec![("from", from), ("to", to), ("T", t_total)],
-            ),
-            ScheduleKind::Cosine { from, to, t_total } => (
-                "cosine",
-                vec![("from", from), ("to", to), ("T", t_total)],
-            ),
+            ScheduleKind::Linear { from, to, t_total } => {
+                ("linear", vec![("from", from), ("to", to), ("T", t_total)])
+            }
+            ScheduleKind::Cosine { from, to, t_total } => {
+                ("cosine", vec![("from", from), ("to", to), ("T", t_total)])
+            }
             ScheduleKind::StepDecay {
                 start,
                 factor,
@@ -294,7 +294,9 @@ impl std::fmt::Display for Schedule {
 }
 
 fn as_f64(v: &Dynamic) -> Option<f64> {
-    v.as_float().ok().or_else(|| v.as_int().ok().map(|i| i as f64))
+    v.as_float()
+        .ok()
+        .or_else(|| v.as_int().ok().map(|i| i as f64))
 }
 
 /// A step count as INT when it is integral, else FLOAT.
@@ -310,13 +312,27 @@ fn number(t: f64) -> Dynamic {
 macro_rules! ctor3 {
     ($engine:ident, $name:literal, $doc:literal, $f:expr) => {{
         let f = $f;
-        reg!($engine, $name, $doc, move |a: FLOAT, b: FLOAT, c: FLOAT| f(a, b, c));
-        reg!($engine, $name, $doc, move |a: FLOAT, b: FLOAT, c: INT| f(a, b, c as f64));
-        reg!($engine, $name, $doc, move |a: FLOAT, b: INT, c: FLOAT| f(a, b as f64, c));
-        reg!($engine, $name, $doc, move |a: FLOAT, b: INT, c: INT| f(a, b as f64, c as f64));
-        reg!($engine, $name, $doc, move |a: INT, b: FLOAT, c: FLOAT| f(a as f64, b, c));
-        reg!($engine, $name, $doc, move |a: INT, b: FLOAT, c: INT| f(a as f64, b, c as f64));
-        reg!($engine, $name, $doc, move |a: INT, b: INT, c: FLOAT| f(a as f64, b as f64, c));
+        reg!($engine, $name, $doc, move |a: FLOAT, b: FLOAT, c: FLOAT| f(
+            a, b, c
+        ));
+        reg!($engine, $name, $doc, move |a: FLOAT, b: FLOAT, c: INT| f(
+            a, b, c as f64
+        ));
+        reg!($engine, $name, $doc, move |a: FLOAT, b: INT, c: FLOAT| f(
+            a, b as f64, c
+        ));
+        reg!($engine, $name, $doc, move |a: FLOAT, b: INT, c: INT| f(
+            a, b as f64, c as f64
+        ));
+        reg!($engine, $name, $doc, move |a: INT, b: FLOAT, c: FLOAT| f(
+            a as f64, b, c
+        ));
+        reg!($engine, $name, $doc, move |a: INT, b: FLOAT, c: INT| f(
+            a as f64, b, c as f64
+        ));
+        reg!($engine, $name, $doc, move |a: INT, b: INT, c: FLOAT| f(
+            a as f64, b as f64, c
+        ));
         reg!($engine, $name, $doc, move |a: INT, b: INT, c: INT| f(
             a as f64, b as f64, c as f64
         ));

@@ -63,7 +63,11 @@ fn discriminator_losses_and_penalties_match_the_oracle() {
             let mut ck = Checker::new(REL, ABS);
             for key in ["d_real", "d_fake", "interp"] {
                 if !case[key].is_null() {
-                    ck.vec(&format!("{name} {key}"), &flat(&got[key]), &flat(&case[key]));
+                    ck.vec(
+                        &format!("{name} {key}"),
+                        &flat(&got[key]),
+                        &flat(&case[key]),
+                    );
                 }
             }
             for group in ["losses", "penalties"] {
@@ -121,16 +125,32 @@ fn energies_match_the_oracle() {
         let got = run_json(ENERGY_SCRIPT, &[("e", e.clone())]);
         let mut ck = Checker::new(REL, ABS);
         let batch = e["real"]["shape"][0].as_u64().unwrap();
-        assert_eq!(got["energy_shape"], serde_json::json!([batch]), "{name}: energy shape");
-        ck.vec(&format!("{name} energy_real"), &flat(&got["energy_real"]), &flat(&e["energy_real"]));
+        assert_eq!(
+            got["energy_shape"],
+            serde_json::json!([batch]),
+            "{name}: energy shape"
+        );
+        ck.vec(
+            &format!("{name} energy_real"),
+            &flat(&got["energy_real"]),
+            &flat(&e["energy_real"]),
+        );
         ck.vec(
             &format!("{name} energy(recon, x)"),
             &flat(&got["energy_real_from_recon"]),
             &flat(&e["energy_real"]),
         );
-        ck.vec(&format!("{name} energy_fake"), &flat(&got["energy_fake"]), &flat(&e["energy_fake"]));
+        ck.vec(
+            &format!("{name} energy_fake"),
+            &flat(&got["energy_fake"]),
+            &flat(&e["energy_fake"]),
+        );
         ck.value_and_grads(&format!("{name} d_loss"), &got["d_loss"], &e["d_loss"]);
-        ck.num(&format!("{name} g_loss_value"), f(&got["g_loss_value"]), f(&e["g_loss_value"]));
+        ck.num(
+            &format!("{name} g_loss_value"),
+            f(&got["g_loss_value"]),
+            f(&e["g_loss_value"]),
+        );
         ck.num(
             &format!("{name} convergence_measure"),
             f(&got["convergence_measure"]),
@@ -245,7 +265,11 @@ fn magan_margin_matches_the_oracle() {
                 n += 1;
                 let what = format!("{file}: magan_margin {path} epoch {}", ep["epoch"]);
                 assert_eq!(g["updated"], ep["updated"], "{what}: updated");
-                ck.num(&format!("{what} margin_after"), f(&g["margin"]), f(&ep["margin_after"]));
+                ck.num(
+                    &format!("{what} margin_after"),
+                    f(&g["margin"]),
+                    f(&ep["margin_after"]),
+                );
                 if path == "direct" {
                     ck.num(
                         &format!("{what} epoch_mean_real"),

@@ -53,9 +53,17 @@ fn compare_pairs(name: &str, got: &Value) {
     let mut ck = Checker::new(1e-9, 1e-12);
     for p in got.as_array().unwrap() {
         let what = format!("{name} {}", p["name"].as_str().unwrap());
-        ck.num(&format!("{what} value"), f(&p["script"]["value"]), f(&p["native"]["value"]));
+        ck.num(
+            &format!("{what} value"),
+            f(&p["script"]["value"]),
+            f(&p["native"]["value"]),
+        );
         for (k, g) in p["native"]["grads"].as_object().unwrap() {
-            ck.vec(&format!("{what} grad {k}"), &flat(&p["script"]["grads"][k]), &flat(g));
+            ck.vec(
+                &format!("{what} grad {k}"),
+                &flat(&p["script"]["grads"][k]),
+                &flat(g),
+            );
         }
     }
     ck.finish(name);
@@ -65,7 +73,12 @@ fn compare_pairs(name: &str, got: &Value) {
 fn stdlib_penalties_equal_native_on_oracle_discriminators() {
     let mut n = 0;
     for (file, oracle) in oracle_files() {
-        for (i, case) in oracle["discriminators"].as_array().into_iter().flatten().enumerate() {
+        for (i, case) in oracle["discriminators"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
             n += 1;
             let got = run_json(PENALTY_SCRIPT, &[("c", case.clone())]);
             compare_pairs(&format!("{file}: discriminators[{i}]"), &got);
@@ -82,7 +95,9 @@ fn stdlib_penalties_equal_native_on_a_random_conv_net() {
     let mut rnd = |n: usize| -> Vec<f64> {
         (0..n)
             .map(|_| {
-                seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 ((seed >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
             })
             .collect()
@@ -147,7 +162,11 @@ fn stdlib_schedules_equal_native() {
         ck.vec(&format!("{name} stdlib"), &flat(&c["script"]), &native);
         // step() at t = 7, 14, ... equals at(7), at(14), ...
         let stepped = flat(&c["stepped"]);
-        ck.vec(&format!("{name} step()"), &stepped[..native.len() - 1], &native[1..]);
+        ck.vec(
+            &format!("{name} step()"),
+            &stepped[..native.len() - 1],
+            &native[1..],
+        );
     }
     ck.finish("schedules");
 }
@@ -186,8 +205,15 @@ fn stdlib_margin_rule_equals_native() {
     let mut kept = 0;
     for (t, trial) in got.as_array().unwrap().iter().enumerate() {
         for (e, row) in trial.as_array().unwrap().iter().enumerate() {
-            assert_eq!(row[0], row[1], "trial {t} epoch {e}: updated differs: {row}");
-            assert_eq!(f(&row[2]), f(&row[3]), "trial {t} epoch {e}: margin differs: {row}");
+            assert_eq!(
+                row[0], row[1],
+                "trial {t} epoch {e}: updated differs: {row}"
+            );
+            assert_eq!(
+                f(&row[2]),
+                f(&row[3]),
+                "trial {t} epoch {e}: margin differs: {row}"
+            );
             if row[0] == Value::Bool(true) {
                 updates += 1;
             } else {

@@ -18,7 +18,11 @@ pub fn oracle_files() -> Vec<(String, Value)> {
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
         .collect();
     files.sort();
-    assert!(!files.is_empty(), "no *.json oracle file in {}", dir.display());
+    assert!(
+        !files.is_empty(),
+        "no *.json oracle file in {}",
+        dir.display()
+    );
     files
         .into_iter()
         .map(|p| {
@@ -161,7 +165,8 @@ impl Checker {
     }
     pub fn num(&mut self, what: &str, got: f64, want: f64) {
         self.checked += 1;
-        if !((got - want).abs() <= self.abs + self.rel * want.abs()) {
+        let tol = self.abs + self.rel * want.abs();
+        if got.is_nan() || want.is_nan() || (got - want).abs() > tol {
             self.errors
                 .push(format!("{what}: got {got:.17e}, want {want:.17e}"));
         }
@@ -181,7 +186,11 @@ impl Checker {
     }
     /// `got`: {value, grads: {name: [..]}}; `want`: {value, grads: {name: {shape, data}}}.
     pub fn value_and_grads(&mut self, what: &str, got: &Value, want: &Value) {
-        self.num(&format!("{what}.value"), f(&got["value"]), f(&want["value"]));
+        self.num(
+            &format!("{what}.value"),
+            f(&got["value"]),
+            f(&want["value"]),
+        );
         let want_g = want["grads"].as_object().expect("grads map");
         let got_g = got["grads"].as_object().expect("grads map");
         assert!(!want_g.is_empty(), "{what}: no gradients in the oracle");
