@@ -66,7 +66,11 @@ impl Default for EngineOptions {
 }
 
 /// The modules shipped in `stdlib/`, compiled into the binary.
-pub const STDLIB: &[(&str, &str)] = &[];
+pub const STDLIB: &[(&str, &str)] = &[
+    ("penalties", include_str!("../stdlib/penalties.rhai")),
+    ("schedules", include_str!("../stdlib/schedules.rhai")),
+    ("margin", include_str!("../stdlib/margin.rhai")),
+];
 
 /// The message a script stopped by Ctrl-C ends with.
 pub const INTERRUPTED: &str = "interrupted (Ctrl-C)";

@@ -1,5 +1,363 @@
-//! (see the objectives issue)
+//! Gradient penalties on the discriminator's input gradient: WGAN-GP and its one-sided /
+//! other-norm variants (maximum-margin GANs), zero-centred R1 / R2, and the Roth et al.
+//! regulariser. Each returns a differentiable scalar: its gradient with respect to D's
+//! parameters is the second-order ("double backprop") gradient.
+//!
+//! The math takes the discriminator as any `FnMut(&Tensor) -> ScriptResult<Tensor>`, so native
+//! networks can use it; scripts pass a function pointer or closure (`|x| D.forward(x)`).
+//! Penalties are not multiplied by their weight.
 
-use rhai::Engine;
+use crate::autograd::{grad, variable};
+use crate::errors::{script_err, OrScriptErr, ScriptResult};
+use crate::objectives::call_net;
+use crate::tensor::{
+    l1_per_sample, l2_per_sample, linf_per_sample, per_sample_scale, sigmoid, sq_l2_per_sample,
+    Tensor,
+};
+use candle_core::Tensor as CT;
+use rhai::{Dynamic, Engine, FnPtr, Map, NativeCallContext};
 
-pub fn register(_engine: &mut Engine) {}
+/// A discriminator: logits for a batch.
+pub type Disc<'a> = dyn FnMut(&CT) -> ScriptResult<CT> + 'a;
+
+/// The norm of the per-sample input gradient.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Norm {
+    L2,
+    L1,
+    Linf,
+}
+
+/// How the norm is penalised around the target `t`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GpKind {
+    /// `mean((n - t)²)` (WGAN-GP, two-sided).
+    Ls,
+    /// `mean(relu(n - t))` (one-sided, not squared).
+    Hinge,
+    /// `mean(relu(n - t)²)` (one-sided, squared).
+    Hinge2,
+}
+
+/// Where the gradient is taken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum At {
+    Interp,
+    Real,
+    Fake,
+}
+
+/// Options of [`gradient_penalty`].
+#[derive(Clone, Debug)]
+pub struct GpOptions {
+    pub norm: Norm,
+    pub kind: GpKind,
+    pub target: f64,
+    pub at: At,
+    /// Per-sample interpolation weights `[N]`; `None`: drawn uniformly from the seeded rng.
+    pub u: Option<CT>,
+}
+
+impl Default for GpOptions {
+    fn default() -> Self {
+        GpOptions {
+            norm: Norm::L2,
+            kind: GpKind::Ls,
+            target: 1.0,
+            at: At::Interp,
+            u: None,
+        }
+    }
+}
+
+impl Norm {
+    pub fn parse(s: &str) -> ScriptResult<Norm> {
+        match s {
+            "l2" => Ok(Norm::L2),
+            "l1" => Ok(Norm::L1),
+            "linf" => Ok(Norm::Linf),
+            _ => Err(script_err(format!(
+                "gradient_penalty: unknown norm \"{s}\"; valid norms: \"l2\", \"l1\", \"linf\""
+            ))),
+        }
+    }
+    /// The per-sample norm of `g` (L2 as `sqrt(Σg² + 1e-12)`, safe to differentiate at 0).
+    pub fn of(self, g: &CT) -> ScriptResult<CT> {
+        match self {
+            Norm::L2 => l2_per_sample(g),
+            Norm::L1 => l1_per_sample(g),
+            Norm::Linf => linf_per_sample(g),
+        }
+        .ctx("gradient norm")
+    }
+}
+
+impl GpKind {
+    pub fn parse(s: &str) -> ScriptResult<GpKind> {
+        match s {
+            "ls" => Ok(GpKind::Ls),
+            "hinge" => Ok(GpKind::Hinge),
+            "hinge2" => Ok(GpKind::Hinge2),
+            _ => Err(script_err(format!(
+                "gradient_penalty: unknown kind \"{s}\"; valid kinds: \"ls\", \"hinge\", \"hinge2\""
+            ))),
+        }
+    }
+}
+
+impl At {
+    pub fn parse(s: &str) -> ScriptResult<At> {
+        match s {
+            "interp" => Ok(At::Interp),
+            "real" => Ok(At::Real),
+            "fake" => Ok(At::Fake),
+            _ => Err(script_err(format!(
+                "gradient_penalty: unknown point \"{s}\" for `at`; valid: \"interp\", \"real\", \"fake\""
+            ))),
+        }
+    }
+}
+
+fn num(v: &Dynamic, what: &str) -> ScriptResult<f64> {
+    if let Ok(f) = v.as_float() {
+        Ok(f)
+    } else if let Ok(i) = v.as_int() {
+        Ok(i as f64)
+    } else {
+        Err(script_err(format!(
+            "gradient_penalty: `{what}` must be a number, got {}",
+            v.type_name()
+        )))
+    }
+}
+
+fn string(v: &Dynamic, what: &str) -> ScriptResult<String> {
+    v.clone().into_string().map_err(|t| {
+        script_err(format!(
+            "gradient_penalty: `{what}` must be a string, got {t}"
+        ))
+    })
+}
+
+impl GpOptions {
+    /// Reads the options map of `gradient_penalty(d, real, fake, opts)`.
+    pub fn from_map(map: &Map) -> ScriptResult<GpOptions> {
+        let mut o = GpOptions::default();
+        for (k, v) in map {
+            match k.as_str() {
+                "norm" => o.norm = Norm::parse(&string(v, "norm")?)?,
+                "kind" => o.kind = GpKind::parse(&string(v, "kind")?)?,
+                "target" => o.target = num(v, "target")?,
+                "at" => o.at = At::parse(&string(v, "at")?)?,
+                "u" => {
+                    o.u = if v.is_unit() {
+                        None
+                    } else {
+                        Some(v.clone().try_cast::<Tensor>().map(|t| t.0).ok_or_else(|| {
+                            script_err(format!(
+                                "gradient_penalty: `u` must be a tensor [N] of interpolation weights, got {}",
+                                v.type_name()
+                            ))
+                        })?)
+                    }
+                }
+                other => {
+                    return Err(script_err(format!(
+                        "gradient_penalty: unknown option `{other}`; the options are norm, kind, target, at, u"
+                    )))
+                }
+            }
+        }
+        Ok(o)
+    }
+}
+
+/// `D(x)` and `∇_x D(x)` at a fresh leaf copy of `x` (detached from whatever produced `x`);
+/// the gradient stays differentiable with respect to D's parameters.
+pub fn input_grad(d: &mut Disc, x: &CT) -> ScriptResult<(CT, CT)> {
+    let leaf = variable(&x.detach())?;
+    let out = d(&leaf)?;
+    if !out.dtype().is_float() {
+        return Err(script_err("the discriminator must return a float tensor"));
+    }
+    let g = grad(&out.sum_all().or_script()?, &leaf)?;
+    Ok((out, g))
+}
+
+fn check_pair(real: &CT, fake: &CT, what: &str) -> ScriptResult<()> {
+    if real.dims() != fake.dims() {
+        return Err(script_err(format!(
+            "{what}: real {:?} and fake {:?} must have the same shape",
+            real.dims(),
+            fake.dims()
+        )));
+    }
+    if real.rank() == 0 || real.dim(0).unwrap_or(0) == 0 {
+        return Err(script_err(format!(
+            "{what}: expected a non-empty batch [N, ...], got {:?}",
+            real.dims()
+        )));
+    }
+    Ok(())
+}
+
+/// `u * real + (1 - u) * fake` per sample (`u`: `[N]`).
+pub fn interpolate(real: &CT, fake: &CT, u: &CT) -> ScriptResult<CT> {
+    check_pair(real, fake, "interpolate")?;
+    let n = real.dim(0).or_script()?;
+    if u.elem_count() != n {
+        return Err(script_err(format!(
+            "gradient_penalty: `u` must hold one weight per sample ({n}), got shape {:?}",
+            u.dims()
+        )));
+    }
+    (|| {
+        let u = u
+            .flatten_all()?
+            .to_dtype(real.dtype())?
+            .to_device(real.device())?;
+        let u = per_sample_scale(&u, real)?;
+        let one_minus = u.affine(-1.0, 1.0)?;
+        (u * real.detach())? + (one_minus * fake.detach())?
+    })()
+    .ctx("interpolate")
+}
+
+/// Per-sample norms of `∇_x D(x)` (differentiable).
+pub fn grad_norms(d: &mut Disc, x: &CT, norm: Norm) -> ScriptResult<CT> {
+    let (_, g) = input_grad(d, x)?;
+    norm.of(&g)
+}
+
+/// Gradient penalty `mean(φ(‖∇_x D(x)‖ - t))` at interpolates (or at real / fake samples).
+pub fn gradient_penalty(d: &mut Disc, real: &CT, fake: &CT, o: &GpOptions) -> ScriptResult<CT> {
+    check_pair(real, fake, "gradient_penalty")?;
+    let x = match o.at {
+        At::Real => real.clone(),
+        At::Fake => fake.clone(),
+        At::Interp => {
+            let n = real.dim(0).or_script()?;
+            let u = match &o.u {
+                Some(u) => u.clone(),
+                None => crate::tensor::from_f64(
+                    crate::rng::uniform_vec(n, 0.0, 1.0),
+                    &[n],
+                    real.dtype(),
+                    real.device(),
+                )?,
+            };
+            interpolate(real, fake, &u)?
+        }
+    };
+    let n = grad_norms(d, &x, o.norm)?;
+    (|| {
+        let dev = (n - o.target)?;
+        match o.kind {
+            GpKind::Ls => dev.sqr()?.mean_all(),
+            GpKind::Hinge => dev.relu()?.mean_all(),
+            GpKind::Hinge2 => dev.relu()?.sqr()?.mean_all(),
+        }
+    })()
+    .ctx("gradient_penalty")
+}
+
+/// `mean(‖∇_x D(x)‖₂²)` (zero-centred; R1 at real data, R2 at fake data).
+pub fn zero_centred(d: &mut Disc, x: &CT) -> ScriptResult<CT> {
+    if x.rank() == 0 {
+        return Err(script_err("r1/r2: expected a batch [N, ...], got a scalar"));
+    }
+    let (_, g) = input_grad(d, x)?;
+    sq_l2_per_sample(&g).and_then(|s| s.mean_all()).ctx("r1/r2")
+}
+
+/// R1: `mean(‖∇D(real)‖₂²)`.
+pub fn r1(d: &mut Disc, real: &CT) -> ScriptResult<CT> {
+    zero_centred(d, real)
+}
+
+/// R2: `mean(‖∇D(fake)‖₂²)`.
+pub fn r2(d: &mut Disc, fake: &CT) -> ScriptResult<CT> {
+    zero_centred(d, fake)
+}
+
+fn per_sample_logits(out: &CT, n: usize) -> ScriptResult<CT> {
+    if out.elem_count() != n {
+        return Err(script_err(format!(
+            "roth_js needs one logit per sample: D returned shape {:?} for a batch of {n}",
+            out.dims()
+        )));
+    }
+    out.flatten_all().or_script()
+}
+
+/// Roth et al.'s regulariser (logit form):
+/// `mean((1-σ(dr))² ‖∇D(real)‖₂² + σ(df)² ‖∇D(fake)‖₂²)`, pairing samples by index.
+/// The discriminator loss adds `γ/2 ·` this.
+pub fn roth_js(d: &mut Disc, real: &CT, fake: &CT) -> ScriptResult<CT> {
+    check_pair(real, fake, "roth_js")?;
+    let n = real.dim(0).or_script()?;
+    let (dr, gr) = input_grad(d, real)?;
+    let (df, gf) = input_grad(d, fake)?;
+    let dr = per_sample_logits(&dr, n)?;
+    let df = per_sample_logits(&df, n)?;
+    (|| {
+        let wr = sigmoid(&dr)?.affine(-1.0, 1.0)?.sqr()?;
+        let wf = sigmoid(&df)?.sqr()?;
+        ((wr * sq_l2_per_sample(&gr)?)? + (wf * sq_l2_per_sample(&gf)?)?)?.mean_all()
+    })()
+    .ctx("roth_js")
+}
+
+pub fn register(engine: &mut Engine) {
+    reg!(volatile engine, "gradient_penalty",
+    "WGAN-GP: mean((‖∇D(interp)‖₂ - 1)²) at u·real + (1-u)·fake, u ~ U[0,1) per sample (differentiable; not weighted).",
+    |ctx: NativeCallContext, d: FnPtr, real: Tensor, fake: Tensor| -> ScriptResult<Tensor> {
+        gradient_penalty(&mut |x: &CT| call_net(&ctx, &d, x), &real.0, &fake.0, &GpOptions::default()).map(Tensor)
+    });
+    reg!(volatile engine, "gradient_penalty",
+    "Gradient penalty with options #{norm: \"l2\"|\"l1\"|\"linf\", kind: \"ls\"|\"hinge\"|\"hinge2\", target: 1.0, at: \"interp\"|\"real\"|\"fake\", u: tensor [N]}.",
+    |ctx: NativeCallContext, d: FnPtr, real: Tensor, fake: Tensor, opts: Map| -> ScriptResult<Tensor> {
+        let o = GpOptions::from_map(&opts)?;
+        gradient_penalty(&mut |x: &CT| call_net(&ctx, &d, x), &real.0, &fake.0, &o).map(Tensor)
+    });
+    reg!(
+        engine,
+        "r1",
+        "R1 penalty mean(‖∇D(real)‖₂²) (differentiable; not weighted).",
+        |ctx: NativeCallContext, d: FnPtr, real: Tensor| -> ScriptResult<Tensor> {
+            r1(&mut |x: &CT| call_net(&ctx, &d, x), &real.0).map(Tensor)
+        }
+    );
+    reg!(
+        engine,
+        "r2",
+        "R2 penalty mean(‖∇D(fake)‖₂²) (differentiable; not weighted).",
+        |ctx: NativeCallContext, d: FnPtr, fake: Tensor| -> ScriptResult<Tensor> {
+            r2(&mut |x: &CT| call_net(&ctx, &d, x), &fake.0).map(Tensor)
+        }
+    );
+    reg!(engine, "roth_js",
+        "Roth et al. regulariser mean((1-σ(D(real)))²‖∇D(real)‖² + σ(D(fake))²‖∇D(fake)‖²); the D loss adds γ/2 · this.",
+        |ctx: NativeCallContext, d: FnPtr, real: Tensor, fake: Tensor| -> ScriptResult<Tensor> {
+            roth_js(&mut |x: &CT| call_net(&ctx, &d, x), &real.0, &fake.0).map(Tensor)
+        });
+    reg!(
+        engine,
+        "grad_norms",
+        "Per-sample norms (\"l2\", \"l1\" or \"linf\") of ∇_x D(x), shape [N] (for monitoring).",
+        |ctx: NativeCallContext, d: FnPtr, x: Tensor, norm: &str| -> ScriptResult<Tensor> {
+            grad_norms(
+                &mut |t: &CT| call_net(&ctx, &d, t),
+                &x.0,
+                Norm::parse(norm)?,
+            )
+            .map(Tensor)
+        }
+    );
+    reg!(
+        engine,
+        "interpolate_batch",
+        "u·real + (1-u)·fake per sample (u: a tensor [N]), detached from both.",
+        |real: Tensor, fake: Tensor, u: Tensor| interpolate(&real.0, &fake.0, &u.0).map(Tensor)
+    );
+}

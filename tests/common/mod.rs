@@ -1,9 +1,217 @@
-//! Helpers shared by the integration tests: evaluate rhai snippets with a full ganscript engine.
+//! Helpers shared by the oracle and stdlib tests: loading the oracle files, running scripts,
+//! building the oracle's discriminators from tensor primitives in rhai, comparing numbers.
 #![allow(dead_code)]
 
-use ganscript::engine::EngineOptions;
-use ganscript::script;
+use ganscript::{script, EngineOptions};
 use rhai::{Dynamic, Scope};
+use serde_json::Value;
+use std::path::PathBuf;
+
+/// Every `*.json` in `$GANSCRIPT_ORACLE_DIR` (default `<crate>/../shared/oracle`), parsed.
+pub fn oracle_files() -> Vec<(String, Value)> {
+    let dir = std::env::var("GANSCRIPT_ORACLE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/oracle"));
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("cannot read the oracle directory {}: {e}", dir.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    assert!(
+        !files.is_empty(),
+        "no *.json oracle file in {}",
+        dir.display()
+    );
+    files
+        .into_iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(&p)
+                .unwrap_or_else(|e| panic!("cannot read {}: {e}", p.display()));
+            let v: Value = serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("{} is not valid JSON: {e}", p.display()));
+            (p.file_name().unwrap().to_string_lossy().to_string(), v)
+        })
+        .collect()
+}
+
+/// Rhai functions building tensors and networks from the oracle's JSON (as rhai maps).
+pub const PRELUDE: &str = r#"
+default_dtype("f64");
+
+// A tensor from {shape, data}.
+fn T(j) {
+    if j.shape.len() == 0 { tensor(j.data) } else { tensor(j.data).reshape(j.shape) }
+}
+
+// Every parameter as a leaf, by name.
+fn params_of(c) {
+    let P = #{};
+    for k in c.params.keys() { P[k] = variable(T(c.params[k])); }
+    P
+}
+
+fn plist(P) {
+    let out = [];
+    for k in P.keys() { out.push(P[k]); }
+    out
+}
+
+// d loss / d parameter, flattened, by parameter name.
+fn grads_map(l, P) {
+    let ks = P.keys();
+    let gs = grads(l, plist(P));
+    let m = #{};
+    for i in 0..ks.len() { m[ks[i]] = gs[i].flatten().to_array(); }
+    m
+}
+
+fn act(h, a) {
+    if a.leaky_relu != () { h.leaky_relu(a.leaky_relu) }
+    else if a.relu != () { h.relu() }
+    else { throw `unsupported activation ${a}`; }
+}
+
+// The network of an oracle case, as a closure over its parameters, from tensor primitives.
+fn make_net(net, P) {
+    if net.kind == "mlp" {
+        let n = net.dims.len() - 1;
+        let a = net.activation;
+        let out_act = net.output;
+        return |x| {
+            let h = x.flatten(1);
+            for i in 0..n {
+                h = h.matmul(P[`l${i}.weight`].t()) + P[`l${i}.bias`];
+                if i < n - 1 { h = act(h, a); }
+            }
+            if out_act == "sigmoid" { h = h.sigmoid(); }
+            else if out_act != () { throw `unsupported output ${out_act}`; }
+            h
+        };
+    }
+    if net.kind == "conv" {
+        let a = net.activation;
+        let stride = net.stride;
+        let padding = net.padding;
+        return |x| {
+            let h = conv2d(x, P["conv.weight"], P["conv.bias"], stride, padding);
+            act(h, a).flatten(1).matmul(P["linear.weight"].t()) + P["linear.bias"]
+        };
+    }
+    throw `unsupported net kind ${net.kind}`;
+}
+"#;
+
+/// Runs `PRELUDE + body` with the given variables; returns the script's value as JSON.
+pub fn run_json(body: &str, vars: &[(&str, Value)]) -> Value {
+    let v = run(body, vars);
+    rhai::serde::from_dynamic::<Value>(&v)
+        .unwrap_or_else(|e| panic!("the script's result is not plain data: {e}"))
+}
+
+pub fn run(body: &str, vars: &[(&str, Value)]) -> Dynamic {
+    let text = format!("{PRELUDE}\n{body}");
+    let s = script::compile("test.rhai", &text, &EngineOptions::default())
+        .unwrap_or_else(|d| panic!("compile error: {d}\n{d:?}"));
+    let mut scope = Scope::new();
+    for (k, v) in vars {
+        let d = rhai::serde::to_dynamic(v).expect("JSON to rhai");
+        scope.push_dynamic(k.to_string(), d);
+    }
+    s.run(&mut scope)
+        .unwrap_or_else(|d| panic!("script error: {d}\n{d:?}"))
+}
+
+/// Runs a script expecting an error; returns its message.
+pub fn run_err(body: &str) -> String {
+    let text = format!("{PRELUDE}\n{body}");
+    let s = script::compile("test.rhai", &text, &EngineOptions::default())
+        .unwrap_or_else(|d| panic!("compile error: {d}"));
+    match s.run(&mut Scope::new()) {
+        Ok(v) => panic!("expected an error, the script returned {v:?}"),
+        Err(d) => format!("{d} {d:?}"),
+    }
+}
+
+pub fn f(v: &Value) -> f64 {
+    v.as_f64()
+        .unwrap_or_else(|| panic!("expected a number, got {v}"))
+}
+
+pub fn flat(v: &Value) -> Vec<f64> {
+    match v {
+        Value::Array(a) => a.iter().flat_map(flat).collect(),
+        Value::Object(o) if o.contains_key("data") => flat(&o["data"]),
+        other => vec![f(other)],
+    }
+}
+
+/// Collects mismatches (`|got - want| <= abs + rel·|want|`) with their names.
+pub struct Checker {
+    pub rel: f64,
+    pub abs: f64,
+    pub errors: Vec<String>,
+    pub checked: usize,
+}
+
+impl Checker {
+    pub fn new(rel: f64, abs: f64) -> Self {
+        Checker {
+            rel,
+            abs,
+            errors: vec![],
+            checked: 0,
+        }
+    }
+    pub fn num(&mut self, what: &str, got: f64, want: f64) {
+        self.checked += 1;
+        let tol = self.abs + self.rel * want.abs();
+        if got.is_nan() || want.is_nan() || (got - want).abs() > tol {
+            self.errors
+                .push(format!("{what}: got {got:.17e}, want {want:.17e}"));
+        }
+    }
+    pub fn vec(&mut self, what: &str, got: &[f64], want: &[f64]) {
+        if got.len() != want.len() {
+            self.errors.push(format!(
+                "{what}: got {} values, want {}",
+                got.len(),
+                want.len()
+            ));
+            return;
+        }
+        for (i, (g, w)) in got.iter().zip(want).enumerate() {
+            self.num(&format!("{what}[{i}]"), *g, *w);
+        }
+    }
+    /// `got`: {value, grads: {name: [..]}}; `want`: {value, grads: {name: {shape, data}}}.
+    pub fn value_and_grads(&mut self, what: &str, got: &Value, want: &Value) {
+        self.num(
+            &format!("{what}.value"),
+            f(&got["value"]),
+            f(&want["value"]),
+        );
+        let want_g = want["grads"].as_object().expect("grads map");
+        let got_g = got["grads"].as_object().expect("grads map");
+        assert!(!want_g.is_empty(), "{what}: no gradients in the oracle");
+        for (name, wg) in want_g {
+            match got_g.get(name) {
+                Some(gg) => self.vec(&format!("{what}.grads[{name}]"), &flat(gg), &flat(wg)),
+                None => self.errors.push(format!("{what}: no gradient for {name}")),
+            }
+        }
+    }
+    pub fn finish(self, what: &str) {
+        assert!(self.checked > 0, "{what}: nothing was checked");
+        assert!(
+            self.errors.is_empty(),
+            "{what}: {} mismatches (of {} values):\n{}",
+            self.errors.len(),
+            self.checked,
+            self.errors.join("\n")
+        );
+    }
+}
 
 /// Runs a script and returns its value, panicking with the rendered diagnostic on error.
 pub fn eval(src: &str) -> Dynamic {

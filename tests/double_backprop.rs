@@ -1,0 +1,85 @@
+//! Second-order gradients must work without the user setting `CANDLE_GRAD_DO_NOT_DETACH`:
+//! the binary is run with the variable removed from its environment, on a script comparing the
+//! double-backprop gradient of a conv + leaky-relu + linear net's gradient penalty with central
+//! finite differences computed in the same script (f64).
+
+use std::process::Command;
+
+const SCRIPT: &str = r#"
+default_dtype("f64");
+seed(11);
+let ps = [
+    variable(randn([2, 1, 3, 3]) * 0.7),
+    variable(randn([2]) * 0.3),
+    variable(randn([1, 18]) * 0.7),
+    variable(randn([1]) * 0.3),
+];
+let real = randn([3, 1, 6, 6]);
+let fake = randn([3, 1, 6, 6]);
+let u = rand([3]);
+
+fn net(x, ps) {
+    conv2d(x, ps[0], ps[1], 2, 1).leaky_relu(0.2).flatten(1).matmul(ps[2].t()) + ps[3]
+}
+fn pen(ps, real, fake, u) {
+    let D = |x| net(x, ps);
+    gradient_penalty(D, real, fake, #{ u: u }) + r1(D, real)
+}
+fn bump(p, j, h) {
+    let a = p.flatten().to_array();
+    a[j] += h;
+    tensor(a).reshape(p.shape)
+}
+
+let g = grads(pen(ps, real, fake, u), ps);
+let h = 1e-6;
+let biggest = 0.0;
+let checked = 0;
+for i in 0..ps.len() {
+    let ga = g[i].flatten().to_array();
+    for j in 0..ga.len() {
+        let plus = ps; plus[i] = bump(ps[i], j, h);
+        let minus = ps; minus[i] = bump(ps[i], j, -h);
+        let fd = (pen(plus, real, fake, u).item() - pen(minus, real, fake, u).item()) / (2.0 * h);
+        let err = (ga[j] - fd).abs();
+        if err > 1e-6 + 1e-5 * fd.abs() {
+            throw `param ${i}[${j}]: double backprop ${ga[j]} vs finite differences ${fd}`;
+        }
+        if ga[j].abs() > biggest { biggest = ga[j].abs(); }
+        checked += 1;
+    }
+}
+if biggest < 1e-3 { throw `gradients suspiciously small (max ${biggest})`; }
+print(`second-order OK: ${checked} derivatives, max ${biggest}`);
+"#;
+
+#[test]
+fn binary_sets_double_backprop_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gp_fd.rhai");
+    std::fs::write(&path, SCRIPT).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ganscript"))
+        .arg("run")
+        .arg(&path)
+        .arg("--out")
+        .arg(dir.path().join("run"))
+        .env_remove("CANDLE_GRAD_DO_NOT_DETACH")
+        .output()
+        .expect("run the ganscript binary");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "ganscript failed ({}):\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        out.status
+    );
+    assert!(
+        stdout.contains("second-order OK: 39 derivatives"),
+        "unexpected output:\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+}
+
+#[test]
+fn double_backprop_is_enabled_in_process() {
+    ganscript::autograd::ensure_double_backprop().expect("second-order gradients");
+}

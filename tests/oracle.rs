@@ -1,0 +1,285 @@
+//! Objectives, gradient penalties, energies, schedules and the MAGAN margin rule against the
+//! PyTorch float64 oracle (every `*.json` in `$GANSCRIPT_ORACLE_DIR`), all through the rhai API.
+//! The discriminators are built from tensor primitives in rhai (see `common::PRELUDE`).
+
+mod common;
+
+use common::{f, flat, oracle_files, run_json, Checker};
+use serde_json::Value;
+
+const REL: f64 = 1e-6;
+const ABS: f64 = 1e-9;
+
+const DISC_SCRIPT: &str = r#"
+let P = params_of(c);
+let D = make_net(c.net, P);
+let real = T(c.real);
+let fake = T(c.fake);
+let u = T(c.u);
+let dr = D.call(real);
+let df = D.call(fake);
+let out = #{
+    d_real: dr.flatten().to_array(),
+    d_fake: df.flatten().to_array(),
+    interp: interpolate_batch(real, fake, u).flatten().to_array(),
+    losses: #{}, penalties: #{}, norms: #{}
+};
+for k in (c.losses ?? #{}).keys() {
+    // every loss key is the name of a registered function (dr, df) -> scalar
+    let l = call(Fn(k), dr, df);
+    out.losses[k] = #{ value: l.item(), grads: grads_map(l, P) };
+}
+for k in (c.penalties ?? #{}).keys() {
+    let p = if k == "r1" { r1(D, real) }
+        else if k == "r2" { r2(D, fake) }
+        else if k == "roth_js" { roth_js(D, real, fake) }
+        else {
+            let parts = k.split("_");
+            if parts.len() != 4 || parts[0] != "gp" { throw `unknown penalty key ${k}`; }
+            gradient_penalty(D, real, fake, #{ norm: parts[1], kind: parts[2], at: parts[3], u: u })
+        };
+    out.penalties[k] = #{ value: p.item(), grads: grads_map(p, P) };
+}
+for k in (c.interp_grad_norms ?? #{}).keys() {
+    out.norms[k] = grad_norms(D, interpolate_batch(real, fake, u), k).to_array();
+}
+out
+"#;
+
+#[test]
+fn discriminator_losses_and_penalties_match_the_oracle() {
+    let mut n_cases = 0;
+    for (file, oracle) in oracle_files() {
+        let Some(cases) = oracle["discriminators"].as_array() else {
+            continue;
+        };
+        for (i, case) in cases.iter().enumerate() {
+            n_cases += 1;
+            let name = format!(
+                "{file}: discriminators[{i}] {}",
+                case["name"].as_str().unwrap_or("?")
+            );
+            let got = run_json(DISC_SCRIPT, &[("c", case.clone())]);
+            let mut ck = Checker::new(REL, ABS);
+            for key in ["d_real", "d_fake", "interp"] {
+                if !case[key].is_null() {
+                    ck.vec(
+                        &format!("{name} {key}"),
+                        &flat(&got[key]),
+                        &flat(&case[key]),
+                    );
+                }
+            }
+            for group in ["losses", "penalties"] {
+                if let Some(entries) = case[group].as_object() {
+                    for (k, want) in entries {
+                        ck.value_and_grads(&format!("{name} {group}.{k}"), &got[group][k], want);
+                    }
+                }
+            }
+            if let Some(norms) = case["interp_grad_norms"].as_object() {
+                for (k, want) in norms {
+                    ck.vec(
+                        &format!("{name} interp_grad_norms.{k}"),
+                        &flat(&got["norms"][k]),
+                        &flat(want),
+                    );
+                }
+            }
+            ck.finish(&name);
+        }
+    }
+    assert!(n_cases > 0, "no discriminator case in the oracle files");
+}
+
+const ENERGY_SCRIPT: &str = r#"
+let P = params_of(e);
+let AE = make_net(e.net, P);
+let real = T(e.real);
+let fake = T(e.fake);
+let er = energy(AE, real);
+let ef = energy(AE, fake);
+let er2 = energy(AE.call(real), real);
+let dl = ebgan_d_loss(er, ef, e.margin);
+#{
+    energy_real: er.to_array(),
+    energy_fake: ef.to_array(),
+    energy_real_from_recon: er2.to_array(),
+    energy_shape: er.shape,
+    d_loss: #{ value: dl.item(), grads: grads_map(dl, P) },
+    g_loss_value: ebgan_g_loss(ef).item(),
+    convergence_measure: convergence_measure(er, ef)
+}
+"#;
+
+#[test]
+fn energies_match_the_oracle() {
+    let mut n = 0;
+    for (file, oracle) in oracle_files() {
+        let e = &oracle["energy"];
+        if e.is_null() {
+            continue;
+        }
+        n += 1;
+        let name = format!("{file}: energy {}", e["name"].as_str().unwrap_or("?"));
+        let got = run_json(ENERGY_SCRIPT, &[("e", e.clone())]);
+        let mut ck = Checker::new(REL, ABS);
+        let batch = e["real"]["shape"][0].as_u64().unwrap();
+        assert_eq!(
+            got["energy_shape"],
+            serde_json::json!([batch]),
+            "{name}: energy shape"
+        );
+        ck.vec(
+            &format!("{name} energy_real"),
+            &flat(&got["energy_real"]),
+            &flat(&e["energy_real"]),
+        );
+        ck.vec(
+            &format!("{name} energy(recon, x)"),
+            &flat(&got["energy_real_from_recon"]),
+            &flat(&e["energy_real"]),
+        );
+        ck.vec(
+            &format!("{name} energy_fake"),
+            &flat(&got["energy_fake"]),
+            &flat(&e["energy_fake"]),
+        );
+        ck.value_and_grads(&format!("{name} d_loss"), &got["d_loss"], &e["d_loss"]);
+        ck.num(
+            &format!("{name} g_loss_value"),
+            f(&got["g_loss_value"]),
+            f(&e["g_loss_value"]),
+        );
+        ck.num(
+            &format!("{name} convergence_measure"),
+            f(&got["convergence_measure"]),
+            f(&e["convergence_measure"]),
+        );
+        ck.finish(&name);
+    }
+    assert!(n > 0, "no energy case in the oracle files");
+}
+
+const SCHEDULE_SCRIPT: &str = r#"
+let s = switch kind {
+    "sine_decay" => sine_decay(c.K),
+    "exp_anneal" => exp_anneal(c.start, c.decay_factor, c.T),
+    "linear" => linear(c.from, c.to, c.T),
+    "cosine" => cosine(c.from, c.to, c.T),
+    "step_decay" => step_decay(c.start, c.factor, c.every),
+    "constant" => constant(c.value),
+    _ => { throw `unknown schedule kind ${kind}`; }
+};
+let at = [];
+let by_position = [];
+let at_float = [];
+for p in c.points {
+    at.push(s.at(p.t));
+    at_float.push(s.at(p.t.to_float()));
+    s.t = p.t;
+    by_position.push(s.value);
+}
+#{ at: at, at_float: at_float, by_position: by_position }
+"#;
+
+#[test]
+fn schedules_match_the_oracle() {
+    let mut n = 0;
+    for (file, oracle) in oracle_files() {
+        let Some(scheds) = oracle["schedules"].as_object() else {
+            continue;
+        };
+        for (kind, c) in scheds {
+            n += 1;
+            let name = format!("{file}: schedules.{kind}");
+            let got = run_json(
+                SCHEDULE_SCRIPT,
+                &[("c", c.clone()), ("kind", Value::String(kind.clone()))],
+            );
+            let want: Vec<f64> = c["points"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| f(&p["value"]))
+                .collect();
+            let mut ck = Checker::new(1e-12, 1e-15);
+            for key in ["at", "at_float", "by_position"] {
+                ck.vec(&format!("{name} {key}"), &flat(&got[key]), &want);
+            }
+            ck.finish(&name);
+        }
+    }
+    assert!(n > 0, "no schedule in the oracle files");
+}
+
+const MARGIN_SCRIPT: &str = r#"
+// 1) the sums given directly
+let m = magan_margin();
+m.init(mm.initial_margin);
+let direct = [];
+for ep in mm.epochs {
+    let u = m.end_epoch(ep.sum_real, ep.sum_fake, mm.N);
+    direct.push(#{ updated: u, margin: m.margin, mean_real: m.epoch_mean_real });
+}
+// 2) per-sample energies accumulated over two batches, with a checkpoint round trip halfway
+let a = magan_margin();
+a.init(mm.initial_margin);
+let acc = [];
+let half = mm.epochs.len() / 2;
+for i in 0..mm.epochs.len() {
+    let ep = mm.epochs[i];
+    if i == half {
+        let b = magan_margin();
+        b.set_state(a.state());
+        a = b;
+    }
+    let n1 = mm.N / 2;
+    let r1 = []; r1.pad(n1, 0.0); r1[0] = ep.sum_real;
+    let f1 = []; f1.pad(n1, 0.0); f1[0] = ep.sum_fake;
+    let r2 = []; r2.pad(mm.N - n1, 0.0);
+    a.accumulate(tensor(r1), tensor(f1));
+    a.accumulate(tensor(r2), tensor(r2));
+    let u = a.end_epoch();
+    acc.push(#{ updated: u, margin: a.margin });
+}
+#{ direct: direct, accumulated: acc }
+"#;
+
+#[test]
+fn magan_margin_matches_the_oracle() {
+    let mut n = 0;
+    for (file, oracle) in oracle_files() {
+        let mm = &oracle["magan_margin"];
+        if mm.is_null() {
+            continue;
+        }
+        let got = run_json(MARGIN_SCRIPT, &[("mm", mm.clone())]);
+        let epochs = mm["epochs"].as_array().unwrap();
+        let big_n = f(&mm["N"]);
+        let mut ck = Checker::new(1e-12, 0.0);
+        for path in ["direct", "accumulated"] {
+            let got_eps = got[path].as_array().unwrap();
+            assert_eq!(got_eps.len(), epochs.len());
+            for (ep, g) in epochs.iter().zip(got_eps) {
+                n += 1;
+                let what = format!("{file}: magan_margin {path} epoch {}", ep["epoch"]);
+                assert_eq!(g["updated"], ep["updated"], "{what}: updated");
+                ck.num(
+                    &format!("{what} margin_after"),
+                    f(&g["margin"]),
+                    f(&ep["margin_after"]),
+                );
+                if path == "direct" {
+                    ck.num(
+                        &format!("{what} epoch_mean_real"),
+                        f(&g["mean_real"]),
+                        f(&ep["sum_real"]) / big_n,
+                    );
+                }
+            }
+        }
+        ck.finish(&format!("{file}: magan_margin"));
+    }
+    assert!(n > 0, "no magan_margin case in the oracle files");
+}
