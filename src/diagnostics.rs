@@ -221,12 +221,58 @@ fn function_help(
     Some(format!("did you mean {}?", best.join(", ")))
 }
 
-/// Signatures as rhai prints them use `?` for "any type"; say so.
+/// Signatures as rhai prints them, made readable: `Result<T, Box<EvalAltResult>>` becomes `T`,
+/// module paths are dropped, `?`/`Dynamic` read `any`.
 pub fn pretty_sig(sig: &str) -> String {
-    sig.replace("_: ", "")
-        .replace(": ?", ": any")
+    let mut s = sig.replace("_: ", "");
+    // Unwrap `Result<T, E>` (at any depth) to `T`.
+    while let Some(start) = s.find("core::result::Result<") {
+        let inner_start = start + "core::result::Result<".len();
+        let mut depth = 0usize;
+        let mut comma = None;
+        let mut end = None;
+        for (i, ch) in s[inner_start..].char_indices() {
+            match ch {
+                '<' => depth += 1,
+                '>' if depth == 0 => {
+                    end = Some(inner_start + i);
+                    break;
+                }
+                '>' => depth -= 1,
+                ',' if depth == 0 && comma.is_none() => comma = Some(inner_start + i),
+                _ => {}
+            }
+        }
+        let (Some(comma), Some(end)) = (comma, end) else {
+            break;
+        };
+        s = format!("{}{}{}", &s[..start], &s[inner_start..comma], &s[end + 1..]);
+    }
+    // Drop module paths (`ganscript::tensor::Tensor` -> `Tensor`).
+    let mut out = String::with_capacity(s.len());
+    let mut word = String::new();
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_alphanumeric() || c == '_' {
+            word.push(c);
+        } else if c == ':' && chars.peek() == Some(&':') {
+            chars.next();
+            word.clear();
+        } else {
+            out.push_str(&word);
+            word.clear();
+            out.push(c);
+        }
+    }
+    out.push_str(&word);
+    out.replace("Dynamic", "any")
         .replace("(?", "(any")
         .replace(", ?", ", any")
+        .replace("&mut ", "")
+        .replace("&str", "string")
+        .replace("ImmutableString", "string")
+        .replace("i64", "int")
+        .replace("f64", "float")
 }
 
 /// Converts a parse error in `file`.

@@ -12,7 +12,11 @@ const META_KEY: &str = "ganscript";
 pub const FORMAT: &str = "ganscript-checkpoint/1";
 
 /// Writes `tensors` and `state` to `path` atomically (temporary file, then rename).
-pub fn write(path: &Path, tensors: &[(String, Tensor)], state: &serde_json::Value) -> Result<(), String> {
+pub fn write(
+    path: &Path,
+    tensors: &[(String, Tensor)],
+    state: &serde_json::Value,
+) -> Result<(), String> {
     let mut meta = HashMap::new();
     let doc = serde_json::json!({ "format": FORMAT, "state": state });
     meta.insert(META_KEY.to_string(), doc.to_string());
@@ -23,17 +27,23 @@ pub fn write(path: &Path, tensors: &[(String, Tensor)], state: &serde_json::Valu
         .map_err(|e| format!("checkpoint {}: {e}", path.display()))?;
     let tmp = path.with_extension("tmp");
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
     safetensors::serialize_to_file(views, Some(meta), &tmp)
         .map_err(|e| format!("cannot write checkpoint {}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, path).map_err(|e| format!("cannot write checkpoint {}: {e}", path.display()))
+    std::fs::rename(&tmp, path)
+        .map_err(|e| format!("cannot write checkpoint {}: {e}", path.display()))
 }
 
 /// Reads a checkpoint: its tensors (on `device`) and its JSON state. Every problem (missing,
 /// truncated, not a ganscript checkpoint) is an error naming the file.
-pub fn read(path: &Path, device: &Device) -> Result<(HashMap<String, Tensor>, serde_json::Value), String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read checkpoint {}: {e}", path.display()))?;
+pub fn read(
+    path: &Path,
+    device: &Device,
+) -> Result<(HashMap<String, Tensor>, serde_json::Value), String> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| format!("cannot read checkpoint {}: {e}", path.display()))?;
     let st = safetensors::SafeTensors::deserialize(&bytes)
         .map_err(|e| format!("checkpoint {} is damaged or truncated: {e}", path.display()))?;
     let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
@@ -42,11 +52,20 @@ pub fn read(path: &Path, device: &Device) -> Result<(HashMap<String, Tensor>, se
         .metadata()
         .as_ref()
         .and_then(|m| m.get(META_KEY))
-        .ok_or_else(|| format!("{} is a safetensors file but not a ganscript checkpoint", path.display()))?;
+        .ok_or_else(|| {
+            format!(
+                "{} is a safetensors file but not a ganscript checkpoint",
+                path.display()
+            )
+        })?;
     let doc: serde_json::Value = serde_json::from_str(meta)
         .map_err(|e| format!("checkpoint {}: unreadable state: {e}", path.display()))?;
     if doc["format"] != FORMAT {
-        return Err(format!("checkpoint {}: unknown format {}", path.display(), doc["format"]));
+        return Err(format!(
+            "checkpoint {}: unknown format {}",
+            path.display(),
+            doc["format"]
+        ));
     }
     let mut tensors = HashMap::new();
     for (name, view) in st.tensors() {
