@@ -80,7 +80,8 @@ fn builtin_mnist_matches_the_shared_files() {
         .fold((f32::MAX, f32::MIN), |(a, b), &x| (a.min(x), b.max(x)));
     assert_eq!((lo, hi), (0.0, 1.0));
     // Independent histogram from the shared label file.
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/mnist-10k/labels-idx1-ubyte.gz");
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/mnist-10k/labels-idx1-ubyte.gz");
     let mut raw = Vec::new();
     flate2::read::GzDecoder::new(std::fs::File::open(&path).unwrap())
         .read_to_end(&mut raw)
@@ -98,9 +99,13 @@ fn builtin_mnist_matches_the_shared_files() {
     assert!(want.iter().all(|&c| c > 800), "{want:?}");
 
     // Through a script: length, per-sample shape, range.
-    let v = run_ok("let ds = mnist(); [ds.len(), ds.shape[0], ds.shape[1], ds.shape[2], ds.labels.shape[0]]");
+    let v = run_ok(
+        "let ds = mnist(); [ds.len(), ds.shape[0], ds.shape[1], ds.shape[2], ds.labels.shape[0]]",
+    );
     assert_eq!(ints(v), vec![10000, 1, 28, 28, 10000]);
-    let v = run_ok(r#"let ds = mnist(#{range: "-1,1", pad_to: 32, limit: 7}); let x = ds.images; [x.min().item(), x.max().item(), x.shape[0] * 1.0, x.shape[3] * 1.0]"#);
+    let v = run_ok(
+        r#"let ds = mnist(#{range: "-1,1", pad_to: 32, limit: 7}); let x = ds.images; [x.min().item(), x.max().item(), x.shape[0] * 1.0, x.shape[3] * 1.0]"#,
+    );
     assert_eq!(floats(v), vec![-1.0, 1.0, 7.0, 32.0]);
 }
 
@@ -109,8 +114,16 @@ fn mnist_directory_official_and_bare_names() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     // train (gz) and t10k (raw): the training files are preferred.
-    std::fs::write(d.join("train-images-idx3-ubyte.gz"), gz(&idx_images(3, 2, 2, |i| (i * 20) as u8))).unwrap();
-    std::fs::write(d.join("train-labels-idx1-ubyte.gz"), gz(&idx_labels(&[4, 5, 6]))).unwrap();
+    std::fs::write(
+        d.join("train-images-idx3-ubyte.gz"),
+        gz(&idx_images(3, 2, 2, |i| (i * 20) as u8)),
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("train-labels-idx1-ubyte.gz"),
+        gz(&idx_labels(&[4, 5, 6])),
+    )
+    .unwrap();
     std::fs::write(d.join("t10k-images-idx3-ubyte"), idx_images(2, 2, 2, |_| 0)).unwrap();
     std::fs::write(d.join("t10k-labels-idx1-ubyte"), idx_labels(&[1, 2])).unwrap();
     let ds = files::mnist_dir(d).unwrap();
@@ -119,9 +132,20 @@ fn mnist_directory_official_and_bare_names() {
     assert!((ds.data[5] - 100.0 / 255.0).abs() < 1e-6);
 
     let bare = tempfile::tempdir().unwrap();
-    std::fs::write(bare.path().join("images-idx3-ubyte"), idx_images(2, 3, 3, |i| i as u8)).unwrap();
-    std::fs::write(bare.path().join("labels-idx1-ubyte.gz"), gz(&idx_labels(&[7, 8]))).unwrap();
-    let v = run_ok(&format!("let ds = mnist({}); ds.labels.to_array()", lit(bare.path())));
+    std::fs::write(
+        bare.path().join("images-idx3-ubyte"),
+        idx_images(2, 3, 3, |i| i as u8),
+    )
+    .unwrap();
+    std::fs::write(
+        bare.path().join("labels-idx1-ubyte.gz"),
+        gz(&idx_labels(&[7, 8])),
+    )
+    .unwrap();
+    let v = run_ok(&format!(
+        "let ds = mnist({}); ds.labels.to_array()",
+        lit(bare.path())
+    ));
     assert_eq!(ints(v), vec![7, 8]);
 }
 
@@ -129,37 +153,77 @@ fn mnist_directory_official_and_bare_names() {
 fn mnist_broken_files_are_clear_errors() {
     // Missing directory.
     let e = err_of(files::mnist_dir(Path::new("/nonexistent/mnist")));
-    assert!(e.contains("/nonexistent/mnist") && e.contains("does not exist"), "{e}");
+    assert!(
+        e.contains("/nonexistent/mnist") && e.contains("does not exist"),
+        "{e}"
+    );
     // Empty directory: lists what was expected.
     let dir = tempfile::tempdir().unwrap();
     let e = err_of(files::mnist_dir(dir.path()));
-    assert!(e.contains("train-images-idx3-ubyte") && e.contains("labels-idx1-ubyte"), "{e}");
+    assert!(
+        e.contains("train-images-idx3-ubyte") && e.contains("labels-idx1-ubyte"),
+        "{e}"
+    );
     // Images without labels.
-    std::fs::write(dir.path().join("train-images-idx3-ubyte"), idx_images(2, 2, 2, |_| 1)).unwrap();
+    std::fs::write(
+        dir.path().join("train-images-idx3-ubyte"),
+        idx_images(2, 2, 2, |_| 1),
+    )
+    .unwrap();
     let e = err_of(files::mnist_dir(dir.path()));
     assert!(e.contains("train-labels-idx1-ubyte"), "{e}");
     // Wrong magic: expected and found in hex.
     let mut bad = idx_images(2, 2, 2, |_| 1);
     bad[3] = 0x04;
     std::fs::write(dir.path().join("train-images-idx3-ubyte"), &bad).unwrap();
-    std::fs::write(dir.path().join("train-labels-idx1-ubyte"), idx_labels(&[1, 2])).unwrap();
+    std::fs::write(
+        dir.path().join("train-labels-idx1-ubyte"),
+        idx_labels(&[1, 2]),
+    )
+    .unwrap();
     let e = err_of(files::mnist_dir(dir.path()));
-    assert!(e.contains("train-images-idx3-ubyte") && e.contains("0x00000803") && e.contains("0x00000804"), "{e}");
+    assert!(
+        e.contains("train-images-idx3-ubyte")
+            && e.contains("0x00000803")
+            && e.contains("0x00000804"),
+        "{e}"
+    );
     // Truncated: expected vs actual size.
     let mut short = idx_images(2, 2, 2, |_| 1);
     short.truncate(20);
     std::fs::write(dir.path().join("train-images-idx3-ubyte"), &short).unwrap();
     let e = err_of(files::mnist_dir(dir.path()));
-    assert!(e.contains("truncated") && e.contains("24") && e.contains("20"), "{e}");
+    assert!(
+        e.contains("truncated") && e.contains("24") && e.contains("20"),
+        "{e}"
+    );
     // Count mismatch.
-    std::fs::write(dir.path().join("train-images-idx3-ubyte"), idx_images(2, 2, 2, |_| 1)).unwrap();
-    std::fs::write(dir.path().join("train-labels-idx1-ubyte"), idx_labels(&[1, 2, 3])).unwrap();
+    std::fs::write(
+        dir.path().join("train-images-idx3-ubyte"),
+        idx_images(2, 2, 2, |_| 1),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("train-labels-idx1-ubyte"),
+        idx_labels(&[1, 2, 3]),
+    )
+    .unwrap();
     let e = err_of(files::mnist_dir(dir.path()));
-    assert!(e.contains("mismatch") && e.contains("2 images") && e.contains("3 labels"), "{e}");
+    assert!(
+        e.contains("mismatch") && e.contains("2 images") && e.contains("3 labels"),
+        "{e}"
+    );
     // Corrupt gzip.
-    std::fs::write(dir.path().join("train-labels-idx1-ubyte"), [0x1f, 0x8b, 1, 2, 3]).unwrap();
+    std::fs::write(
+        dir.path().join("train-labels-idx1-ubyte"),
+        [0x1f, 0x8b, 1, 2, 3],
+    )
+    .unwrap();
     let e = err_of(files::mnist_dir(dir.path()));
-    assert!(e.contains("train-labels-idx1-ubyte") && e.contains("gzip"), "{e}");
+    assert!(
+        e.contains("train-labels-idx1-ubyte") && e.contains("gzip"),
+        "{e}"
+    );
     // And through a script the error surfaces as a script error.
     let e = run(r#"mnist("/nonexistent/mnist")"#).unwrap_err();
     assert!(e.contains("/nonexistent/mnist"), "{e}");
@@ -183,7 +247,11 @@ fn cifar10_batches_and_errors() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("data_batch_1.bin"), cifar_batch(&[3, 9], 0)).unwrap();
     std::fs::write(dir.path().join("data_batch_2.bin"), cifar_batch(&[0], 10)).unwrap();
-    std::fs::write(dir.path().join("test_batch.bin"), cifar_batch(&[1, 1, 1, 1], 0)).unwrap();
+    std::fs::write(
+        dir.path().join("test_batch.bin"),
+        cifar_batch(&[1, 1, 1, 1], 0),
+    )
+    .unwrap();
     let ds = files::cifar10(dir.path()).unwrap();
     assert_eq!(ds.shape, vec![3, 3, 32, 32]);
     assert_eq!(ds.labels.as_ref().unwrap().as_slice(), &[3, 9, 0]);
@@ -196,13 +264,19 @@ fn cifar10_batches_and_errors() {
     bad.truncate(3073 + 100);
     std::fs::write(dir.path().join("data_batch_2.bin"), &bad).unwrap();
     let e = err_of(files::cifar10(dir.path()));
-    assert!(e.contains("data_batch_2.bin") && e.contains("truncated") && e.contains("3173"), "{e}");
+    assert!(
+        e.contains("data_batch_2.bin") && e.contains("truncated") && e.contains("3173"),
+        "{e}"
+    );
 
     let empty = tempfile::tempdir().unwrap();
     let e = err_of(files::cifar10(empty.path()));
     assert!(e.contains("data_batch_1.bin"), "{e}");
     let e = err_of(files::cifar10(Path::new("/nonexistent/cifar")));
-    assert!(e.contains("/nonexistent/cifar") && e.contains("does not exist"), "{e}");
+    assert!(
+        e.contains("/nonexistent/cifar") && e.contains("does not exist"),
+        "{e}"
+    );
 }
 
 // ---------- NPY / NPZ ----------
@@ -210,9 +284,17 @@ fn cifar10_batches_and_errors() {
 fn npy_bytes(descr: &str, shape: &[usize], body: &[u8]) -> Vec<u8> {
     let shape_txt = match shape.len() {
         1 => format!("({},)", shape[0]),
-        _ => format!("({})", shape.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ")),
+        _ => format!(
+            "({})",
+            shape
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     };
-    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape_txt}, }}");
+    let mut header =
+        format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape_txt}, }}");
     while (10 + header.len() + 1) % 64 != 0 {
         header.push(' ');
     }
@@ -227,7 +309,10 @@ fn npy_bytes(descr: &str, shape: &[usize], body: &[u8]) -> Vec<u8> {
 #[test]
 fn npy_and_npz_loaders() {
     let dir = tempfile::tempdir().unwrap();
-    let f32s: Vec<u8> = [1.5f32, -2.0, 3.0, 4.25, 5.0, 6.0].iter().flat_map(|x| x.to_le_bytes()).collect();
+    let f32s: Vec<u8> = [1.5f32, -2.0, 3.0, 4.25, 5.0, 6.0]
+        .iter()
+        .flat_map(|x| x.to_le_bytes())
+        .collect();
     let p = dir.path().join("points.npy");
     std::fs::write(&p, npy_bytes("<f4", &[3, 2], &f32s)).unwrap();
     let ds = files::npy(&p).unwrap();
@@ -235,11 +320,17 @@ fn npy_and_npz_loaders() {
     assert_eq!(ds.data.as_slice(), &[1.5, -2.0, 3.0, 4.25, 5.0, 6.0]);
     assert_eq!(ds.range, None);
 
-    let f64s: Vec<u8> = [0.25f64, 0.5].iter().flat_map(|x| x.to_le_bytes()).collect();
+    let f64s: Vec<u8> = [0.25f64, 0.5]
+        .iter()
+        .flat_map(|x| x.to_le_bytes())
+        .collect();
     let p64 = dir.path().join("d.npy");
     std::fs::write(&p64, npy_bytes("<f8", &[2], &f64s)).unwrap();
     let ds = files::npy(&p64).unwrap();
-    assert_eq!((ds.shape.clone(), ds.data.as_slice().to_vec()), (vec![2, 1], vec![0.25f32, 0.5]));
+    assert_eq!(
+        (ds.shape.clone(), ds.data.as_slice().to_vec()),
+        (vec![2, 1], vec![0.25f32, 0.5])
+    );
 
     // uint8 NHWC images become NCHW in [0, 1].
     let u8s: Vec<u8> = (0..2 * 4 * 4 * 3).map(|i| i as u8).collect();
@@ -255,19 +346,27 @@ fn npy_and_npz_loaders() {
     {
         let f = std::fs::File::create(&pz).unwrap();
         let mut z = zip::ZipWriter::new(f);
-        let stored = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+        let stored = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored);
         z.start_file("x.npy", stored).unwrap();
         z.write_all(&npy_bytes("<f4", &[3, 2], &f32s)).unwrap();
-        let deflated = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+        let deflated = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
         z.start_file("imgs.npy", deflated).unwrap();
         z.write_all(&npy_bytes("|u1", &[2, 4, 4, 3], &u8s)).unwrap();
         z.finish().unwrap();
     }
     assert_eq!(files::npz(&pz, "x").unwrap().shape, vec![3, 2]);
-    let v = run_ok(&format!("let ds = npz({}, \"imgs\", #{{range: \"-1,1\"}}); ds.images.min().item()", lit(&pz)));
+    let v = run_ok(&format!(
+        "let ds = npz({}, \"imgs\", #{{range: \"-1,1\"}}); ds.images.min().item()",
+        lit(&pz)
+    ));
     assert!((v.as_float().unwrap() + 1.0).abs() < 1e-6);
     let e = err_of(files::npz(&pz, "labels"));
-    assert!(e.contains("labels") && e.contains("imgs") && e.contains("arrays.npz"), "{e}");
+    assert!(
+        e.contains("labels") && e.contains("imgs") && e.contains("arrays.npz"),
+        "{e}"
+    );
 
     // Broken: bad magic, truncated data, unsupported dtype, missing file.
     let bad = dir.path().join("bad.npy");
@@ -276,12 +375,18 @@ fn npy_and_npz_loaders() {
     assert!(e.contains("bad.npy") && e.contains("magic"), "{e}");
     std::fs::write(&bad, npy_bytes("<f4", &[3, 2], &f32s[..10])).unwrap();
     let e = err_of(files::npy(&bad));
-    assert!(e.contains("bad.npy") && e.contains("truncated") && e.contains("24") && e.contains("10"), "{e}");
+    assert!(
+        e.contains("bad.npy") && e.contains("truncated") && e.contains("24") && e.contains("10"),
+        "{e}"
+    );
     std::fs::write(&bad, npy_bytes(">i2", &[3], &[0; 6])).unwrap();
     let e = err_of(files::npy(&bad));
     assert!(e.contains("unsupported") && e.contains(">i2"), "{e}");
     let e = err_of(files::npy(&dir.path().join("missing.npy")));
-    assert!(e.contains("missing.npy") && e.contains("does not exist"), "{e}");
+    assert!(
+        e.contains("missing.npy") && e.contains("does not exist"),
+        "{e}"
+    );
     let e = err_of(files::npz(&bad, "x"));
     assert!(e.contains("bad.npy") && e.contains("zip"), "{e}");
 }
@@ -300,20 +405,35 @@ fn image_folder_resizes_crops_and_labels() {
     let ds = files::image_folder(dir.path(), 4).unwrap();
     assert_eq!(ds.shape, vec![2, 3, 4, 4]);
     assert_eq!(ds.labels.as_ref().unwrap().as_slice(), &[0, 1]);
-    assert!((ds.data[0] - 60.0 / 255.0).abs() < 1e-6, "red of the first cropped column");
+    assert!(
+        (ds.data[0] - 60.0 / 255.0).abs() < 1e-6,
+        "red of the first cropped column"
+    );
     assert!((ds.data[3] - 150.0 / 255.0).abs() < 1e-6);
-    assert!((ds.data[48 + 16] - 200.0 / 255.0).abs() < 1e-6, "green of the second image");
+    assert!(
+        (ds.data[48 + 16] - 200.0 / 255.0).abs() < 1e-6,
+        "green of the second image"
+    );
 
     // A larger JPEG is resized (shorter side → size).
     let jpg = dir.path().join("dogs").join("big.jpg");
-    image::RgbImage::from_pixel(40, 20, image::Rgb([128, 128, 128])).save(&jpg).unwrap();
+    image::RgbImage::from_pixel(40, 20, image::Rgb([128, 128, 128]))
+        .save(&jpg)
+        .unwrap();
     let ds = files::image_folder(dir.path(), 4).unwrap();
     assert_eq!(ds.shape, vec![3, 3, 4, 4]);
 
     // Unreadable image: path and decoder message.
-    std::fs::write(dir.path().join("cats").join("broken.png"), b"\x89PNG garbage").unwrap();
+    std::fs::write(
+        dir.path().join("cats").join("broken.png"),
+        b"\x89PNG garbage",
+    )
+    .unwrap();
     let e = err_of(files::image_folder(dir.path(), 4));
-    assert!(e.contains("broken.png") && e.contains("cannot read image"), "{e}");
+    assert!(
+        e.contains("broken.png") && e.contains("cannot read image"),
+        "{e}"
+    );
     let empty = tempfile::tempdir().unwrap();
     let e = err_of(files::image_folder(empty.path(), 4));
     assert!(e.contains("no images"), "{e}");
@@ -334,22 +454,36 @@ fn check_mixture(ds: &Dataset, centers: &[Vec<f64>], sigma: f64, dims_with_noise
     let mut sq = 0.0;
     let n = ds.len();
     for i in 0..n {
-        let x: Vec<f64> = ds.data[i * d..(i + 1) * d].iter().map(|&v| v as f64).collect();
+        let x: Vec<f64> = ds.data[i * d..(i + 1) * d]
+            .iter()
+            .map(|&v| v as f64)
+            .collect();
         let (k, dist2) = centers
             .iter()
             .enumerate()
-            .map(|(k, c)| (k, c.iter().zip(&x).map(|(a, b)| (a - b).powi(2)).sum::<f64>()))
+            .map(|(k, c)| {
+                (
+                    k,
+                    c.iter().zip(&x).map(|(a, b)| (a - b).powi(2)).sum::<f64>(),
+                )
+            })
             .min_by(|a, b| a.1.total_cmp(&b.1))
             .unwrap();
-        assert_eq!(k as i64, labels[i], "sample {i} is nearest to its own component");
-        assert!(dist2.sqrt() < 6.0 * sigma * (dims_with_noise as f64).sqrt(), "sample {i} too far");
+        assert_eq!(
+            k as i64, labels[i],
+            "sample {i} is nearest to its own component"
+        );
+        assert!(
+            dist2.sqrt() < 6.0 * sigma * (dims_with_noise as f64).sqrt(),
+            "sample {i} too far"
+        );
         sq += dist2;
     }
     let std = (sq / (n * dims_with_noise) as f64).sqrt();
     assert!((std - sigma).abs() < 0.1 * sigma, "std {std} vs {sigma}");
     // Every component is used.
     for k in 0..centers.len() {
-        assert!(labels.iter().any(|&l| l == k as i64), "component {k} unused");
+        assert!(labels.contains(&(k as i64)), "component {k} unused");
     }
 }
 
@@ -383,7 +517,11 @@ fn mixtures_have_the_right_centres_and_spread() {
             let (u, v) = (t.cos(), t.sin());
             // R_x: (u, v cos a, v sin a); then R_y.
             let (x, y, z) = (u, v * a.cos(), v * a.sin());
-            vec![x * b.cos() + z * b.sin() + 1.0, y - 2.0, -x * b.sin() + z * b.cos()]
+            vec![
+                x * b.cos() + z * b.sin() + 1.0,
+                y - 2.0,
+                -x * b.sin() + z * b.cos(),
+            ]
         })
         .collect();
     let ds = mixtures::roth_mixture3d(3000, (30.0, 30.0), [1.0, -2.0, 0.0], 0.01).unwrap();
@@ -392,7 +530,8 @@ fn mixtures_have_the_right_centres_and_spread() {
     // Samples lie on the tilted plane: normal = R_y R_x e3.
     let nrm = [a.cos() * b.sin(), -a.sin(), a.cos() * b.cos()];
     for r in ds.data.chunks(3) {
-        let dist = (r[0] as f64 - 1.0) * nrm[0] + (r[1] as f64 + 2.0) * nrm[1] + r[2] as f64 * nrm[2];
+        let dist =
+            (r[0] as f64 - 1.0) * nrm[0] + (r[1] as f64 + 2.0) * nrm[1] + r[2] as f64 * nrm[2];
         assert!(dist.abs() < 1e-5, "off the plane by {dist}");
     }
 
@@ -418,7 +557,10 @@ fn transforms_pad_scale_and_color_mnist() {
     assert!(padded.data[..2 * 32].iter().all(|&v| v == 0.0));
     let scaled = padded.scaled(-1.0, 1.0).unwrap();
     assert_eq!(scaled.data[0], -1.0);
-    assert!((scaled.data[(2 + 14) * 32 + 16] - (2.0 * padded.data[(2 + 14) * 32 + 16] - 1.0)).abs() < 1e-6);
+    assert!(
+        (scaled.data[(2 + 14) * 32 + 16] - (2.0 * padded.data[(2 + 14) * 32 + 16] - 1.0)).abs()
+            < 1e-6
+    );
     // Padding a [-1,1] set pads with -1.
     let p2 = base.scaled(-1.0, 1.0).unwrap().padded(30).unwrap();
     assert_eq!(p2.data[0], -1.0);
@@ -504,7 +646,12 @@ fn shuffling_is_reproducible_with_the_same_seed() {
     assert_eq!(a, b);
     assert_ne!(a, c);
     // Breaking out of a loop early is fine (the worker stops), and errors are clear.
-    assert_eq!(run_ok("let n = 0; for x in batches(mnist(), 10) { n += 1; if n == 2 { break; } } n").as_int().unwrap(), 2);
+    assert_eq!(
+        run_ok("let n = 0; for x in batches(mnist(), 10) { n += 1; if n == 2 { break; } } n")
+            .as_int()
+            .unwrap(),
+        2
+    );
     let e = run("for x in batches(mnist(), 0) {}").unwrap_err();
     assert!(e.contains("batch size"), "{e}");
     let e = run("batches(mnist(), 4, #{shufle: true})").unwrap_err();

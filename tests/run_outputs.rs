@@ -61,17 +61,28 @@ fn a_short_run_writes_config_metrics_grids_and_plots() {
     "#;
     let (r, script) = run_in(tmp.path(), &out, text, &["steps=6", "unused=1"]);
     let r = r.unwrap().into_array().unwrap();
-    assert_eq!(r[0].as_float().unwrap(), 0.0, "fixed_noise is the same tensor");
-    assert_eq!(r[1].to_string(), out.join("samples/step_5.png").display().to_string());
+    assert_eq!(
+        r[0].as_float().unwrap(),
+        0.0,
+        "fixed_noise is the same tensor"
+    );
+    assert_eq!(
+        r[1].to_string(),
+        out.join("samples/step_5.png").display().to_string()
+    );
     assert_eq!(r[3].to_string(), out.display().to_string());
 
     // config.json
-    let cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
     assert_eq!(cfg["seed"], 42);
     assert_eq!(cfg["device"], "cpu");
     assert_eq!(cfg["ganscript_version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(cfg["script"], script.display().to_string());
-    let sha = sha2::Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let sha = sha2::Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>();
     assert_eq!(cfg["script_sha256"], sha);
     assert_eq!(cfg["settings"]["steps"], 6);
     assert_eq!(cfg["settings"]["lr"], 0.1);
@@ -98,13 +109,20 @@ fn a_short_run_writes_config_metrics_grids_and_plots() {
     assert_eq!(rows.len(), 7);
     assert_eq!(rows[0], "step,e_x,loss_d,note");
     assert!(rows[1].starts_with("0,0,1,"), "{}", rows[1]);
-    assert!(rows[1].ends_with(','), "early rows have an empty note: {}", rows[1]);
+    assert!(
+        rows[1].ends_with(','),
+        "early rows have an empty note: {}",
+        rows[1]
+    );
     assert!(rows[6].starts_with("5,10,"), "{}", rows[6]);
     assert!(rows[6].ends_with("\"late \"\"x\"\"\""), "{}", rows[6]);
     assert!(!out.join("metrics.csv.tmp").exists());
 
     // Images: a 4-per-row grid of 10 4×4 images with 2-px padding; plot 800×500; scatters.
-    assert_eq!(png_size(&out.join("samples/step_5.png")), (4 * 6 + 2, 3 * 6 + 2));
+    assert_eq!(
+        png_size(&out.join("samples/step_5.png")),
+        (4 * 6 + 2, 3 * 6 + 2)
+    );
     assert_eq!(png_size(&out.join("losses.png")), (800, 500));
     assert_eq!(png_size(&out.join("ring.png")), (600, 600));
     assert_eq!(png_size(&out.join("roth.png")), (600, 600));
@@ -120,24 +138,54 @@ fn nothing_written_means_no_run_directory_and_errors_are_recorded() {
     let out = tmp.path().join("quiet");
     let (r, _) = run_in(tmp.path(), &out, "let x = 1 + 2; x", &[]);
     assert_eq!(r.unwrap().as_int().unwrap(), 3);
-    assert!(!out.exists(), "a run that writes nothing creates no directory");
+    assert!(
+        !out.exists(),
+        "a run that writes nothing creates no directory"
+    );
 
     let out = tmp.path().join("failing");
-    let (r, _) = run_in(tmp.path(), &out, r#"log(#{step: 0, a: 1.5}); log(#{step: 1, a: tensor([1.0, 2.0])});"#, &[]);
+    let (r, _) = run_in(
+        tmp.path(),
+        &out,
+        r#"log(#{step: 0, a: 1.5}); log(#{step: 1, a: tensor([1.0, 2.0])});"#,
+        &[],
+    );
     let e = r.unwrap_err();
     assert!(e.contains("`a`") && e.contains("[2]"), "{e}");
-    let cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
     assert_eq!(cfg["status"], "error");
     assert!(cfg["error"].as_str().unwrap().contains("`a`"));
-    assert_eq!(std::fs::read_to_string(out.join("metrics.jsonl")).unwrap().lines().count(), 1);
+    assert_eq!(
+        std::fs::read_to_string(out.join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .count(),
+        1
+    );
 
     let out = tmp.path().join("badplot");
-    let (r, _) = run_in(tmp.path(), &out, r#"log(#{step: 0, a: 1}); plot("p", ["b"])"#, &[]);
+    let (r, _) = run_in(
+        tmp.path(),
+        &out,
+        r#"log(#{step: 0, a: 1}); plot("p", ["b"])"#,
+        &[],
+    );
     let e = r.unwrap_err();
     assert!(e.contains("b") && e.contains("logged keys: step, a"), "{e}");
-    let (r, _) = run_in(tmp.path(), &out, r#"fixed_noise("z", [2, 3]); fixed_noise("z", [3, 3])"#, &[]);
+    let (r, _) = run_in(
+        tmp.path(),
+        &out,
+        r#"fixed_noise("z", [2, 3]); fixed_noise("z", [3, 3])"#,
+        &[],
+    );
     assert!(r.unwrap_err().contains("[2, 3]"));
-    let (r, _) = run_in(tmp.path(), &out, r#"save_grid(zeros([2, 5, 4, 4]), "g", 2)"#, &[]);
+    let (r, _) = run_in(
+        tmp.path(),
+        &out,
+        r#"save_grid(zeros([2, 5, 4, 4]), "g", 2)"#,
+        &[],
+    );
     assert!(r.unwrap_err().contains("[2, 5, 4, 4]"));
 }
 
@@ -148,25 +196,51 @@ fn grid_pixels_range_and_score_order() {
     // Three constant 2×2 grey images with values 0, 0.5, 1.
     let vals = [0.0f32, 0.5, 1.0];
     let data: Vec<f32> = vals.iter().flat_map(|&v| [v; 4]).collect();
-    let t = Tensor(candle_core::Tensor::from_vec(data, (3, 1, 2, 2), &candle_core::Device::Cpu).unwrap());
+    let t = Tensor(
+        candle_core::Tensor::from_vec(data, (3, 1, 2, 2), &candle_core::Device::Cpu).unwrap(),
+    );
     let first_pixels = |opts: &GridOptions| {
         let (bytes, w, h) = grid_png(&t, 3, opts).unwrap();
         let img = image::load_from_memory(&bytes).unwrap().to_luma8();
         assert_eq!((img.width(), img.height()), (w, h));
         assert_eq!((w, h), (3 * 4 + 2, 4 + 2));
         assert_eq!(img.get_pixel(0, 0).0[0], 128, "padding");
-        [img.get_pixel(2, 2).0[0], img.get_pixel(6, 2).0[0], img.get_pixel(10, 3).0[0]]
+        [
+            img.get_pixel(2, 2).0[0],
+            img.get_pixel(6, 2).0[0],
+            img.get_pixel(10, 3).0[0],
+        ]
     };
     assert_eq!(first_pixels(&GridOptions::default()), [0, 128, 255]);
-    let scores = GridOptions { range: None, scores: Some(vec![3.0, 2.0, 1.0]) };
+    let scores = GridOptions {
+        range: None,
+        scores: Some(vec![3.0, 2.0, 1.0]),
+    };
     assert_eq!(first_pixels(&scores), [255, 128, 0]);
-    let wide = GridOptions { range: Some((-1.0, 1.0)), scores: None };
+    let wide = GridOptions {
+        range: Some((-1.0, 1.0)),
+        scores: None,
+    };
     assert_eq!(first_pixels(&wide), [128, 191, 255]);
     // Auto range: any negative value means [-1, 1].
-    let neg = Tensor(candle_core::Tensor::from_vec(vec![-1.0f32, 0.0, 1.0, 0.0], (1, 1, 2, 2), &candle_core::Device::Cpu).unwrap());
+    let neg = Tensor(
+        candle_core::Tensor::from_vec(
+            vec![-1.0f32, 0.0, 1.0, 0.0],
+            (1, 1, 2, 2),
+            &candle_core::Device::Cpu,
+        )
+        .unwrap(),
+    );
     let (bytes, _, _) = grid_png(&neg, 1, &GridOptions::default()).unwrap();
     let img = image::load_from_memory(&bytes).unwrap().to_luma8();
-    assert_eq!([img.get_pixel(2, 2).0[0], img.get_pixel(3, 2).0[0], img.get_pixel(2, 3).0[0]], [0, 128, 255]);
+    assert_eq!(
+        [
+            img.get_pixel(2, 2).0[0],
+            img.get_pixel(3, 2).0[0],
+            img.get_pixel(2, 3).0[0]
+        ],
+        [0, 128, 255]
+    );
 }
 
 #[test]
@@ -202,16 +276,37 @@ fn progress_plain_lines() {
     )
     .unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_ganscript"))
-        .args(["run", script.to_str().unwrap(), "--out", tmp.path().join("o").to_str().unwrap()])
+        .args([
+            "run",
+            script.to_str().unwrap(),
+            "--out",
+            tmp.path().join("o").to_str().unwrap(),
+        ])
         .env("GANSCRIPT_PROGRESS", "plain")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("train ")).collect();
     assert!(lines.len() >= 10 && lines.len() <= 21, "{err}");
-    assert!(lines[0].starts_with("train 1/20 ") && lines[0].contains("loss=1.0000"), "{err}");
+    assert!(
+        lines[0].starts_with("train 1/20 ") && lines[0].contains("loss=1.0000"),
+        "{err}"
+    );
     let last = lines.last().unwrap();
-    assert!(last.starts_with("train 20/20 ") && last.contains("it/s") && last.contains("ETA") && last.contains("loss=0.0500"), "{err}");
-    assert!(!tmp.path().join("o").exists(), "progress alone writes no run directory");
+    assert!(
+        last.starts_with("train 20/20 ")
+            && last.contains("it/s")
+            && last.contains("ETA")
+            && last.contains("loss=0.0500"),
+        "{err}"
+    );
+    assert!(
+        !tmp.path().join("o").exists(),
+        "progress alone writes no run directory"
+    );
 }

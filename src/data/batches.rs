@@ -29,7 +29,9 @@ pub struct LabeledBatches(pub Batches);
 /// Checks a batch size from a script.
 pub fn batch_size(bs: INT) -> ScriptResult<usize> {
     if bs <= 0 {
-        return Err(script_err(format!("the batch size must be positive, got {bs}")));
+        return Err(script_err(format!(
+            "the batch size must be positive, got {bs}"
+        )));
     }
     Ok(bs as usize)
 }
@@ -181,11 +183,46 @@ pub fn register(engine: &mut Engine) {
     engine.register_type_with_name::<LabeledBatches>("LabeledBatches");
     engine.register_iterator_result::<Batches, Tensor>();
     engine.register_iterator_result::<LabeledBatches, Map>();
-    reg!(engine, "batches", "One epoch of batches, in order: `for x in batches(ds, 64) { ... }`.", |ds: Dataset, bs: INT| make(ds, bs, &Map::new()));
-    reg!(engine, "batches", "One epoch of batches with options #{shuffle: true, drop_last: true} (seeded shuffling).", |ds: Dataset, bs: INT, opts: Map| make(ds, bs, &opts));
-    reg!(engine, "batches", "One epoch of batches over the rows of a tensor.", |x: Tensor, bs: INT| make(super::from_tensors(&x, None)?, bs, &Map::new()));
-    reg!(engine, "batches", "One epoch of batches over the rows of a tensor, with options #{shuffle, drop_last}.", |x: Tensor, bs: INT, opts: Map| make(super::from_tensors(&x, None)?, bs, &opts));
-    reg!(engine, "labeled_batches", "One epoch of maps #{x: images, y: labels}.", |ds: Dataset, bs: INT| make(ds, bs, &Map::new()).map(LabeledBatches));
-    reg!(engine, "labeled_batches", "One epoch of maps #{x, y} with options #{shuffle, drop_last}.", |ds: Dataset, bs: INT, opts: Map| make(ds, bs, &opts).map(LabeledBatches));
-    reg!(engine, "len", "The number of batches in the epoch.", |b: &mut Batches| num_batches(b.ds.len(), b.batch_size, b.drop_last) as INT);
+    reg!(
+        engine,
+        "batches",
+        "One epoch of batches, in order: `for x in batches(ds, 64) { ... }`.",
+        |ds: Dataset, bs: INT| make(ds, bs, &Map::new())
+    );
+    reg!(
+        engine,
+        "batches",
+        "One epoch of batches with options #{shuffle: true, drop_last: true} (seeded shuffling).",
+        |ds: Dataset, bs: INT, opts: Map| make(ds, bs, &opts)
+    );
+    reg!(
+        engine,
+        "batches",
+        "One epoch of batches over the rows of a tensor.",
+        |x: Tensor, bs: INT| make(super::from_tensors(&x, None)?, bs, &Map::new())
+    );
+    reg!(
+        engine,
+        "batches",
+        "One epoch of batches over the rows of a tensor, with options #{shuffle, drop_last}.",
+        |x: Tensor, bs: INT, opts: Map| make(super::from_tensors(&x, None)?, bs, &opts)
+    );
+    reg!(
+        engine,
+        "labeled_batches",
+        "One epoch of maps #{x: images, y: labels}.",
+        |ds: Dataset, bs: INT| make(ds, bs, &Map::new()).map(LabeledBatches)
+    );
+    reg!(
+        engine,
+        "labeled_batches",
+        "One epoch of maps #{x, y} with options #{shuffle, drop_last}.",
+        |ds: Dataset, bs: INT, opts: Map| make(ds, bs, &opts).map(LabeledBatches)
+    );
+    reg!(
+        engine,
+        "len",
+        "The number of batches in the epoch.",
+        |b: &mut Batches| num_batches(b.ds.len(), b.batch_size, b.drop_last) as INT
+    );
 }

@@ -56,7 +56,11 @@ pub fn parse_idx_images(b: &[u8], file: &str) -> ScriptResult<(usize, usize, usi
             if magic == IDX_LABELS_MAGIC { " (this is a label file)" } else { "" }
         )));
     }
-    let (n, rows, cols) = (be_u32(b, 4) as usize, be_u32(b, 8) as usize, be_u32(b, 12) as usize);
+    let (n, rows, cols) = (
+        be_u32(b, 4) as usize,
+        be_u32(b, 8) as usize,
+        be_u32(b, 12) as usize,
+    );
     let expected = n
         .checked_mul(rows)
         .and_then(|x| x.checked_mul(cols))
@@ -181,7 +185,11 @@ pub fn find_idx_pair(dir: &Path) -> ScriptResult<(PathBuf, PathBuf)> {
         return Err(script_err(format!(
             "mnist: no IDX image file in {}: {expected}; found: {}",
             dir.display(),
-            if names.is_empty() { "nothing".to_string() } else { names.join(", ") }
+            if names.is_empty() {
+                "nothing".to_string()
+            } else {
+                names.join(", ")
+            }
         )));
     };
     let label_file = names
@@ -264,7 +272,11 @@ pub fn cifar10(dir: &Path) -> ScriptResult<Dataset> {
         }
     }
     let n = labels.len();
-    let mut ds = Dataset::new(format!("cifar10({})", dir.display()), data, vec![n, 3, 32, 32]);
+    let mut ds = Dataset::new(
+        format!("cifar10({})", dir.display()),
+        data,
+        vec![n, 3, 32, 32],
+    );
     ds.labels = Some(Arc::new(labels));
     ds.range = Some((0.0, 1.0));
     Ok(ds)
@@ -437,9 +449,9 @@ pub fn parse_npy(b: &[u8], file: &str) -> ScriptResult<NpyArray> {
         "|u1" | "<u1" | "u1" => 1,
         other => {
             return Err(script_err(format!(
-                "{file}: unsupported NPY dtype '{other}': expected float32 ('<f4'), float64 ('<f8') \
+            "{file}: unsupported NPY dtype '{other}': expected float32 ('<f4'), float64 ('<f8') \
                  or uint8 ('|u1'), little-endian"
-            )))
+        )))
         }
     };
     let count: usize = shape.iter().product();
@@ -480,18 +492,24 @@ pub fn dataset_from_array(a: NpyArray, name: String) -> ScriptResult<Dataset> {
         is_u8,
     } = a;
     if shape.is_empty() {
-        return Err(script_err(format!("{name}: a scalar array is not a data set")));
+        return Err(script_err(format!(
+            "{name}: a scalar array is not a data set"
+        )));
     }
     let range = if is_u8 {
         data.iter_mut().for_each(|x| *x /= 255.0);
         Some((0.0, 1.0))
     } else {
         if let Some(bad) = data.iter().find(|x| !x.is_finite()) {
-            return Err(script_err(format!("{name}: the array holds a non-finite value ({bad})")));
+            return Err(script_err(format!(
+                "{name}: the array holds a non-finite value ({bad})"
+            )));
         }
         let (lo, hi) = data
             .iter()
-            .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &x| (a.min(x), b.max(x)));
+            .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &x| {
+                (a.min(x), b.max(x))
+            });
         if lo >= 0.0 && hi <= 1.0 {
             Some((0.0, 1.0))
         } else if lo >= -1.0 && hi <= 1.0 {
@@ -510,7 +528,8 @@ pub fn dataset_from_array(a: NpyArray, name: String) -> ScriptResult<Dataset> {
                 for y in 0..h {
                     for x in 0..w {
                         for ch in 0..c {
-                            out[((i * c + ch) * h + y) * w + x] = data[((i * h + y) * w + x) * c + ch];
+                            out[((i * c + ch) * h + y) * w + x] =
+                                data[((i * h + y) * w + x) * c + ch];
                         }
                     }
                 }
@@ -541,7 +560,11 @@ pub fn npz(path: &Path, key: &str) -> ScriptResult<Dataset> {
         .map_err(|e| script_err(format!("npz: cannot open {file}: {e}")))?;
     let mut zip = zip::ZipArchive::new(f)
         .map_err(|e| script_err(format!("{file}: not an NPZ (zip) archive: {e}")))?;
-    let names: Vec<String> = zip.file_names().filter_map(|r| r.ok()).map(|s| s.to_string()).collect();
+    let names: Vec<String> = zip
+        .file_names()
+        .filter_map(|r| r.ok())
+        .map(|s| s.to_string())
+        .collect();
     let want = if key.ends_with(".npy") {
         key.to_string()
     } else {
@@ -564,20 +587,80 @@ pub fn npz(path: &Path, key: &str) -> ScriptResult<Dataset> {
 }
 
 pub fn register(engine: &mut Engine) {
-    reg!(engine, "mnist", "The built-in 10,000 MNIST digits: [10000,1,28,28] in [0,1] with labels (no download).", || builtin_mnist());
-    reg!(engine, "mnist", "The built-in MNIST digits with options #{range: \"-1,1\", pad_to: 32, limit: N}.", |opts: Map| builtin_mnist()?.with_options(&opts));
-    reg!(engine, "mnist", "MNIST / Fashion-MNIST from a directory of IDX files (raw or .gz; train- files preferred).", |dir: &str| mnist_dir(Path::new(dir)));
-    reg!(engine, "mnist", "MNIST / Fashion-MNIST from a directory, with options #{range, pad_to, limit}.", |dir: &str, opts: Map| mnist_dir(Path::new(dir))?.with_options(&opts));
-    reg!(engine, "cifar10", "CIFAR-10 from its binary batches (data_batch_*.bin): [N,3,32,32] in [0,1] with labels.", |dir: &str| cifar10(Path::new(dir)));
-    reg!(engine, "cifar10", "CIFAR-10 with options #{range, pad_to, limit}.", |dir: &str, opts: Map| cifar10(Path::new(dir))?.with_options(&opts));
+    reg!(
+        engine,
+        "mnist",
+        "The built-in 10,000 MNIST digits: [10000,1,28,28] in [0,1] with labels (no download).",
+        builtin_mnist
+    );
+    reg!(
+        engine,
+        "mnist",
+        "The built-in MNIST digits with options #{range: \"-1,1\", pad_to: 32, limit: N}.",
+        |opts: Map| builtin_mnist()?.with_options(&opts)
+    );
+    reg!(
+        engine,
+        "mnist",
+        "MNIST / Fashion-MNIST from a directory of IDX files (raw or .gz; train- files preferred).",
+        |dir: &str| mnist_dir(Path::new(dir))
+    );
+    reg!(
+        engine,
+        "mnist",
+        "MNIST / Fashion-MNIST from a directory, with options #{range, pad_to, limit}.",
+        |dir: &str, opts: Map| mnist_dir(Path::new(dir))?.with_options(&opts)
+    );
+    reg!(
+        engine,
+        "cifar10",
+        "CIFAR-10 from its binary batches (data_batch_*.bin): [N,3,32,32] in [0,1] with labels.",
+        |dir: &str| cifar10(Path::new(dir))
+    );
+    reg!(
+        engine,
+        "cifar10",
+        "CIFAR-10 with options #{range, pad_to, limit}.",
+        |dir: &str, opts: Map| cifar10(Path::new(dir))?.with_options(&opts)
+    );
     reg!(engine, "image_folder", "PNG/JPEG images under dir, RGB, resized and centre-cropped to size×size, in [0,1] (sub-folders = labels).", |dir: &str, size: INT| -> ScriptResult<Dataset> {
         image_folder(Path::new(dir), usize::try_from(size).map_err(|_| script_err("image_folder: size must be positive"))?)
     });
-    reg!(engine, "image_folder", "image_folder with options #{range, pad_to, limit}.", |dir: &str, size: INT, opts: Map| -> ScriptResult<Dataset> {
-        image_folder(Path::new(dir), usize::try_from(size).map_err(|_| script_err("image_folder: size must be positive"))?)?.with_options(&opts)
-    });
-    reg!(engine, "npy", "An array from an NPY file (f32/f64/u8; u8 scaled to [0,1]; NHWC images made NCHW).", |path: &str| npy(Path::new(path)));
-    reg!(engine, "npy", "npy with options #{range, pad_to, limit}.", |path: &str, opts: Map| npy(Path::new(path))?.with_options(&opts));
-    reg!(engine, "npz", "The array `key` of an NPZ archive (f32/f64/u8; u8 scaled to [0,1]).", |path: &str, key: &str| npz(Path::new(path), key));
-    reg!(engine, "npz", "npz with options #{range, pad_to, limit}.", |path: &str, key: &str, opts: Map| npz(Path::new(path), key)?.with_options(&opts));
+    reg!(
+        engine,
+        "image_folder",
+        "image_folder with options #{range, pad_to, limit}.",
+        |dir: &str, size: INT, opts: Map| -> ScriptResult<Dataset> {
+            image_folder(
+                Path::new(dir),
+                usize::try_from(size)
+                    .map_err(|_| script_err("image_folder: size must be positive"))?,
+            )?
+            .with_options(&opts)
+        }
+    );
+    reg!(
+        engine,
+        "npy",
+        "An array from an NPY file (f32/f64/u8; u8 scaled to [0,1]; NHWC images made NCHW).",
+        |path: &str| npy(Path::new(path))
+    );
+    reg!(
+        engine,
+        "npy",
+        "npy with options #{range, pad_to, limit}.",
+        |path: &str, opts: Map| npy(Path::new(path))?.with_options(&opts)
+    );
+    reg!(
+        engine,
+        "npz",
+        "The array `key` of an NPZ archive (f32/f64/u8; u8 scaled to [0,1]).",
+        |path: &str, key: &str| npz(Path::new(path), key)
+    );
+    reg!(
+        engine,
+        "npz",
+        "npz with options #{range, pad_to, limit}.",
+        |path: &str, key: &str, opts: Map| npz(Path::new(path), key)?.with_options(&opts)
+    );
 }

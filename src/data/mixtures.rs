@@ -39,7 +39,12 @@ fn sample_2d(name: &str, centers: &[[f64; 2]], n: usize, std: f64) -> ScriptResu
     let mut ds = Dataset::new(name, data, vec![n, 2]);
     ds.labels = Some(Arc::new(comps.iter().map(|&k| k as i64).collect()));
     ds.centers = Some((
-        Arc::new(centers.iter().flat_map(|c| [c[0] as f32, c[1] as f32]).collect()),
+        Arc::new(
+            centers
+                .iter()
+                .flat_map(|c| [c[0] as f32, c[1] as f32])
+                .collect(),
+        ),
         vec![centers.len(), 2],
     ));
     Ok(ds)
@@ -47,7 +52,9 @@ fn sample_2d(name: &str, centers: &[[f64; 2]], n: usize, std: f64) -> ScriptResu
 
 fn check_std(std: f64) -> ScriptResult<()> {
     if !(std.is_finite() && std >= 0.0) {
-        return Err(script_err(format!("the mixture's std must be >= 0, got {std}")));
+        return Err(script_err(format!(
+            "the mixture's std must be >= 0, got {std}"
+        )));
     }
     Ok(())
 }
@@ -63,7 +70,9 @@ pub fn ring8_centers() -> Vec<[f64; 2]> {
 
 pub fn grid25_centers() -> Vec<[f64; 2]> {
     let v = [-4.0, -2.0, 0.0, 2.0, 4.0];
-    v.iter().flat_map(|&x| v.iter().map(move |&y| [x, y])).collect()
+    v.iter()
+        .flat_map(|&x| v.iter().map(move |&y| [x, y]))
+        .collect()
 }
 
 pub fn ring8(n: usize, std: f64) -> ScriptResult<Dataset> {
@@ -79,7 +88,13 @@ pub fn grid25(n: usize, std: f64) -> ScriptResult<Dataset> {
 pub fn roth_axes(tilt_x_deg: f64, tilt_y_deg: f64) -> ([f64; 3], [f64; 3]) {
     let (a, b) = (tilt_x_deg.to_radians(), tilt_y_deg.to_radians());
     // R_x(a) e1 = e1; R_x(a) e2 = (0, cos a, sin a); then R_y(b) (x, y, z) = (x cos b + z sin b, y, -x sin b + z cos b).
-    let ry = |p: [f64; 3]| [p[0] * b.cos() + p[2] * b.sin(), p[1], -p[0] * b.sin() + p[2] * b.cos()];
+    let ry = |p: [f64; 3]| {
+        [
+            p[0] * b.cos() + p[2] * b.sin(),
+            p[1],
+            -p[0] * b.sin() + p[2] * b.cos(),
+        ]
+    };
     (ry([1.0, 0.0, 0.0]), ry([0.0, a.cos(), a.sin()]))
 }
 
@@ -124,7 +139,12 @@ pub fn roth_mixture3d(
 fn num(v: &Dynamic, what: &str) -> ScriptResult<f64> {
     v.as_float()
         .or_else(|_| v.as_int().map(|i| i as f64))
-        .map_err(|_| script_err(format!("roth_mixture3d: `{what}` must be a number, got {}", v.type_name())))
+        .map_err(|_| {
+            script_err(format!(
+                "roth_mixture3d: `{what}` must be a number, got {}",
+                v.type_name()
+            ))
+        })
 }
 
 fn roth_from_opts(n: INT, opts: &Map) -> ScriptResult<Dataset> {
@@ -136,7 +156,9 @@ fn roth_from_opts(n: INT, opts: &Map) -> ScriptResult<Dataset> {
             "tilt" => {
                 if let Some(a) = v.clone().try_cast::<Array>() {
                     if a.len() != 2 {
-                        return Err(script_err("roth_mixture3d: `tilt` is [deg about x, deg about y] or one angle"));
+                        return Err(script_err(
+                            "roth_mixture3d: `tilt` is [deg about x, deg about y] or one angle",
+                        ));
                     }
                     tilt = (num(&a[0], "tilt")?, num(&a[1], "tilt")?);
                 } else {
@@ -144,9 +166,13 @@ fn roth_from_opts(n: INT, opts: &Map) -> ScriptResult<Dataset> {
                 }
             }
             "offset" => {
-                let a = v.clone().try_cast::<Array>().filter(|a| a.len() == 3).ok_or_else(|| {
-                    script_err("roth_mixture3d: `offset` must be an array of 3 numbers")
-                })?;
+                let a = v
+                    .clone()
+                    .try_cast::<Array>()
+                    .filter(|a| a.len() == 3)
+                    .ok_or_else(|| {
+                        script_err("roth_mixture3d: `offset` must be an array of 3 numbers")
+                    })?;
                 for i in 0..3 {
                     offset[i] = num(&a[i], "offset")?;
                 }
@@ -163,7 +189,8 @@ fn roth_from_opts(n: INT, opts: &Map) -> ScriptResult<Dataset> {
 }
 
 fn count(n: INT) -> ScriptResult<usize> {
-    usize::try_from(n).map_err(|_| script_err(format!("the number of samples must be >= 0, got {n}")))
+    usize::try_from(n)
+        .map_err(|_| script_err(format!("the number of samples must be >= 0, got {n}")))
 }
 
 pub fn register(engine: &mut Engine) {

@@ -295,7 +295,9 @@ pub fn host_tensor(data: Vec<f32>, shape: &[usize]) -> ScriptResult<Tensor> {
 pub fn from_tensors(x: &Tensor, labels: Option<&Tensor>) -> ScriptResult<Dataset> {
     let t = &x.0;
     if t.rank() == 0 {
-        return Err(script_err("dataset(x): x must have a sample dimension, got a scalar"));
+        return Err(script_err(
+            "dataset(x): x must have a sample dimension, got a scalar",
+        ));
     }
     let data: Vec<f32> = t
         .flatten_all()
@@ -311,7 +313,10 @@ pub fn from_tensors(x: &Tensor, labels: Option<&Tensor>) -> ScriptResult<Dataset
                 l.0.dims()
             )));
         }
-        let v: Vec<i64> = l.0.to_dtype(DType::I64).and_then(|f| f.to_vec1()).ctx("dataset")?;
+        let v: Vec<i64> =
+            l.0.to_dtype(DType::I64)
+                .and_then(|f| f.to_vec1())
+                .ctx("dataset")?;
         ds.labels = Some(Arc::new(v));
     }
     Ok(ds)
@@ -337,36 +342,74 @@ pub fn register(engine: &mut Engine) {
             .collect::<Array>()
     });
     engine.register_get("name", |d: &mut Dataset| d.name.clone());
-    reg!(engine, "len", "The number of samples of a data set.", |d: &mut Dataset| d.len() as INT);
-    reg!(engine, "take", "The first n samples of a data set (all if it has fewer).", |d: &mut Dataset, n: INT| -> ScriptResult<Dataset> {
-        Ok(d.take(to_usize(n, "take(n)")?))
-    });
-    reg!(engine, "dataset", "A data set from a tensor of samples [N, ...].", |x: Tensor| from_tensors(&x, None));
-    reg!(engine, "dataset", "A data set from a tensor of samples [N, ...] and labels [N].", |x: Tensor, y: Tensor| from_tensors(&x, Some(&y)));
-    reg!(engine, "scale", "Rescales a data set's values linearly from its current range (e.g. [0,1]) to [lo, hi].", |d: Dataset, lo: FLOAT, hi: FLOAT| -> ScriptResult<Dataset> {
-        if lo >= hi {
-            return Err(script_err(format!("scale(ds, {lo}, {hi}): needs lo < hi")));
+    reg!(
+        engine,
+        "len",
+        "The number of samples of a data set.",
+        |d: &mut Dataset| d.len() as INT
+    );
+    reg!(
+        engine,
+        "take",
+        "The first n samples of a data set (all if it has fewer).",
+        |d: &mut Dataset, n: INT| -> ScriptResult<Dataset> { Ok(d.take(to_usize(n, "take(n)")?)) }
+    );
+    reg!(
+        engine,
+        "dataset",
+        "A data set from a tensor of samples [N, ...].",
+        |x: Tensor| from_tensors(&x, None)
+    );
+    reg!(
+        engine,
+        "dataset",
+        "A data set from a tensor of samples [N, ...] and labels [N].",
+        |x: Tensor, y: Tensor| from_tensors(&x, Some(&y))
+    );
+    reg!(
+        engine,
+        "scale",
+        "Rescales a data set's values linearly from its current range (e.g. [0,1]) to [lo, hi].",
+        |d: Dataset, lo: FLOAT, hi: FLOAT| -> ScriptResult<Dataset> {
+            if lo >= hi {
+                return Err(script_err(format!("scale(ds, {lo}, {hi}): needs lo < hi")));
+            }
+            d.scaled(lo as f32, hi as f32)
         }
-        d.scaled(lo as f32, hi as f32)
-    });
-    reg!(engine, "scale", "Rescales a data set's values linearly from its current range to [lo, hi].", |d: Dataset, lo: INT, hi: INT| -> ScriptResult<Dataset> {
-        if lo >= hi {
-            return Err(script_err(format!("scale(ds, {lo}, {hi}): needs lo < hi")));
+    );
+    reg!(
+        engine,
+        "scale",
+        "Rescales a data set's values linearly from its current range to [lo, hi].",
+        |d: Dataset, lo: INT, hi: INT| -> ScriptResult<Dataset> {
+            if lo >= hi {
+                return Err(script_err(format!("scale(ds, {lo}, {hi}): needs lo < hi")));
+            }
+            d.scaled(lo as f32, hi as f32)
         }
-        d.scaled(lo as f32, hi as f32)
-    });
+    );
     reg!(engine, "pad_to", "Pads images [N,C,H,W] to size×size, centred, with the background value (e.g. MNIST 28→32).", |d: Dataset, size: INT| -> ScriptResult<Dataset> {
         d.padded(to_usize(size, "pad_to size")?)
     });
     reg!(volatile engine, "color_mnist", "Stacked colour MNIST: n samples of 3 random digits as R, G, B; labels 100r+10g+b.", |d: Dataset, n: INT| -> ScriptResult<Dataset> {
         d.color_stacked(to_usize(n, "color_mnist n")?)
     });
-    reg!(engine, "num_batches", "Batches per epoch for a batch size (a last partial batch counts unless drop_last).", |d: &mut Dataset, bs: INT, drop_last: bool| -> ScriptResult<INT> {
-        Ok(batches::num_batches(d.len(), batches::batch_size(bs)?, drop_last) as INT)
-    });
-    reg!(engine, "num_batches", "Batches per epoch for a batch size, counting a last partial batch.", |d: &mut Dataset, bs: INT| -> ScriptResult<INT> {
-        Ok(batches::num_batches(d.len(), batches::batch_size(bs)?, false) as INT)
-    });
+    reg!(
+        engine,
+        "num_batches",
+        "Batches per epoch for a batch size (a last partial batch counts unless drop_last).",
+        |d: &mut Dataset, bs: INT, drop_last: bool| -> ScriptResult<INT> {
+            Ok(batches::num_batches(d.len(), batches::batch_size(bs)?, drop_last) as INT)
+        }
+    );
+    reg!(
+        engine,
+        "num_batches",
+        "Batches per epoch for a batch size, counting a last partial batch.",
+        |d: &mut Dataset, bs: INT| -> ScriptResult<INT> {
+            Ok(batches::num_batches(d.len(), batches::batch_size(bs)?, false) as INT)
+        }
+    );
     files::register(engine);
     mixtures::register(engine);
     batches::register(engine);

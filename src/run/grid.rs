@@ -50,7 +50,11 @@ impl GridOptions {
 }
 
 /// Encodes a grid of `images` as PNG bytes; returns the bytes and the pixel size (w, h).
-pub fn grid_png(images: &Tensor, nrow: usize, opts: &GridOptions) -> ScriptResult<(Vec<u8>, u32, u32)> {
+pub fn grid_png(
+    images: &Tensor,
+    nrow: usize,
+    opts: &GridOptions,
+) -> ScriptResult<(Vec<u8>, u32, u32)> {
     let t = &images.0;
     let (n, c, h, w) = match *t.dims() {
         [n, c, h, w] if c == 1 || c == 3 => (n, c, h, w),
@@ -63,10 +67,15 @@ pub fn grid_png(images: &Tensor, nrow: usize, opts: &GridOptions) -> ScriptResul
         }
     };
     if n == 0 || h == 0 || w == 0 {
-        return Err(script_err(format!("save_grid: no images to draw (shape {:?})", t.dims())));
+        return Err(script_err(format!(
+            "save_grid: no images to draw (shape {:?})",
+            t.dims()
+        )));
     }
     if nrow == 0 {
-        return Err(script_err("save_grid: nrow (images per row) must be positive"));
+        return Err(script_err(
+            "save_grid: nrow (images per row) must be positive",
+        ));
     }
     let data: Vec<f32> = t
         .flatten_all()
@@ -134,7 +143,12 @@ pub fn grid_png(images: &Tensor, nrow: usize, opts: &GridOptions) -> ScriptResul
 }
 
 /// Writes a grid to `path` (atomically).
-pub fn save_grid(images: &Tensor, path: &Path, nrow: usize, opts: &GridOptions) -> ScriptResult<()> {
+pub fn save_grid(
+    images: &Tensor,
+    path: &Path,
+    nrow: usize,
+    opts: &GridOptions,
+) -> ScriptResult<()> {
     let (bytes, _, _) = grid_png(images, nrow, opts)?;
     super::atomic_write(path, &bytes)
 }
@@ -152,5 +166,10 @@ pub fn register(engine: &mut Engine, handle: &RunHandle) {
     let h = handle.clone();
     reg!(engine, "save_grid", "Writes a PNG grid of images [N,C,H,W] (nrow per row; range auto [0,1] or [-1,1]) into the run directory; returns the path.", move |t: Tensor, name: &str, nrow: INT| save(&h, &t, name, nrow, &Map::new()));
     let h = handle.clone();
-    reg!(engine, "save_grid", "save_grid with options #{range: [-1, 1], scores: t} (scores sort the images ascending).", move |t: Tensor, name: &str, nrow: INT, opts: Map| save(&h, &t, name, nrow, &opts));
+    reg!(
+        engine,
+        "save_grid",
+        "save_grid with options #{range: [-1, 1], scores: t} (scores sort the images ascending).",
+        move |t: Tensor, name: &str, nrow: INT, opts: Map| save(&h, &t, name, nrow, &opts)
+    );
 }

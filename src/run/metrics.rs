@@ -99,7 +99,11 @@ impl Metrics {
             .iter()
             .enumerate()
             .filter_map(|(i, row)| {
-                let get = |k: &str| row.iter().find(|(n, _)| n == k).and_then(|(_, v)| v.as_f64());
+                let get = |k: &str| {
+                    row.iter()
+                        .find(|(n, _)| n == k)
+                        .and_then(|(_, v)| v.as_f64())
+                };
                 let y = get(key)?;
                 let x = get(x_key).unwrap_or(i as f64);
                 (x.is_finite() && y.is_finite()).then_some((x, y))

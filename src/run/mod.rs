@@ -68,13 +68,21 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> ScriptResult<()> {
     let tmp = PathBuf::from(tmp);
     std::fs::write(&tmp, bytes)
         .map_err(|e| script_err(format!("cannot write {}: {e}", tmp.display())))?;
-    std::fs::rename(&tmp, path)
-        .map_err(|e| script_err(format!("cannot rename {} to {}: {e}", tmp.display(), path.display())))
+    std::fs::rename(&tmp, path).map_err(|e| {
+        script_err(format!(
+            "cannot rename {} to {}: {e}",
+            tmp.display(),
+            path.display()
+        ))
+    })
 }
 
 /// (year, month, day, hour, minute, second) in UTC.
 fn utc_parts(t: SystemTime) -> (i64, u32, u32, u32, u32, u32) {
-    let secs = t.duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+    let secs = t
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
     let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
     // Howard Hinnant's civil_from_days.
     let z = days + 719_468;
@@ -87,7 +95,14 @@ fn utc_parts(t: SystemTime) -> (i64, u32, u32, u32, u32, u32) {
     let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
     let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     let y = if m <= 2 { y + 1 } else { y };
-    (y, m, d, (rem / 3600) as u32, (rem % 3600 / 60) as u32, (rem % 60) as u32)
+    (
+        y,
+        m,
+        d,
+        (rem / 3600) as u32,
+        (rem % 3600 / 60) as u32,
+        (rem % 60) as u32,
+    )
 }
 
 /// `YYYYmmdd-HHMMSS` (UTC).
@@ -118,7 +133,11 @@ pub fn dyn_to_json(v: &Dynamic) -> Value {
     } else if let Some(a) = v.clone().try_cast::<rhai::Array>() {
         Value::Array(a.iter().map(dyn_to_json).collect())
     } else if let Some(m) = v.clone().try_cast::<rhai::Map>() {
-        Value::Object(m.iter().map(|(k, v)| (k.to_string(), dyn_to_json(v))).collect())
+        Value::Object(
+            m.iter()
+                .map(|(k, v)| (k.to_string(), dyn_to_json(v)))
+                .collect(),
+        )
     } else if let Some(t) = v.clone().try_cast::<Tensor>() {
         match crate::tensor::item(&t.0) {
             Ok(x) => float_json(x),
@@ -178,8 +197,12 @@ impl RunState {
                 d
             }
         };
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| script_err(format!("cannot create the run directory {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(&dir).map_err(|e| {
+            script_err(format!(
+                "cannot create the run directory {}: {e}",
+                dir.display()
+            ))
+        })?;
         self.dir = Some(dir.clone());
         self.write_config()?;
         Ok(dir)
@@ -287,14 +310,22 @@ pub fn register(engine: &mut Engine, opts: &EngineOptions) {
     engine.register_type_with_name::<RunHandle>("Run");
 
     let h = handle.clone();
-    reg!(engine, "run_dir", "The run directory (--out, or runs/<script>-<time>), created on first use.", move || -> ScriptResult<String> {
-        Ok(h.dir()?.display().to_string())
-    });
+    reg!(
+        engine,
+        "run_dir",
+        "The run directory (--out, or runs/<script>-<time>), created on first use.",
+        move || -> ScriptResult<String> { Ok(h.dir()?.display().to_string()) }
+    );
     let h = handle.clone();
-    reg!(engine, "run_path", "A path inside the run directory (the directory is created).", move |name: &str| -> ScriptResult<String> {
-        let dir = h.dir()?;
-        Ok(dir.join(name).display().to_string())
-    });
+    reg!(
+        engine,
+        "run_path",
+        "A path inside the run directory (the directory is created).",
+        move |name: &str| -> ScriptResult<String> {
+            let dir = h.dir()?;
+            Ok(dir.join(name).display().to_string())
+        }
+    );
     let h = handle.clone();
     reg!(volatile engine, "fixed_noise", "The same N(0,1) tensor every call with this name within a run (drawn once, seeded): for comparable sample grids.", move |name: &str, shape: Dynamic| -> ScriptResult<Tensor> {
         let dims = crate::tensor::shape_from(&shape)?;

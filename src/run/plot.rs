@@ -54,7 +54,8 @@ fn padded_range(lo: f64, hi: f64) -> (f64, f64) {
 }
 
 fn encode_png(buf: Vec<u8>, w: u32, h: u32) -> ScriptResult<Vec<u8>> {
-    let img = image::RgbImage::from_raw(w, h, buf).ok_or_else(|| script_err("plot: internal size error"))?;
+    let img = image::RgbImage::from_raw(w, h, buf)
+        .ok_or_else(|| script_err("plot: internal size error"))?;
     let mut out = Vec::new();
     img.write_to(&mut Cursor::new(&mut out), image::ImageFormat::Png)
         .map_err(|e| script_err(format!("cannot encode PNG: {e}")))?;
@@ -65,11 +66,21 @@ fn encode_png(buf: Vec<u8>, w: u32, h: u32) -> ScriptResult<Vec<u8>> {
 pub type Series = (String, Vec<(f64, f64)>);
 
 /// Draws line series as a PNG (800×500).
-pub fn line_plot_png(series: &[Series], x_label: &str, y_label: &str, title: &str) -> ScriptResult<Vec<u8>> {
+pub fn line_plot_png(
+    series: &[Series],
+    x_label: &str,
+    y_label: &str,
+    title: &str,
+) -> ScriptResult<Vec<u8>> {
     ensure_font();
     let (w, h) = (800u32, 500u32);
     let pts = series.iter().flat_map(|(_, p)| p.iter());
-    let (mut x0, mut x1, mut y0, mut y1) = (f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY, f64::NEG_INFINITY);
+    let (mut x0, mut x1, mut y0, mut y1) = (
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+    );
     for &(x, y) in pts {
         x0 = x0.min(x);
         x1 = x1.max(x);
@@ -81,7 +92,8 @@ pub fn line_plot_png(series: &[Series], x_label: &str, y_label: &str, title: &st
     let mut buf = vec![255u8; (w * h * 3) as usize];
     {
         let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| script_err(format!("plot: {e:?}")))?;
+        root.fill(&WHITE)
+            .map_err(|e| script_err(format!("plot: {e:?}")))?;
         let mut chart = ChartBuilder::on(&root)
             .caption(title, (FONT_NAME, 22))
             .margin(12)
@@ -102,7 +114,9 @@ pub fn line_plot_png(series: &[Series], x_label: &str, y_label: &str, title: &st
                 .draw_series(LineSeries::new(p.iter().copied(), color.stroke_width(2)))
                 .map_err(|e| script_err(format!("plot: {e:?}")))?
                 .label(name.as_str())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                });
         }
         chart
             .configure_series_labels()
@@ -112,16 +126,27 @@ pub fn line_plot_png(series: &[Series], x_label: &str, y_label: &str, title: &st
             .position(SeriesLabelPosition::UpperRight)
             .draw()
             .map_err(|e| script_err(format!("plot: {e:?}")))?;
-        root.present().map_err(|e| script_err(format!("plot: {e:?}")))?;
+        root.present()
+            .map_err(|e| script_err(format!("plot: {e:?}")))?;
     }
     encode_png(buf, w, h)
 }
 
 /// Draws a scatter of 2-D points (and optional centres) as a PNG (600×600).
-pub fn scatter_png(points: &[(f64, f64)], centers: &[(f64, f64)], labels: (&str, &str), title: &str) -> ScriptResult<Vec<u8>> {
+pub fn scatter_png(
+    points: &[(f64, f64)],
+    centers: &[(f64, f64)],
+    labels: (&str, &str),
+    title: &str,
+) -> ScriptResult<Vec<u8>> {
     ensure_font();
     let (w, h) = (600u32, 600u32);
-    let (mut x0, mut x1, mut y0, mut y1) = (f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY, f64::NEG_INFINITY);
+    let (mut x0, mut x1, mut y0, mut y1) = (
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+    );
     for &(x, y) in points.iter().chain(centers) {
         if x.is_finite() && y.is_finite() {
             x0 = x0.min(x);
@@ -138,7 +163,8 @@ pub fn scatter_png(points: &[(f64, f64)], centers: &[(f64, f64)], labels: (&str,
     let mut buf = vec![255u8; (w * h * 3) as usize];
     {
         let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| script_err(format!("scatter: {e:?}")))?;
+        root.fill(&WHITE)
+            .map_err(|e| script_err(format!("scatter: {e:?}")))?;
         let mut chart = ChartBuilder::on(&root)
             .caption(title, (FONT_NAME, 22))
             .margin(12)
@@ -168,7 +194,8 @@ pub fn scatter_png(points: &[(f64, f64)], centers: &[(f64, f64)], labels: (&str,
                 .draw_series(centers.iter().map(|&p| Cross::new(p, 6, red)))
                 .map_err(|e| script_err(format!("scatter: {e:?}")))?;
         }
-        root.present().map_err(|e| script_err(format!("scatter: {e:?}")))?;
+        root.present()
+            .map_err(|e| script_err(format!("scatter: {e:?}")))?;
     }
     encode_png(buf, w, h)
 }
@@ -183,12 +210,11 @@ fn rows_of(t: &Tensor, what: &str) -> ScriptResult<(Vec<f64>, usize)> {
             )))
         }
     };
-    let v = t
-        .0
-        .flatten_all()
-        .and_then(|f| f.to_dtype(DType::F64))
-        .and_then(|f| f.to_vec1::<f64>())
-        .ctx("scatter")?;
+    let v =
+        t.0.flatten_all()
+            .and_then(|f| f.to_dtype(DType::F64))
+            .and_then(|f| f.to_vec1::<f64>())
+            .ctx("scatter")?;
     Ok((v, d))
 }
 
@@ -225,7 +251,9 @@ pub fn principal_plane(p: &[f64]) -> ([f64; 3], [f64; 3], [f64; 3]) {
         v
     };
     let e1 = top(&cov, [0.577, 0.577, 0.578]);
-    let l1: f64 = (0..3).map(|i| (0..3).map(|j| e1[i] * cov[i][j] * e1[j]).sum::<f64>()).sum();
+    let l1: f64 = (0..3)
+        .map(|i| (0..3).map(|j| e1[i] * cov[i][j] * e1[j]).sum::<f64>())
+        .sum();
     let mut c2 = cov;
     for i in 0..3 {
         for j in 0..3 {
@@ -233,7 +261,11 @@ pub fn principal_plane(p: &[f64]) -> ([f64; 3], [f64; 3], [f64; 3]) {
         }
     }
     // Start orthogonal to e1 so a degenerate case still gives an orthonormal pair.
-    let any = if e1[0].abs() < 0.9 { [1.0, 0.0, 0.0] } else { [0.0, 1.0, 0.0] };
+    let any = if e1[0].abs() < 0.9 {
+        [1.0, 0.0, 0.0]
+    } else {
+        [0.0, 1.0, 0.0]
+    };
     let d: f64 = (0..3).map(|i| any[i] * e1[i]).sum();
     let start = [any[0] - d * e1[0], any[1] - d * e1[1], any[2] - d * e1[2]];
     let mut e2 = top(&c2, start);
@@ -249,7 +281,10 @@ fn project(p: &[f64], d: usize, plane: Option<&([f64; 3], [f64; 3], [f64; 3])>) 
             .chunks_exact(3)
             .map(|r| {
                 let c = [r[0] - m[0], r[1] - m[1], r[2] - m[2]];
-                ((0..3).map(|i| c[i] * e1[i]).sum(), (0..3).map(|i| c[i] * e2[i]).sum())
+                (
+                    (0..3).map(|i| c[i] * e1[i]).sum(),
+                    (0..3).map(|i| c[i] * e2[i]).sum(),
+                )
             })
             .collect(),
         _ => p.chunks_exact(2).map(|r| (r[0], r[1])).collect(),
@@ -291,7 +326,11 @@ fn scatter(h: &RunHandle, name: &str, points: &Tensor, opts: &Map) -> ScriptResu
         }
         None => Vec::new(),
     };
-    let labels = if d == 3 { ("principal axis 1", "principal axis 2") } else { ("x", "y") };
+    let labels = if d == 3 {
+        ("principal axis 1", "principal axis 2")
+    } else {
+        ("x", "y")
+    };
     let bytes = scatter_png(&pts, &cs, labels, &title)?;
     let path = h.0.borrow_mut().path(name, "png")?;
     super::atomic_write(&path, &bytes)?;
@@ -313,7 +352,9 @@ fn keys_of(keys: &Dynamic) -> ScriptResult<Vec<String>> {
             })
             .collect();
     }
-    Err(script_err("plot: keys must be a string or an array of strings"))
+    Err(script_err(
+        "plot: keys must be a string or an array of strings",
+    ))
 }
 
 fn plot(h: &RunHandle, name: &str, keys: &Dynamic, opts: &Map) -> ScriptResult<String> {
@@ -346,7 +387,11 @@ fn plot(h: &RunHandle, name: &str, keys: &Dynamic, opts: &Map) -> ScriptResult<S
             .map(|k| {
                 let mut s = st.metrics.series(&x_key, k);
                 if log_y {
-                    s = s.into_iter().filter(|p| p.1 > 0.0).map(|(x, y)| (x, y.log10())).collect();
+                    s = s
+                        .into_iter()
+                        .filter(|p| p.1 > 0.0)
+                        .map(|(x, y)| (x, y.log10()))
+                        .collect();
                 }
                 (k.clone(), s)
             })
@@ -357,7 +402,11 @@ fn plot(h: &RunHandle, name: &str, keys: &Dynamic, opts: &Map) -> ScriptResult<S
         return Err(script_err(format!(
             "plot: no logged values for {}; logged keys: {}",
             keys.join(", "),
-            if logged.is_empty() { "none (call log(#{...}) first)".to_string() } else { logged }
+            if logged.is_empty() {
+                "none (call log(#{...}) first)".to_string()
+            } else {
+                logged
+            }
         )));
     }
     let y_label = if log_y { "log10(value)" } else { "value" };
@@ -371,16 +420,31 @@ pub fn register(engine: &mut Engine, handle: &RunHandle) {
     let h = handle.clone();
     reg!(engine, "plot", "A PNG line plot of logged metric keys (a string or an array) against step; returns the path.", move |name: &str, keys: Dynamic| plot(&h, name, &keys, &Map::new()));
     let h = handle.clone();
-    reg!(engine, "plot", "plot with options #{x: \"epoch\", title: \"..\", log_y: false}.", move |name: &str, keys: Dynamic, opts: Map| plot(&h, name, &keys, &opts));
+    reg!(
+        engine,
+        "plot",
+        "plot with options #{x: \"epoch\", title: \"..\", log_y: false}.",
+        move |name: &str, keys: Dynamic, opts: Map| plot(&h, name, &keys, &opts)
+    );
     let h = handle.clone();
     reg!(engine, "scatter", "A PNG scatter of points [N,2] (or [N,3] projected on their principal plane); returns the path.", move |name: &str, points: Tensor| scatter(&h, name, &points, &Map::new()));
     let h = handle.clone();
-    reg!(engine, "scatter", "scatter with options #{centers: t, title: \"..\"} (centres drawn as red crosses).", move |name: &str, points: Tensor, opts: Map| scatter(&h, name, &points, &opts));
+    reg!(
+        engine,
+        "scatter",
+        "scatter with options #{centers: t, title: \"..\"} (centres drawn as red crosses).",
+        move |name: &str, points: Tensor, opts: Map| scatter(&h, name, &points, &opts)
+    );
     let h = handle.clone();
-    reg!(engine, "scatter", "A PNG scatter of a data set's points with its mixture centres.", move |name: &str, ds: Dataset| -> ScriptResult<String> {
-        let mut opts = Map::new();
-        opts.insert("centers".into(), ds.centers_dyn()?);
-        opts.insert("title".into(), Dynamic::from(ds.name.clone()));
-        scatter(&h, name, &ds.images_tensor()?, &opts)
-    });
+    reg!(
+        engine,
+        "scatter",
+        "A PNG scatter of a data set's points with its mixture centres.",
+        move |name: &str, ds: Dataset| -> ScriptResult<String> {
+            let mut opts = Map::new();
+            opts.insert("centers".into(), ds.centers_dyn()?);
+            opts.insert("title".into(), Dynamic::from(ds.name.clone()));
+            scatter(&h, name, &ds.images_tensor()?, &opts)
+        }
+    );
 }

@@ -62,8 +62,18 @@ pub fn fmt_duration(secs: f64) -> String {
 }
 
 /// One plain progress line: `label step/total rate it/s ETA eta metrics`.
-pub fn plain_line(label: &str, pos: u64, total: u64, elapsed: f64, metrics: &[(String, String)]) -> String {
-    let rate = if elapsed > 0.0 { pos as f64 / elapsed } else { 0.0 };
+pub fn plain_line(
+    label: &str,
+    pos: u64,
+    total: u64,
+    elapsed: f64,
+    metrics: &[(String, String)],
+) -> String {
+    let rate = if elapsed > 0.0 {
+        pos as f64 / elapsed
+    } else {
+        0.0
+    };
     let mut s = String::new();
     if !label.is_empty() {
         s.push_str(label);
@@ -76,7 +86,11 @@ pub fn plain_line(label: &str, pos: u64, total: u64, elapsed: f64, metrics: &[(S
     }
     s.push_str(&format!(" {rate:.2} it/s"));
     if total > 0 {
-        let eta = if rate > 0.0 { total.saturating_sub(pos) as f64 / rate } else { f64::NAN };
+        let eta = if rate > 0.0 {
+            total.saturating_sub(pos) as f64 / rate
+        } else {
+            f64::NAN
+        };
         s.push_str(&format!(" ETA {}", fmt_duration(eta)));
     }
     for (k, v) in metrics {
@@ -105,7 +119,11 @@ impl Progress {
     pub fn new(total: u64, label: &str) -> Progress {
         let mode = mode();
         let bar = (mode == Mode::Bar).then(|| {
-            let bar = if total > 0 { ProgressBar::new(total) } else { ProgressBar::new_spinner() };
+            let bar = if total > 0 {
+                ProgressBar::new(total)
+            } else {
+                ProgressBar::new_spinner()
+            };
             bar.set_draw_target(ProgressDrawTarget::stderr());
             let template = if total > 0 {
                 "{prefix} [{bar:30.cyan/blue}] {pos}/{len} {per_sec} ETA {eta} {msg}"
@@ -139,7 +157,9 @@ impl Progress {
             } else if let Ok(i) = v.as_int() {
                 i.to_string()
             } else if let Some(t) = v.clone().try_cast::<crate::tensor::Tensor>() {
-                crate::tensor::item(&t.0).map(fmt_num).unwrap_or_else(|_| t.to_string())
+                crate::tensor::item(&t.0)
+                    .map(fmt_num)
+                    .unwrap_or_else(|_| t.to_string())
             } else {
                 v.to_string()
             };
@@ -156,7 +176,12 @@ impl Progress {
         }
         let mut st = self.0.borrow_mut();
         st.pos += n;
-        let msg = st.metrics.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ");
+        let msg = st
+            .metrics
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ");
         match st.mode {
             Mode::Bar => {
                 if let Some(b) = &st.bar {
@@ -166,7 +191,7 @@ impl Progress {
             }
             Mode::Plain => {
                 let now = Instant::now();
-                let decile = |p: u64| if st.total > 0 { p * 10 / st.total } else { 0 };
+                let decile = |p: u64| (p * 10).checked_div(st.total).unwrap_or(0);
                 let due = match st.last_print {
                     None => true,
                     Some((t, p)) => {
@@ -176,7 +201,16 @@ impl Progress {
                     }
                 };
                 if due {
-                    eprintln!("{}", plain_line(&st.label, st.pos, st.total, st.start.elapsed().as_secs_f64(), &st.metrics));
+                    eprintln!(
+                        "{}",
+                        plain_line(
+                            &st.label,
+                            st.pos,
+                            st.total,
+                            st.start.elapsed().as_secs_f64(),
+                            &st.metrics
+                        )
+                    );
                     st.last_print = Some((now, st.pos));
                 }
             }
@@ -198,7 +232,16 @@ impl Progress {
             }
             Mode::Plain => {
                 if st.last_print.map(|(_, p)| p) != Some(st.pos) {
-                    eprintln!("{}", plain_line(&st.label, st.pos, st.total, st.start.elapsed().as_secs_f64(), &st.metrics));
+                    eprintln!(
+                        "{}",
+                        plain_line(
+                            &st.label,
+                            st.pos,
+                            st.total,
+                            st.start.elapsed().as_secs_f64(),
+                            &st.metrics
+                        )
+                    );
                 }
             }
             Mode::Off => {}
@@ -209,8 +252,28 @@ impl Progress {
 pub fn register(engine: &mut Engine) {
     engine.register_type_with_name::<Progress>("Progress");
     reg!(engine, "progress", "A progress display for `total` steps with a label: .tick(), .tick(#{metric: v}), .finish().", |total: INT, label: &str| Progress::new(total.max(0) as u64, label));
-    reg!(engine, "progress", "A progress display for `total` steps.", |total: INT| Progress::new(total.max(0) as u64, ""));
-    reg!(engine, "tick", "Advances the progress by one step.", |p: &mut Progress| p.tick_by(1, None));
-    reg!(engine, "tick", "Advances the progress by one step and shows the latest metrics.", |p: &mut Progress, m: Map| p.tick_by(1, Some(&m)));
-    reg!(engine, "finish", "Ends the progress display.", |p: &mut Progress| p.finish());
+    reg!(
+        engine,
+        "progress",
+        "A progress display for `total` steps.",
+        |total: INT| Progress::new(total.max(0) as u64, "")
+    );
+    reg!(
+        engine,
+        "tick",
+        "Advances the progress by one step.",
+        |p: &mut Progress| p.tick_by(1, None)
+    );
+    reg!(
+        engine,
+        "tick",
+        "Advances the progress by one step and shows the latest metrics.",
+        |p: &mut Progress, m: Map| p.tick_by(1, Some(&m))
+    );
+    reg!(
+        engine,
+        "finish",
+        "Ends the progress display.",
+        |p: &mut Progress| p.finish()
+    );
 }
