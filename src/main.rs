@@ -141,6 +141,17 @@ fn run(
     let mut scope = Scope::new();
     scope.push_constant("config", settings.borrow().as_map());
     let result = compiled.run(&mut scope);
+    // Finish the run: rewrite config.json (status, duration) if the script made a run directory.
+    if let Some(handle) = ganscript::run::current() {
+        let (status, error) = match &result {
+            Ok(_) => ("ok", None),
+            Err(d) if d.message == INTERRUPTED => ("interrupted", Some(d.message.clone())),
+            Err(d) => ("error", Some(d.message.clone())),
+        };
+        if let Some(dir) = handle.finish(status, error.as_deref()) {
+            eprintln!("run directory: {}", dir.display());
+        }
+    }
     let unread = settings.borrow().unread();
     if !unread.is_empty() {
         eprintln!(

@@ -1,7 +1,351 @@
 //! What a training run writes: the run directory, config.json, metrics (JSONL and CSV), sample
 //! grids, plots and terminal progress.
+//!
+//! The run directory is `--out DIR` or `runs/<script-stem>-<YYYYmmdd-HHMMSS>` (UTC), created the
+//! first time a script writes an output or calls `run_dir()`: a script (or test, or REPL
+//! session) that writes nothing creates nothing. `config.json` is written when the directory is
+//! created and rewritten by [`RunHandle::finish`] (status, end time, duration), which the CLI
+//! calls when the script ends. Every file is written atomically (`<file>.tmp` in the same
+//! directory, then renamed), except `metrics.jsonl`, which is appended one whole, flushed line at
+//! a time (a killed run leaves complete lines).
+//!
+//! `fixed_noise(name, shape)` tensors are kept in memory for the run (drawn once from the seeded
+//! generator, so the same seed gives the same noise).
+
+pub mod grid;
+pub mod metrics;
+pub mod plot;
+pub mod progress;
 
 use crate::engine::EngineOptions;
-use rhai::Engine;
+use crate::errors::{script_err, ScriptResult};
+use crate::settings::SharedSettings;
+use crate::tensor::Tensor;
+use rhai::{Dynamic, Engine};
+use serde_json::{json, Value};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-pub fn register(_engine: &mut Engine, _opts: &EngineOptions) {}
+/// The state of one run, shared by the registered functions and the host.
+pub struct RunState {
+    requested_dir: Option<PathBuf>,
+    script_path: Option<PathBuf>,
+    seed: u64,
+    device: String,
+    settings: SharedSettings,
+    dir: Option<PathBuf>,
+    started: SystemTime,
+    started_at: Instant,
+    pub(crate) metrics: metrics::Metrics,
+    noise: HashMap<String, Tensor>,
+    status: Option<(String, Option<String>, f64)>,
+}
+
+/// A handle on the current run, for the host (the CLI finishes the run with it).
+#[derive(Clone)]
+pub struct RunHandle(pub Rc<RefCell<RunState>>);
+
+thread_local! {
+    static CURRENT: RefCell<Option<RunHandle>> = const { RefCell::new(None) };
+}
+
+/// The run of the engine most recently built on this thread (`new_engine` registers one).
+pub fn current() -> Option<RunHandle> {
+    CURRENT.with(|c| c.borrow().clone())
+}
+
+/// Writes `bytes` to `path` atomically: `<path>.tmp` in the same directory, then a rename.
+pub fn atomic_write(path: &Path, bytes: &[u8]) -> ScriptResult<()> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| script_err(format!("cannot create {}: {e}", parent.display())))?;
+    }
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, bytes)
+        .map_err(|e| script_err(format!("cannot write {}: {e}", tmp.display())))?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        script_err(format!(
+            "cannot rename {} to {}: {e}",
+            tmp.display(),
+            path.display()
+        ))
+    })
+}
+
+/// (year, month, day, hour, minute, second) in UTC.
+fn utc_parts(t: SystemTime) -> (i64, u32, u32, u32, u32, u32) {
+    let secs = t
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = if m <= 2 { y + 1 } else { y };
+    (
+        y,
+        m,
+        d,
+        (rem / 3600) as u32,
+        (rem % 3600 / 60) as u32,
+        (rem % 60) as u32,
+    )
+}
+
+/// `YYYYmmdd-HHMMSS` (UTC).
+pub fn stamp(t: SystemTime) -> String {
+    let (y, mo, d, h, mi, s) = utc_parts(t);
+    format!("{y:04}{mo:02}{d:02}-{h:02}{mi:02}{s:02}")
+}
+
+/// ISO 8601 (UTC), e.g. `2026-11-25T11:48:31Z`.
+pub fn iso8601(t: SystemTime) -> String {
+    let (y, mo, d, h, mi, s) = utc_parts(t);
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
+}
+
+/// A script value as JSON: numbers, strings, booleans, arrays, maps, one-element tensors as
+/// numbers; anything else as its printed form. Non-finite numbers become strings ("NaN").
+pub fn dyn_to_json(v: &Dynamic) -> Value {
+    if v.is_unit() {
+        Value::Null
+    } else if let Ok(i) = v.as_int() {
+        json!(i)
+    } else if let Ok(f) = v.as_float() {
+        float_json(f)
+    } else if let Ok(b) = v.as_bool() {
+        json!(b)
+    } else if let Some(s) = v.clone().try_cast::<rhai::ImmutableString>() {
+        json!(s.as_str())
+    } else if let Some(a) = v.clone().try_cast::<rhai::Array>() {
+        Value::Array(a.iter().map(dyn_to_json).collect())
+    } else if let Some(m) = v.clone().try_cast::<rhai::Map>() {
+        Value::Object(
+            m.iter()
+                .map(|(k, v)| (k.to_string(), dyn_to_json(v)))
+                .collect(),
+        )
+    } else if let Some(t) = v.clone().try_cast::<Tensor>() {
+        match crate::tensor::item(&t.0) {
+            Ok(x) => float_json(x),
+            Err(_) => json!(t.to_string()),
+        }
+    } else {
+        json!(v.to_string())
+    }
+}
+
+fn float_json(f: f64) -> Value {
+    if f.is_finite() {
+        json!(f)
+    } else {
+        json!(f.to_string())
+    }
+}
+
+impl RunState {
+    fn new(opts: &EngineOptions) -> RunState {
+        RunState {
+            requested_dir: opts.out_dir.clone(),
+            script_path: opts.script_path.clone(),
+            seed: opts.seed,
+            device: opts.device.clone(),
+            settings: opts.settings.clone(),
+            dir: None,
+            started: SystemTime::now(),
+            started_at: Instant::now(),
+            metrics: metrics::Metrics::default(),
+            noise: HashMap::new(),
+            status: None,
+        }
+    }
+
+    /// The run directory, created (with its config.json) on first use.
+    pub fn dir(&mut self) -> ScriptResult<PathBuf> {
+        if let Some(d) = &self.dir {
+            return Ok(d.clone());
+        }
+        let dir = match &self.requested_dir {
+            Some(d) => d.clone(),
+            None => {
+                let stem = self
+                    .script_path
+                    .as_ref()
+                    .and_then(|p| p.file_stem())
+                    .map(|s| s.to_string_lossy().to_string())
+                    .unwrap_or_else(|| "run".to_string());
+                let base = format!("{stem}-{}", stamp(self.started));
+                let mut d = PathBuf::from("runs").join(&base);
+                let mut k = 2;
+                while d.exists() {
+                    d = PathBuf::from("runs").join(format!("{base}-{k}"));
+                    k += 1;
+                }
+                d
+            }
+        };
+        std::fs::create_dir_all(&dir).map_err(|e| {
+            script_err(format!(
+                "cannot create the run directory {}: {e}",
+                dir.display()
+            ))
+        })?;
+        self.dir = Some(dir.clone());
+        self.write_config()?;
+        Ok(dir)
+    }
+
+    /// `name` inside the run directory (an absolute path is kept as is).
+    pub fn path(&mut self, name: &str, default_ext: &str) -> ScriptResult<PathBuf> {
+        if name.trim().is_empty() {
+            return Err(script_err("an output file name must not be empty"));
+        }
+        let mut p = PathBuf::from(name);
+        if p.extension().is_none() {
+            p.set_extension(default_ext);
+        }
+        if p.is_absolute() {
+            Ok(p)
+        } else {
+            Ok(self.dir()?.join(p))
+        }
+    }
+
+    /// The content of config.json.
+    pub fn config_json(&self) -> Value {
+        let settings = self.settings.borrow();
+        let mut resolved: serde_json::Map<String, Value> = settings
+            .given
+            .iter()
+            .map(|(k, v)| (k.clone(), dyn_to_json(v)))
+            .collect();
+        for (k, v) in &settings.resolved {
+            resolved.insert(k.clone(), dyn_to_json(v));
+        }
+        let given: serde_json::Map<String, Value> = settings
+            .given
+            .iter()
+            .map(|(k, v)| (k.clone(), dyn_to_json(v)))
+            .collect();
+        let (script_text, script) = match &self.script_path {
+            Some(p) => (std::fs::read(p).ok(), json!(p.display().to_string())),
+            None => (None, Value::Null),
+        };
+        let sha = script_text.map(|t| {
+            use sha2::Digest;
+            let h = sha2::Sha256::digest(&t);
+            h.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        });
+        let mut v = json!({
+            "ganscript_version": env!("CARGO_PKG_VERSION"),
+            "script": script,
+            "script_sha256": sha,
+            "seed": self.seed,
+            "device": self.device,
+            "settings": resolved,
+            "given": given,
+            "started": iso8601(self.started),
+            "status": "running",
+        });
+        if let Some((status, error, duration)) = &self.status {
+            v["status"] = json!(status);
+            v["finished"] = json!(iso8601(SystemTime::now()));
+            v["duration_s"] = json!(duration);
+            if let Some(e) = error {
+                v["error"] = json!(e);
+            }
+        }
+        v
+    }
+
+    fn write_config(&self) -> ScriptResult<()> {
+        let Some(dir) = &self.dir else { return Ok(()) };
+        let text = serde_json::to_string_pretty(&self.config_json())
+            .map_err(|e| script_err(format!("config.json: {e}")))?;
+        atomic_write(&dir.join("config.json"), text.as_bytes())
+    }
+}
+
+impl RunHandle {
+    /// The run directory (created on first use).
+    pub fn dir(&self) -> ScriptResult<PathBuf> {
+        self.0.borrow_mut().dir()
+    }
+
+    /// The run directory if the script made one.
+    pub fn dir_if_created(&self) -> Option<PathBuf> {
+        self.0.borrow().dir.clone()
+    }
+
+    /// Ends the run: `status` is "ok", "error" or "interrupted". Rewrites config.json (only if
+    /// the run made its directory) and returns the directory.
+    pub fn finish(&self, status: &str, error: Option<&str>) -> Option<PathBuf> {
+        let mut st = self.0.borrow_mut();
+        let duration = st.started_at.elapsed().as_secs_f64();
+        st.status = Some((status.to_string(), error.map(str::to_string), duration));
+        let dir = st.dir.clone()?;
+        if let Err(e) = st.write_config() {
+            eprintln!("warning: {e}");
+        }
+        Some(dir)
+    }
+}
+
+pub fn register(engine: &mut Engine, opts: &EngineOptions) {
+    let handle = RunHandle(Rc::new(RefCell::new(RunState::new(opts))));
+    CURRENT.with(|c| *c.borrow_mut() = Some(handle.clone()));
+    engine.register_type_with_name::<RunHandle>("Run");
+
+    let h = handle.clone();
+    reg!(
+        engine,
+        "run_dir",
+        "The run directory (--out, or runs/<script>-<time>), created on first use.",
+        move || -> ScriptResult<String> { Ok(h.dir()?.display().to_string()) }
+    );
+    let h = handle.clone();
+    reg!(
+        engine,
+        "run_path",
+        "A path inside the run directory (the directory is created).",
+        move |name: &str| -> ScriptResult<String> {
+            let dir = h.dir()?;
+            Ok(dir.join(name).display().to_string())
+        }
+    );
+    let h = handle.clone();
+    reg!(volatile engine, "fixed_noise", "The same N(0,1) tensor every call with this name within a run (drawn once, seeded): for comparable sample grids.", move |name: &str, shape: Dynamic| -> ScriptResult<Tensor> {
+        let dims = crate::tensor::shape_from(&shape)?;
+        let mut st = h.0.borrow_mut();
+        if let Some(t) = st.noise.get(name) {
+            if t.0.dims() != dims.as_slice() {
+                return Err(script_err(format!(
+                    "fixed_noise(\"{name}\"): asked for shape {dims:?}, but this name was first drawn with shape {:?}",
+                    t.0.dims()
+                )));
+            }
+            return Ok(t.clone());
+        }
+        let n = dims.iter().product();
+        let t = Tensor(crate::tensor::new_default(crate::rng::normal_vec(n, 0.0, 1.0), &dims)?);
+        st.noise.insert(name.to_string(), t.clone());
+        Ok(t)
+    });
+    metrics::register(engine, &handle);
+    grid::register(engine, &handle);
+    plot::register(engine, &handle);
+    progress::register(engine);
+}

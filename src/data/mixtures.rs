@@ -1,0 +1,203 @@
+//! Synthetic Gaussian mixtures for mode-collapse experiments, each with its `centers` and the
+//! component of every sample as its label:
+//!
+//! - `ring8(n, std)`: 8 Gaussians evenly spaced on a circle of radius 2 (std 0.02 by default);
+//! - `grid25(n, std)`: a 5×5 grid at −4, −2, 0, 2, 4 (std 0.05 by default);
+//! - `roth_mixture3d(n, opts)`: Roth et al. (2017): 7 Gaussians (σ 0.01) with means on the unit
+//!   circle of a 2-D plane embedded in 3-D. The noise is drawn in the plane, so every sample lies
+//!   on it (a low-dimensional support, the point of the experiment). The plane z = 0 is rotated
+//!   by `tilt[0]` degrees about the x axis, then by `tilt[1]` degrees about the y axis (default
+//!   `[30, 30]`; one number tilts about x only), then translated by `offset` (default
+//!   `[0, 0, 0]`); `std` sets σ.
+//!
+//! Components are chosen uniformly; all randomness comes from [`crate::rng`].
+
+use super::Dataset;
+use crate::errors::{script_err, ScriptResult};
+use crate::rng;
+use rhai::{Array, Dynamic, Engine, Map, FLOAT, INT};
+use std::f64::consts::PI;
+use std::sync::Arc;
+
+/// Samples `n` points: uniform component, then `std`-Gaussian noise in the centres' space.
+fn sample_2d(name: &str, centers: &[[f64; 2]], n: usize, std: f64) -> ScriptResult<Dataset> {
+    check_std(std)?;
+    let comps: Vec<usize> = (0..n)
+        .map(|_| rng::below(centers.len() as u64) as usize)
+        .collect();
+    let noise = rng::normal_vec(2 * n, 0.0, std);
+    let data: Vec<f32> = comps
+        .iter()
+        .enumerate()
+        .flat_map(|(i, &k)| {
+            [
+                (centers[k][0] + noise[2 * i]) as f32,
+                (centers[k][1] + noise[2 * i + 1]) as f32,
+            ]
+        })
+        .collect();
+    let mut ds = Dataset::new(name, data, vec![n, 2]);
+    ds.labels = Some(Arc::new(comps.iter().map(|&k| k as i64).collect()));
+    ds.centers = Some((
+        Arc::new(
+            centers
+                .iter()
+                .flat_map(|c| [c[0] as f32, c[1] as f32])
+                .collect(),
+        ),
+        vec![centers.len(), 2],
+    ));
+    Ok(ds)
+}
+
+fn check_std(std: f64) -> ScriptResult<()> {
+    if !(std.is_finite() && std >= 0.0) {
+        return Err(script_err(format!(
+            "the mixture's std must be >= 0, got {std}"
+        )));
+    }
+    Ok(())
+}
+
+pub fn ring8_centers() -> Vec<[f64; 2]> {
+    (0..8)
+        .map(|k| {
+            let a = 2.0 * PI * k as f64 / 8.0;
+            [2.0 * a.cos(), 2.0 * a.sin()]
+        })
+        .collect()
+}
+
+pub fn grid25_centers() -> Vec<[f64; 2]> {
+    let v = [-4.0, -2.0, 0.0, 2.0, 4.0];
+    v.iter()
+        .flat_map(|&x| v.iter().map(move |&y| [x, y]))
+        .collect()
+}
+
+pub fn ring8(n: usize, std: f64) -> ScriptResult<Dataset> {
+    sample_2d("ring8", &ring8_centers(), n, std)
+}
+
+pub fn grid25(n: usize, std: f64) -> ScriptResult<Dataset> {
+    sample_2d("grid25", &grid25_centers(), n, std)
+}
+
+/// The plane's embedding: a point (u, v) of the plane maps to `offset + R·(u, v, 0)` with
+/// `R = R_y(tilt_y) · R_x(tilt_x)`. Returns the images of the plane's two axes.
+pub fn roth_axes(tilt_x_deg: f64, tilt_y_deg: f64) -> ([f64; 3], [f64; 3]) {
+    let (a, b) = (tilt_x_deg.to_radians(), tilt_y_deg.to_radians());
+    // R_x(a) e1 = e1; R_x(a) e2 = (0, cos a, sin a); then R_y(b) (x, y, z) = (x cos b + z sin b, y, -x sin b + z cos b).
+    let ry = |p: [f64; 3]| {
+        [
+            p[0] * b.cos() + p[2] * b.sin(),
+            p[1],
+            -p[0] * b.sin() + p[2] * b.cos(),
+        ]
+    };
+    (ry([1.0, 0.0, 0.0]), ry([0.0, a.cos(), a.sin()]))
+}
+
+pub fn roth_mixture3d(
+    n: usize,
+    tilt: (f64, f64),
+    offset: [f64; 3],
+    std: f64,
+) -> ScriptResult<Dataset> {
+    check_std(std)?;
+    let (e1, e2) = roth_axes(tilt.0, tilt.1);
+    let embed = |u: f64, v: f64| -> [f64; 3] {
+        [
+            offset[0] + u * e1[0] + v * e2[0],
+            offset[1] + u * e1[1] + v * e2[1],
+            offset[2] + u * e1[2] + v * e2[2],
+        ]
+    };
+    let planar: Vec<[f64; 2]> = (0..7)
+        .map(|k| {
+            let a = 2.0 * PI * k as f64 / 7.0;
+            [a.cos(), a.sin()]
+        })
+        .collect();
+    let comps: Vec<usize> = (0..n).map(|_| rng::below(7) as usize).collect();
+    let noise = rng::normal_vec(2 * n, 0.0, std);
+    let mut data = Vec::with_capacity(3 * n);
+    for (i, &k) in comps.iter().enumerate() {
+        let p = embed(planar[k][0] + noise[2 * i], planar[k][1] + noise[2 * i + 1]);
+        data.extend(p.iter().map(|&x| x as f32));
+    }
+    let centers: Vec<f32> = planar
+        .iter()
+        .flat_map(|c| embed(c[0], c[1]).map(|x| x as f32))
+        .collect();
+    let mut ds = Dataset::new("roth_mixture3d", data, vec![n, 3]);
+    ds.labels = Some(Arc::new(comps.iter().map(|&k| k as i64).collect()));
+    ds.centers = Some((Arc::new(centers), vec![7, 3]));
+    Ok(ds)
+}
+
+fn num(v: &Dynamic, what: &str) -> ScriptResult<f64> {
+    v.as_float()
+        .or_else(|_| v.as_int().map(|i| i as f64))
+        .map_err(|_| {
+            script_err(format!(
+                "roth_mixture3d: `{what}` must be a number, got {}",
+                v.type_name()
+            ))
+        })
+}
+
+fn roth_from_opts(n: INT, opts: &Map) -> ScriptResult<Dataset> {
+    let mut tilt = (30.0, 30.0);
+    let mut offset = [0.0; 3];
+    let mut std = 0.01;
+    for (k, v) in opts {
+        match k.as_str() {
+            "tilt" => {
+                if let Some(a) = v.clone().try_cast::<Array>() {
+                    if a.len() != 2 {
+                        return Err(script_err(
+                            "roth_mixture3d: `tilt` is [deg about x, deg about y] or one angle",
+                        ));
+                    }
+                    tilt = (num(&a[0], "tilt")?, num(&a[1], "tilt")?);
+                } else {
+                    tilt = (num(v, "tilt")?, 0.0);
+                }
+            }
+            "offset" => {
+                let a = v
+                    .clone()
+                    .try_cast::<Array>()
+                    .filter(|a| a.len() == 3)
+                    .ok_or_else(|| {
+                        script_err("roth_mixture3d: `offset` must be an array of 3 numbers")
+                    })?;
+                for i in 0..3 {
+                    offset[i] = num(&a[i], "offset")?;
+                }
+            }
+            "std" => std = num(v, "std")?,
+            other => {
+                return Err(script_err(format!(
+                    "roth_mixture3d: unknown option `{other}`: expected tilt, offset or std"
+                )))
+            }
+        }
+    }
+    roth_mixture3d(count(n)?, tilt, offset, std)
+}
+
+fn count(n: INT) -> ScriptResult<usize> {
+    usize::try_from(n)
+        .map_err(|_| script_err(format!("the number of samples must be >= 0, got {n}")))
+}
+
+pub fn register(engine: &mut Engine) {
+    reg!(volatile engine, "ring8", "n samples of 8 Gaussians on a circle of radius 2 (std 0.02), [n,2], with centers and labels.", |n: INT| ring8(count(n)?, 0.02));
+    reg!(volatile engine, "ring8", "n samples of 8 Gaussians on a circle of radius 2 with the given std.", |n: INT, std: FLOAT| ring8(count(n)?, std));
+    reg!(volatile engine, "grid25", "n samples of a 5×5 grid of Gaussians at -4,-2,0,2,4 (std 0.05), [n,2].", |n: INT| grid25(count(n)?, 0.05));
+    reg!(volatile engine, "grid25", "n samples of the 5×5 grid of Gaussians with the given std.", |n: INT, std: FLOAT| grid25(count(n)?, std));
+    reg!(volatile engine, "roth_mixture3d", "Roth et al.'s 7 Gaussians (σ 0.01) on the unit circle of a plane tilted 30° about x then 30° about y in 3-D, [n,3].", |n: INT| roth_from_opts(n, &Map::new()));
+    reg!(volatile engine, "roth_mixture3d", "Roth et al.'s 3-D mixture with options #{tilt: [deg_x, deg_y], offset: [x,y,z], std: 0.01}.", |n: INT, opts: Map| roth_from_opts(n, &opts));
+}

@@ -1,0 +1,207 @@
+//! `log(#{step: t, loss_d: .., ...})`: one JSON object per call appended to `metrics.jsonl`
+//! (flushed whole lines), and one row to `metrics.csv`, whose header is the union of the keys
+//! seen so far (`step` first): when a new key appears the CSV is rewritten, atomically, with the
+//! new header. The rows are also kept in memory for `plot`.
+
+use super::RunHandle;
+use crate::errors::{script_err, ScriptResult};
+use crate::tensor::Tensor;
+use rhai::{Dynamic, Engine, Map};
+use serde_json::Value;
+use std::io::Write;
+
+/// One logged value.
+#[derive(Clone, Debug, PartialEq)]
+pub enum MetricValue {
+    Int(i64),
+    Num(f64),
+    Bool(bool),
+    Str(String),
+    Null,
+}
+
+impl MetricValue {
+    pub fn from_dynamic(key: &str, v: &Dynamic) -> ScriptResult<MetricValue> {
+        if v.is_unit() {
+            return Ok(MetricValue::Null);
+        }
+        if let Ok(i) = v.as_int() {
+            return Ok(MetricValue::Int(i));
+        }
+        if let Ok(f) = v.as_float() {
+            return Ok(MetricValue::Num(f));
+        }
+        if let Ok(b) = v.as_bool() {
+            return Ok(MetricValue::Bool(b));
+        }
+        if let Some(s) = v.clone().try_cast::<rhai::ImmutableString>() {
+            return Ok(MetricValue::Str(s.to_string()));
+        }
+        if let Some(t) = v.clone().try_cast::<Tensor>() {
+            if t.0.elem_count() != 1 {
+                return Err(script_err(format!(
+                    "log: `{key}` is a tensor of shape {:?}; log one number (e.g. `{key}.mean()`)",
+                    t.0.dims()
+                )));
+            }
+            return crate::tensor::item(&t.0).map(MetricValue::Num);
+        }
+        Err(script_err(format!(
+            "log: `{key}` is a {}; log numbers, strings, booleans or one-element tensors",
+            v.type_name()
+        )))
+    }
+
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            MetricValue::Int(i) => Some(*i as f64),
+            MetricValue::Num(x) => Some(*x),
+            MetricValue::Bool(b) => Some(*b as u8 as f64),
+            _ => None,
+        }
+    }
+
+    fn json(&self) -> Value {
+        match self {
+            MetricValue::Int(i) => Value::from(*i),
+            MetricValue::Num(x) => super::float_json(*x),
+            MetricValue::Bool(b) => Value::Bool(*b),
+            MetricValue::Str(s) => Value::String(s.clone()),
+            MetricValue::Null => Value::Null,
+        }
+    }
+
+    fn csv(&self) -> String {
+        match self {
+            MetricValue::Int(i) => format!("{i}"),
+            MetricValue::Num(x) => format!("{x}"),
+            MetricValue::Bool(b) => format!("{b}"),
+            MetricValue::Str(s) => format!("\"{}\"", s.replace('"', "\"\"")),
+            MetricValue::Null => String::new(),
+        }
+    }
+}
+
+/// The metrics logged so far in a run.
+#[derive(Default)]
+pub struct Metrics {
+    /// Every key seen, in order of first appearance (`step` first when present).
+    pub keys: Vec<String>,
+    /// The rows, each as (key, value) pairs.
+    pub rows: Vec<Vec<(String, MetricValue)>>,
+}
+
+impl Metrics {
+    /// The `(x, y)` points of `key` against `x_key` (the row index when a row lacks `x_key`),
+    /// finite values only.
+    pub fn series(&self, x_key: &str, key: &str) -> Vec<(f64, f64)> {
+        self.rows
+            .iter()
+            .enumerate()
+            .filter_map(|(i, row)| {
+                let get = |k: &str| {
+                    row.iter()
+                        .find(|(n, _)| n == k)
+                        .and_then(|(_, v)| v.as_f64())
+                };
+                let y = get(key)?;
+                let x = get(x_key).unwrap_or(i as f64);
+                (x.is_finite() && y.is_finite()).then_some((x, y))
+            })
+            .collect()
+    }
+
+    fn csv_row(&self, row: &[(String, MetricValue)]) -> String {
+        self.keys
+            .iter()
+            .map(|k| {
+                row.iter()
+                    .find(|(n, _)| n == k)
+                    .map(|(_, v)| v.csv())
+                    .unwrap_or_default()
+            })
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    fn csv_all(&self) -> String {
+        let mut s = self.keys.join(",");
+        s.push('\n');
+        for row in &self.rows {
+            s.push_str(&self.csv_row(row));
+            s.push('\n');
+        }
+        s
+    }
+}
+
+fn append_line(path: &std::path::Path, line: &str) -> ScriptResult<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| script_err(format!("cannot open {}: {e}", path.display())))?;
+    // One write call per whole line, then flush: a killed run leaves complete lines.
+    f.write_all(format!("{line}\n").as_bytes())
+        .and_then(|_| f.flush())
+        .map_err(|e| script_err(format!("cannot append to {}: {e}", path.display())))
+}
+
+/// Logs one row of metrics.
+pub fn log(handle: &RunHandle, values: &Map) -> ScriptResult<()> {
+    let mut row: Vec<(String, MetricValue)> = Vec::with_capacity(values.len());
+    if let Some(step) = values.get("step") {
+        row.push(("step".to_string(), MetricValue::from_dynamic("step", step)?));
+    }
+    for (k, v) in values {
+        if k.as_str() != "step" {
+            row.push((k.to_string(), MetricValue::from_dynamic(k, v)?));
+        }
+    }
+    let dir = handle.dir()?;
+    let mut st = handle.0.borrow_mut();
+    let json: serde_json::Map<String, Value> =
+        row.iter().map(|(k, v)| (k.clone(), v.json())).collect();
+    append_line(&dir.join("metrics.jsonl"), &Value::Object(json).to_string())?;
+    let m = &mut st.metrics;
+    let mut new_key = false;
+    for (k, _) in &row {
+        if !m.keys.contains(k) {
+            if k == "step" {
+                m.keys.insert(0, k.clone());
+            } else {
+                m.keys.push(k.clone());
+            }
+            new_key = true;
+        }
+    }
+    let csv = dir.join("metrics.csv");
+    if new_key || !csv.exists() {
+        m.rows.push(row);
+        super::atomic_write(&csv, m.csv_all().as_bytes())
+    } else {
+        let line = m.csv_row(&row);
+        m.rows.push(row);
+        append_line(&csv, &line)
+    }
+}
+
+pub fn register(engine: &mut Engine, handle: &RunHandle) {
+    let h = handle.clone();
+    reg!(engine, "log", "Logs metrics #{step: t, loss_d: .., ...} (numbers, strings, one-element tensors) to metrics.jsonl and metrics.csv in the run directory.", move |values: Map| log(&h, &values));
+    let h = handle.clone();
+    reg!(engine, "logged", "The logged values of a metric key as an array (in logging order; () where a row lacks it).", move |key: &str| {
+        let st = h.0.borrow();
+        st.metrics
+            .rows
+            .iter()
+            .map(|row| match row.iter().find(|(k, _)| k == key).map(|(_, v)| v) {
+                Some(MetricValue::Int(i)) => Dynamic::from_int(*i),
+                Some(MetricValue::Num(x)) => Dynamic::from_float(*x),
+                Some(MetricValue::Bool(b)) => Dynamic::from_bool(*b),
+                Some(MetricValue::Str(s)) => Dynamic::from(s.clone()),
+                _ => Dynamic::UNIT,
+            })
+            .collect::<rhai::Array>()
+    });
+}
