@@ -81,7 +81,10 @@ pub struct Optimizer(pub Rc<RefCell<Inner>>);
 impl Optimizer {
     pub fn new(kind: Kind, lr: f64, vars: Vec<Var>) -> Result<Optimizer, String> {
         if !lr.is_finite() || lr < 0.0 {
-            return Err(format!("{}: learning rate must be >= 0, got {lr}", kind.name()));
+            return Err(format!(
+                "{}: learning rate must be >= 0, got {lr}",
+                kind.name()
+            ));
         }
         let mut seen = std::collections::HashSet::new();
         let params = vars
@@ -101,7 +104,12 @@ impl Optimizer {
     }
 
     pub fn vars(&self) -> Vec<Var> {
-        self.0.borrow().params.iter().map(|p| p.var.clone()).collect()
+        self.0
+            .borrow()
+            .params
+            .iter()
+            .map(|p| p.var.clone())
+            .collect()
     }
 
     pub fn lr(&self) -> f64 {
@@ -245,7 +253,11 @@ impl Optimizer {
                     )),
                 }
             };
-            planned.push((step as u64, moment(format!("{i}.m"))?, moment(format!("{i}.v"))?));
+            planned.push((
+                step as u64,
+                moment(format!("{i}.m"))?,
+                moment(format!("{i}.v"))?,
+            ));
         }
         if state.keys().any(|k| {
             k.split('.')
@@ -382,7 +394,9 @@ pub fn collect_vars(v: &Dynamic, what: &str, out: &mut Vec<Var>) -> ScriptResult
             )));
         }
         if !t.0.dtype().is_float() {
-            return Err(script_err(format!("{what}: parameters must be float tensors")));
+            return Err(script_err(format!(
+                "{what}: parameters must be float tensors"
+            )));
         }
         out.push(Var::from_tensor(&t.0).or_script()?);
         return Ok(());
@@ -409,7 +423,9 @@ fn check_beta(name: &str, what: &str, b: f64) -> ScriptResult<f64> {
     if (0.0..1.0).contains(&b) {
         Ok(b)
     } else {
-        Err(script_err(format!("{name}: {what} must be in [0, 1), got {b}")))
+        Err(script_err(format!(
+            "{name}: {what} must be in [0, 1), got {b}"
+        )))
     }
 }
 
@@ -468,12 +484,15 @@ fn grads_from(arr: &Array) -> ScriptResult<Vec<Option<CT>>> {
             if v.is_unit() {
                 Ok(None)
             } else {
-                v.clone().try_cast::<Tensor>().map(|t| Some(t.0)).ok_or_else(|| {
-                    script_err(format!(
-                        "step_grads: item {i} must be a tensor or (), got {}",
-                        v.type_name()
-                    ))
-                })
+                v.clone()
+                    .try_cast::<Tensor>()
+                    .map(|t| Some(t.0))
+                    .ok_or_else(|| {
+                        script_err(format!(
+                            "step_grads: item {i} must be a tensor or (), got {}",
+                            v.type_name()
+                        ))
+                    })
             }
         })
         .collect()
@@ -548,7 +567,12 @@ pub fn register(engine: &mut Engine) {
             o.apply(grads_from(&grads)?).map_err(script_err)
         }
     );
-    reg!(engine, "get$lr", "The learning rate.", |o: &mut Optimizer| o.lr());
+    reg!(
+        engine,
+        "get$lr",
+        "The learning rate.",
+        |o: &mut Optimizer| o.lr()
+    );
     reg!(
         engine,
         "set$lr",
@@ -590,9 +614,10 @@ pub fn register(engine: &mut Engine) {
         |o: &mut Optimizer, state: Map| -> ScriptResult<()> {
             let mut m = HashMap::new();
             for (k, v) in state.iter() {
-                let t = v.clone().try_cast::<Tensor>().ok_or_else(|| {
-                    script_err(format!("load_state: \"{k}\" must be a tensor"))
-                })?;
+                let t = v
+                    .clone()
+                    .try_cast::<Tensor>()
+                    .ok_or_else(|| script_err(format!("load_state: \"{k}\" must be a tensor")))?;
                 m.insert(k.to_string(), t.0);
             }
             o.set_state_tensors(&m)

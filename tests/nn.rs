@@ -70,7 +70,10 @@ fn linear_values_and_gradients_by_hand() {
 #[test]
 fn conv2d_by_hand() {
     set_default_dtype(DType::F64);
-    let x = t64(&(1..=9).map(|v| v as f64).collect::<Vec<_>>(), &[1, 1, 3, 3]);
+    let x = t64(
+        &(1..=9).map(|v| v as f64).collect::<Vec<_>>(),
+        &[1, 1, 3, 3],
+    );
     let c = Net::conv2d(1, 1, 2, 1, 0, true).unwrap();
     set(&c, "weight", &[1., 0., 0., -1.], &[1, 1, 2, 2]);
     set(&c, "bias", &[0.5], &[1]);
@@ -221,7 +224,10 @@ fn builder_shapes() {
     set_default_dtype(DType::F32);
     let d = arch::magan_mnist_d().unwrap();
     assert_eq!(shape_of(&d, &[4, 1, 28, 28]), vec![4, 1, 28, 28]);
-    assert_eq!(d.param_count(), 784 * 256 + 256 + 256 * 256 + 256 + 256 * 784 + 784);
+    assert_eq!(
+        d.param_count(),
+        784 * 256 + 256 + 256 * 256 + 256 + 256 * 784 + 784
+    );
     let g = arch::magan_mnist_g(50).unwrap();
     assert_eq!(shape_of(&g, &[4, 50]), vec![4, 1, 28, 28]);
     assert_eq!(
@@ -268,7 +274,15 @@ fn dcgan32_is_exactly_the_torch_reference() {
     // PyTorch's parameter count for this generator.
     assert_eq!(
         g.param_count(),
-        128 * 512 * 16 + 512 + 1024 + 512 * 256 * 16 + 256 + 512 + 256 * 128 * 16 + 128 + 256
+        128 * 512 * 16
+            + 512
+            + 1024
+            + 512 * 256 * 16
+            + 256
+            + 512
+            + 256 * 128 * 16
+            + 128
+            + 256
             + 128 * 3 * 16
             + 3
     );
@@ -303,7 +317,10 @@ fn tempered_lens_is_identity_when_the_out_conv_is_zero() {
     set(&lens, "4.weight", &vec![0.0; 3 * 8 * 9], &[3, 8, 3, 3]);
     set(&lens, "4.bias", &[0.0; 3], &[3]);
     ganscript::rng::seed(1);
-    let x = t64(&ganscript::rng::normal_vec(2 * 3 * 6 * 6, 0., 1.), &[2, 3, 6, 6]);
+    let x = t64(
+        &ganscript::rng::normal_vec(2 * 3 * 6 * 6, 0., 1.),
+        &[2, 3, 6, 6],
+    );
     let y = lens.forward(&x).unwrap();
     assert_eq!(y.dims(), &[2, 3, 6, 6]);
     close(&vals(&y), &vals(&x), 1e-14);
@@ -350,7 +367,9 @@ fn notation_parser_good_and_bad() {
     assert!(e.contains("\"(0)4c2s\" at token 2"), "{e}");
     assert!(arch::parse("").is_err());
     assert!(arch::parse("784").is_err());
-    assert!(arch::parse("784--10").unwrap_err().contains("\"\" at token 2"));
+    assert!(arch::parse("784--10")
+        .unwrap_err()
+        .contains("\"\" at token 2"));
 
     // Through the script API, with options.
     let e = run(r#"arch("(128)7c1s-(64)4x2s", #{ transpose: true, input: [50] })"#).unwrap_err();
@@ -382,7 +401,10 @@ fn notation_parser_good_and_bad() {
     assert_eq!(shape(&r[1]), vec![3, 1, 1, 1]);
     assert_eq!(shape(&r[2]), vec![5, 1]);
     let s = r[3].clone().into_string().unwrap();
-    assert!(s.contains("leaky_relu(0.2)") && s.contains("batch_norm(32)"), "{s}");
+    assert!(
+        s.contains("leaky_relu(0.2)") && s.contains("batch_norm(32)"),
+        "{s}"
+    );
     // Odd kernels with "same" padding keep the size; transposed convs upsample exactly.
     let n = arch::arch(
         "(8)3c1s-(8)3c2s-(4)5c2s",
@@ -440,7 +462,10 @@ fn named_params_buffers_and_summary() {
     assert!(s.contains("[1, 8]") && s.contains("[1, 2]"), "{s}");
     assert!(s.contains("total parameters: 72"), "{s}");
     let s = r[5].clone().into_string().unwrap();
-    assert!(!s.contains("output shape") && s.contains("linear(8, 2, bias=false)"), "{s}");
+    assert!(
+        !s.contains("output shape") && s.contains("linear(8, 2, bias=false)"),
+        "{s}"
+    );
 }
 
 #[test]
@@ -469,9 +494,12 @@ fn train_and_eval_modes_from_scripts() {
     let e = run("batch_norm(2).forward(zeros([1, 2]))").unwrap_err();
     assert!(e.contains("more than one value per channel"), "{e}");
     // Shape errors name the layer.
-    let e = run("sequential([linear(3, 4), relu(), linear(5, 1)]).forward(zeros([2, 3]))")
-        .unwrap_err();
-    assert!(e.contains("layer 2 (linear(5, 1))") && e.contains("[N, 5]"), "{e}");
+    let e =
+        run("sequential([linear(3, 4), relu(), linear(5, 1)]).forward(zeros([2, 3]))").unwrap_err();
+    assert!(
+        e.contains("layer 2 (linear(5, 1))") && e.contains("[N, 5]"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -496,7 +524,10 @@ fn init_schemes() {
     assert!(stats(&b(&l)).2 > 0.0);
     l.init("dcgan").unwrap();
     let (mean, sd, _) = stats(&w(&l));
-    assert!(mean.abs() < 0.001 && (sd - 0.02).abs() < 0.001, "{mean} {sd}");
+    assert!(
+        mean.abs() < 0.001 && (sd - 0.02).abs() < 0.001,
+        "{mean} {sd}"
+    );
     assert_eq!(stats(&b(&l)).2, 0.0);
     l.init("xavier").unwrap();
     let bound = (6.0f64 / 700.0).sqrt();
@@ -514,7 +545,10 @@ fn init_schemes() {
     // Transposed conv: PyTorch's fan_in is out·k² (dim 1 of [in, out, k, k]).
     let d = Net::conv_transpose2d(200, 2, 4, 2, 1, 0, true).unwrap();
     let (_, _, max) = stats(&w(&d));
-    assert!(max <= 1.0 / 32f64.sqrt() && max > 0.97 / 32f64.sqrt(), "{max}");
+    assert!(
+        max <= 1.0 / 32f64.sqrt() && max > 0.97 / 32f64.sqrt(),
+        "{max}"
+    );
     // Same seed, same net.
     ganscript::rng::seed(11);
     let a = Net::linear(3, 3, true).unwrap();
@@ -543,7 +577,8 @@ fn save_load_round_trip_and_bad_files() {
     assert!(b.named_tensors().iter().any(|(n, _)| n == "3.running_mean"));
 
     let fresh = arch::dcgan_d(28, 1, true).unwrap();
-    let snapshot = |n: &Net| -> Vec<Vec<f64>> { n.named_tensors().iter().map(|(_, t)| vals(t)).collect() };
+    let snapshot =
+        |n: &Net| -> Vec<Vec<f64>> { n.named_tensors().iter().map(|(_, t)| vals(t)).collect() };
     let orig = snapshot(&fresh);
     assert_ne!(orig, before, "two fresh nets should differ");
 
@@ -556,7 +591,10 @@ fn save_load_round_trip_and_bad_files() {
     let trunc = dir.path().join("trunc.safetensors");
     std::fs::write(&trunc, &bytes[..bytes.len() / 2]).unwrap();
     let e = fresh.load(&trunc).unwrap_err();
-    assert!(e.contains("trunc.safetensors") && e.contains("truncated or corrupt"), "{e}");
+    assert!(
+        e.contains("trunc.safetensors") && e.contains("truncated or corrupt"),
+        "{e}"
+    );
     assert_eq!(snapshot(&fresh), orig);
     // Wrong shape: a 28-px D with 3 input channels.
     let other = arch::dcgan_d(28, 3, true).unwrap();
@@ -564,7 +602,9 @@ fn save_load_round_trip_and_bad_files() {
     other.save(&wrong).unwrap();
     let e = fresh.load(&wrong).unwrap_err();
     assert!(
-        e.contains("wrong.safetensors") && e.contains("\"0.weight\"") && e.contains("[64, 3, 4, 4]"),
+        e.contains("wrong.safetensors")
+            && e.contains("\"0.weight\"")
+            && e.contains("[64, 3, 4, 4]"),
         "{e}"
     );
     assert_eq!(snapshot(&fresh), orig);
@@ -573,7 +613,10 @@ fn save_load_round_trip_and_bad_files() {
     let partial = dir.path().join("partial.safetensors");
     nobn.save(&partial).unwrap();
     let e = fresh.load(&partial).unwrap_err();
-    assert!(e.contains("partial.safetensors") && e.contains("missing tensor"), "{e}");
+    assert!(
+        e.contains("partial.safetensors") && e.contains("missing tensor"),
+        "{e}"
+    );
     assert_eq!(snapshot(&fresh), orig);
 
     // The script API.
@@ -585,7 +628,10 @@ fn save_load_round_trip_and_bad_files() {
     let want: f64 = vals(&a.named_tensors()[0].1).iter().sum();
     assert!((r.as_float().unwrap() - want).abs() < 1e-4);
     let e = run(&format!(r#"let d = dcgan_d(28, 3, true); d.load("{p}")"#)).unwrap_err();
-    assert!(e.contains("net.safetensors") && e.contains("\"0.weight\""), "{e}");
+    assert!(
+        e.contains("net.safetensors") && e.contains("\"0.weight\""),
+        "{e}"
+    );
 }
 
 #[test]
@@ -637,9 +683,24 @@ fn builders_from_scripts_and_no_overload_clash() {
     .into_array()
     .unwrap();
     assert!((r[0].as_float().unwrap() - (2.0 + 2.0 + 2.0 + 1.5)).abs() < 1e-6);
-    let s: Vec<i64> = r[1].clone().into_array().unwrap().iter().map(|v| v.as_int().unwrap()).collect();
+    let s: Vec<i64> = r[1]
+        .clone()
+        .into_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_int().unwrap())
+        .collect();
     assert_eq!(s, vec![2, 1, 28, 28]);
-    assert_eq!(r[2].as_int().unwrap(), 3 * 32 * 9 + 32 + 8 * 2 * (32 * 32 * 9 + 32) + 32 * 3 * 9 + 3);
-    let s: Vec<i64> = r[3].clone().into_array().unwrap().iter().map(|v| v.as_int().unwrap()).collect();
+    assert_eq!(
+        r[2].as_int().unwrap(),
+        3 * 32 * 9 + 32 + 8 * 2 * (32 * 32 * 9 + 32) + 32 * 3 * 9 + 3
+    );
+    let s: Vec<i64> = r[3]
+        .clone()
+        .into_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_int().unwrap())
+        .collect();
     assert_eq!(s, vec![2, 3, 32, 32]);
 }

@@ -77,7 +77,10 @@ pub enum Spec {
 }
 
 fn bad(token: &str, i: usize, expected: &str) -> String {
-    format!("arch: bad layer \"{token}\" at token {}: expected {expected}", i + 1)
+    format!(
+        "arch: bad layer \"{token}\" at token {}: expected {expected}",
+        i + 1
+    )
 }
 
 /// Parses `(C)KcSs`.
@@ -216,7 +219,12 @@ pub fn arch(spec: &str, opts: &ArchOptions) -> Result<Net, String> {
     Ok(Net::sequential(layers))
 }
 
-fn push_post(layers: &mut Vec<Net>, last: bool, width: usize, opts: &ArchOptions) -> Result<(), String> {
+fn push_post(
+    layers: &mut Vec<Net>,
+    last: bool,
+    width: usize,
+    opts: &ArchOptions,
+) -> Result<(), String> {
     if last {
         if opts.output != Act::Identity {
             layers.push(Net::act(opts.output));
@@ -323,13 +331,23 @@ pub fn dcgan_d(size: usize, channels: usize, bn: bool) -> R {
         _ => &[64, 128, 256, 512],
     };
     let lrelu = Act::LeakyRelu(0.2);
-    let mut l = vec![Net::conv2d(channels, widths[0], 4, 2, 1, true)?, Net::act(lrelu)];
+    let mut l = vec![
+        Net::conv2d(channels, widths[0], 4, 2, 1, true)?,
+        Net::act(lrelu),
+    ];
     for w in widths.windows(2) {
         l.push(Net::conv2d(w[0], w[1], 4, 2, 1, true)?);
         bn_relu(&mut l, w[1], bn, lrelu)?;
     }
     let k_last = if size == 28 { 7 } else { 4 };
-    l.push(Net::conv2d(widths[widths.len() - 1], 1, k_last, 1, 0, true)?);
+    l.push(Net::conv2d(
+        widths[widths.len() - 1],
+        1,
+        k_last,
+        1,
+        0,
+        true,
+    )?);
     l.push(Net::flatten());
     Ok(Net::sequential(l))
 }
@@ -346,7 +364,10 @@ pub fn magan_conv_ae(size: usize, channels: usize) -> R {
         &[64, 128, 256, 512]
     };
     let lrelu = Act::LeakyRelu(0.2);
-    let mut l = vec![Net::conv2d(channels, widths[0], 4, 2, 1, true)?, Net::act(lrelu)];
+    let mut l = vec![
+        Net::conv2d(channels, widths[0], 4, 2, 1, true)?,
+        Net::act(lrelu),
+    ];
     for w in widths.windows(2) {
         l.push(Net::conv2d(w[0], w[1], 4, 2, 1, true)?);
         bn_relu(&mut l, w[1], true, lrelu)?;
@@ -355,7 +376,9 @@ pub fn magan_conv_ae(size: usize, channels: usize) -> R {
         l.push(Net::conv_transpose2d(w[1], w[0], 4, 2, 1, 0, true)?);
         bn_relu(&mut l, w[0], true, Act::Relu)?;
     }
-    l.push(Net::conv_transpose2d(widths[0], channels, 4, 2, 1, 0, true)?);
+    l.push(Net::conv_transpose2d(
+        widths[0], channels, 4, 2, 1, 0, true,
+    )?);
     l.push(Net::act(Act::Tanh));
     Ok(Net::sequential(l))
 }

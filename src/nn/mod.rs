@@ -890,14 +890,22 @@ impl Net {
                 .map(|s| format!("{s:?}"))
                 .unwrap_or_default()
         };
-        let w2 = rows.iter().map(|r| shape_of(r).len()).max().unwrap_or(0).max(12);
+        let w2 = rows
+            .iter()
+            .map(|r| shape_of(r).len())
+            .max()
+            .unwrap_or(0)
+            .max(12);
         if with_shapes {
             lines.push(format!(
                 "{:<w0$}  {:<w1$}  {:<w2$}  {:>10}",
                 "layer", "type", "output shape", "params"
             ));
         } else {
-            lines.push(format!("{:<w0$}  {:<w1$}  {:>10}", "layer", "type", "params"));
+            lines.push(format!(
+                "{:<w0$}  {:<w1$}  {:>10}",
+                "layer", "type", "params"
+            ));
         }
         for r in rows {
             if with_shapes {
@@ -1025,8 +1033,13 @@ pub fn save_tensors_atomic(map: &HashMap<String, CT>, path: &Path) -> Result<(),
     let tmp = std::path::PathBuf::from(tmp);
     if let Some(dir) = path.parent() {
         if !dir.as_os_str().is_empty() && !dir.exists() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| format!("save {}: cannot create {}: {e}", path.display(), dir.display()))?;
+            std::fs::create_dir_all(dir).map_err(|e| {
+                format!(
+                    "save {}: cannot create {}: {e}",
+                    path.display(),
+                    dir.display()
+                )
+            })?;
         }
     }
     candle_core::safetensors::save(map, &tmp)

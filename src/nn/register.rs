@@ -68,7 +68,9 @@ fn to_net(v: &Dynamic, what: &str) -> RN {
 }
 
 fn num(v: &Dynamic) -> Option<f64> {
-    v.as_float().ok().or_else(|| v.as_int().ok().map(|i| i as f64))
+    v.as_float()
+        .ok()
+        .or_else(|| v.as_int().ok().map(|i| i as f64))
 }
 
 /// Reads `arch` options from a map, rejecting unknown keys.
@@ -182,7 +184,9 @@ fn register_layers(engine: &mut Engine) {
         || Net::act(Act::LeakyRelu(0.2))
     );
     reg!(engine, "tanh", "tanh layer.", || Net::act(Act::Tanh));
-    reg!(engine, "sigmoid", "Sigmoid layer.", || Net::act(Act::Sigmoid));
+    reg!(engine, "sigmoid", "Sigmoid layer.", || Net::act(
+        Act::Sigmoid
+    ));
     reg!(engine, "identity", "Identity layer.", || Net::act(
         Act::Identity
     ));
@@ -190,7 +194,7 @@ fn register_layers(engine: &mut Engine) {
         engine,
         "flatten",
         "Flatten layer: [N, ...] → [N, prod(...)].",
-        || Net::flatten()
+        Net::flatten
     );
     reg!(
         engine,
@@ -254,7 +258,9 @@ fn register_module_api(engine: &mut Engine) {
         engine,
         "forward",
         "Applies the net to a batch.",
-        |n: &mut Net, x: Tensor| -> ScriptResult<Tensor> { n.forward(&x.0).map(Tensor).ctx("forward") }
+        |n: &mut Net, x: Tensor| -> ScriptResult<Tensor> {
+            n.forward(&x.0).map(Tensor).ctx("forward")
+        }
     );
     reg!(
         engine,
@@ -321,8 +327,18 @@ fn register_module_api(engine: &mut Engine) {
             Ok(n.summary_table(&rows))
         }
     );
-    reg!(engine, "to_string", "The summary table (no shapes).", |n: &mut Net| n.summary_table(&n.rows()));
-    reg!(engine, "to_debug", "The summary table (no shapes).", |n: &mut Net| n.summary_table(&n.rows()));
+    reg!(
+        engine,
+        "to_string",
+        "The summary table (no shapes).",
+        |n: &mut Net| n.summary_table(&n.rows())
+    );
+    reg!(
+        engine,
+        "to_debug",
+        "The summary table (no shapes).",
+        |n: &mut Net| n.summary_table(&n.rows())
+    );
     reg!(
         engine,
         "named_params",
@@ -394,7 +410,9 @@ fn register_module_api(engine: &mut Engine) {
         "avg = decay·avg + (1−decay)·net for parameters; buffers copied.",
         |avg: &mut Net, n: Net, decay: FLOAT| -> ScriptResult<()> {
             if !(0.0..=1.0).contains(&decay) {
-                return Err(script_err(format!("ema_update: decay must be in [0, 1], got {decay}")));
+                return Err(script_err(format!(
+                    "ema_update: decay must be in [0, 1], got {decay}"
+                )));
             }
             avg.ema_update(&n, decay).map_err(script_err)
         }
@@ -403,12 +421,16 @@ fn register_module_api(engine: &mut Engine) {
         engine,
         "save",
         "Writes parameters and buffers as safetensors (atomically).",
-        |n: &mut Net, path: &str| -> ScriptResult<()> { n.save(Path::new(path)).map_err(script_err) }
+        |n: &mut Net, path: &str| -> ScriptResult<()> {
+            n.save(Path::new(path)).map_err(script_err)
+        }
     );
     reg!(
         engine,
         "load",
         "Reads parameters and buffers from a safetensors file; on error the net is unchanged.",
-        |n: &mut Net, path: &str| -> ScriptResult<()> { n.load(Path::new(path)).map_err(script_err) }
+        |n: &mut Net, path: &str| -> ScriptResult<()> {
+            n.load(Path::new(path)).map_err(script_err)
+        }
     );
 }
