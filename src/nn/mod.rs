@@ -1,6 +1,1105 @@
 //! Networks as script values: layers, `sequential`, the MAGAN architecture notation, the papers'
 //! ready-made builders, initialisation and the module API.
+//!
+//! A [`Net`] is a cheap-to-clone handle (an `Rc`) on a tree of layers. Parameters are candle
+//! [`Var`]s, so `grad` and the optimizers see them as variables; batch-norm running statistics
+//! are buffers (plain tensors, never part of a graph). Every forward op is built from candle
+//! primitives that have a backward pass which is itself differentiable (leaky relu, sigmoid and
+//! the normalisations are composed), so gradient penalties can differentiate through a net twice.
+//!
+//! Parameter names follow PyTorch: a `sequential` names its children `0`, `1`, ...; a layer's
+//! own tensors are `weight`, `bias`, `running_mean`, `running_var`; `residual(net)` adds no level
+//! (its body's names are used as they are).
+//!
+//! Weight layouts are PyTorch's: linear `[out, in]`, conv `[out, in, k, k]`, transposed conv
+//! `[in, out, k, k]`.
 
-use rhai::Engine;
+pub mod arch;
+mod register;
 
-pub fn register(_engine: &mut Engine) {}
+use crate::device::{current_device, default_dtype};
+use crate::rng;
+use candle_core::{DType, Device, Tensor as CT, Var};
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::path::Path;
+use std::rc::Rc;
+
+pub use register::register;
+
+/// Batch-norm epsilon and momentum (PyTorch defaults).
+pub const BN_EPS: f64 = 1e-5;
+pub const BN_MOMENTUM: f64 = 0.1;
+/// Layer-norm epsilon (PyTorch default).
+pub const LN_EPS: f64 = 1e-5;
+
+/// An element-wise activation.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Act {
+    Relu,
+    LeakyRelu(f64),
+    Tanh,
+    Sigmoid,
+    Identity,
+}
+
+impl Act {
+    pub fn apply(&self, x: &CT) -> candle_core::Result<CT> {
+        match self {
+            Act::Relu => x.relu(),
+            Act::LeakyRelu(s) => crate::tensor::leaky_relu(x, *s),
+            Act::Tanh => x.tanh(),
+            Act::Sigmoid => crate::tensor::sigmoid(x),
+            Act::Identity => Ok(x.clone()),
+        }
+    }
+    fn describe(&self) -> String {
+        match self {
+            Act::Relu => "relu".into(),
+            Act::LeakyRelu(s) => format!("leaky_relu({s})"),
+            Act::Tanh => "tanh".into(),
+            Act::Sigmoid => "sigmoid".into(),
+            Act::Identity => "identity".into(),
+        }
+    }
+    /// Parses an activation name as scripts write it (`slope` for leaky relu).
+    pub fn parse(name: &str, slope: f64) -> Result<Act, String> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "relu" => Ok(Act::Relu),
+            "leaky_relu" | "lrelu" | "leakyrelu" => Ok(Act::LeakyRelu(slope)),
+            "tanh" => Ok(Act::Tanh),
+            "sigmoid" => Ok(Act::Sigmoid),
+            "none" | "identity" | "linear" | "" => Ok(Act::Identity),
+            other => Err(format!(
+                "unknown activation \"{other}\": expected relu, leaky_relu, tanh, sigmoid or none"
+            )),
+        }
+    }
+}
+
+/// One layer of a network.
+pub enum Layer {
+    Linear {
+        w: Var,
+        b: Option<Var>,
+    },
+    Conv2d {
+        w: Var,
+        b: Option<Var>,
+        stride: usize,
+        padding: usize,
+    },
+    ConvTranspose2d {
+        w: Var,
+        b: Option<Var>,
+        stride: usize,
+        padding: usize,
+        out_padding: usize,
+    },
+    BatchNorm {
+        w: Var,
+        b: Var,
+        mean: RefCell<CT>,
+        var: RefCell<CT>,
+    },
+    LayerNorm {
+        w: Var,
+        b: Var,
+    },
+    Act(Act),
+    /// Per-sample shape; the batch dimension is kept.
+    Reshape(Vec<usize>),
+    Flatten,
+    /// `x + body(x)`.
+    Residual(Net),
+    Sequential(Vec<Net>),
+}
+
+pub struct Node {
+    layer: Layer,
+    training: Cell<bool>,
+}
+
+/// A network: a cheap-to-clone handle (clones share the parameters).
+#[derive(Clone)]
+pub struct Net(Rc<Node>);
+
+fn msg(s: impl Into<String>) -> candle_core::Error {
+    candle_core::Error::Msg(s.into())
+}
+
+fn rand_tensor(data: Vec<f64>, shape: &[usize]) -> candle_core::Result<CT> {
+    let t = CT::from_vec(data, shape, &Device::Cpu)?;
+    t.to_dtype(default_dtype())?.to_device(&current_device())
+}
+
+fn new_var(data: Vec<f64>, shape: &[usize]) -> candle_core::Result<Var> {
+    Var::from_tensor(&rand_tensor(data, shape)?)
+}
+
+fn const_tensor(v: f64, shape: &[usize]) -> candle_core::Result<CT> {
+    let n = shape.iter().product();
+    rand_tensor(vec![v; n], shape)
+}
+
+/// Fan-in and fan-out as PyTorch computes them from a weight's shape (dim 1 is "in", dim 0 is
+/// "out", times the receptive field): for a transposed conv `[in, out, k, k]` this gives
+/// fan_in = out·k², as in PyTorch.
+fn fans(shape: &[usize]) -> (usize, usize) {
+    let rf: usize = shape.iter().skip(2).product();
+    let fan_in = shape.get(1).copied().unwrap_or(1) * rf.max(1);
+    let fan_out = shape.first().copied().unwrap_or(1) * rf.max(1);
+    (fan_in.max(1), fan_out.max(1))
+}
+
+/// PyTorch's default init: kaiming-uniform (a = √5) weights, i.e. U(±1/√fan_in), and biases
+/// U(±1/√fan_in).
+fn default_weight_and_bias(shape: &[usize], bias: bool) -> candle_core::Result<(Var, Option<Var>)> {
+    let (fan_in, _) = fans(shape);
+    let bound = 1.0 / (fan_in as f64).sqrt();
+    let n = shape.iter().product();
+    let w = new_var(rng::uniform_vec(n, -bound, bound), shape)?;
+    let b = if bias {
+        Some(new_var(
+            rng::uniform_vec(bias_len(shape), -bound, bound),
+            &[bias_len(shape)],
+        )?)
+    } else {
+        None
+    };
+    Ok((w, b))
+}
+
+fn bias_len(shape: &[usize]) -> usize {
+    shape.first().copied().unwrap_or(1)
+}
+
+impl Net {
+    pub fn from_layer(layer: Layer) -> Net {
+        Net(Rc::new(Node {
+            layer,
+            training: Cell::new(true),
+        }))
+    }
+
+    pub fn layer(&self) -> &Layer {
+        &self.0.layer
+    }
+
+    pub fn linear(inp: usize, out: usize, bias: bool) -> candle_core::Result<Net> {
+        let (w, b) = default_weight_and_bias(&[out, inp], bias)?;
+        Ok(Net::from_layer(Layer::Linear { w, b }))
+    }
+
+    pub fn conv2d(
+        inp: usize,
+        out: usize,
+        k: usize,
+        stride: usize,
+        padding: usize,
+        bias: bool,
+    ) -> candle_core::Result<Net> {
+        if stride == 0 || k == 0 {
+            return Err(msg("conv2d: kernel size and stride must be >= 1"));
+        }
+        let (w, b) = default_weight_and_bias(&[out, inp, k, k], bias)?;
+        Ok(Net::from_layer(Layer::Conv2d {
+            w,
+            b,
+            stride,
+            padding,
+        }))
+    }
+
+    pub fn conv_transpose2d(
+        inp: usize,
+        out: usize,
+        k: usize,
+        stride: usize,
+        padding: usize,
+        out_padding: usize,
+        bias: bool,
+    ) -> candle_core::Result<Net> {
+        if stride == 0 || k == 0 {
+            return Err(msg("conv_transpose2d: kernel size and stride must be >= 1"));
+        }
+        let shape = [inp, out, k, k];
+        let (w, _) = default_weight_and_bias(&shape, false)?;
+        // PyTorch's bias for a transposed conv has `out` entries, bounded by its fan_in (out·k²).
+        let b = if bias {
+            let bound = 1.0 / (fans(&shape).0 as f64).sqrt();
+            Some(new_var(rng::uniform_vec(out, -bound, bound), &[out])?)
+        } else {
+            None
+        };
+        Ok(Net::from_layer(Layer::ConvTranspose2d {
+            w,
+            b,
+            stride,
+            padding,
+            out_padding,
+        }))
+    }
+
+    pub fn batch_norm(channels: usize) -> candle_core::Result<Net> {
+        Ok(Net::from_layer(Layer::BatchNorm {
+            w: Var::from_tensor(&const_tensor(1.0, &[channels])?)?,
+            b: Var::from_tensor(&const_tensor(0.0, &[channels])?)?,
+            mean: RefCell::new(const_tensor(0.0, &[channels])?),
+            var: RefCell::new(const_tensor(1.0, &[channels])?),
+        }))
+    }
+
+    pub fn layer_norm(dim: usize) -> candle_core::Result<Net> {
+        Ok(Net::from_layer(Layer::LayerNorm {
+            w: Var::from_tensor(&const_tensor(1.0, &[dim])?)?,
+            b: Var::from_tensor(&const_tensor(0.0, &[dim])?)?,
+        }))
+    }
+
+    pub fn act(a: Act) -> Net {
+        Net::from_layer(Layer::Act(a))
+    }
+
+    pub fn reshape(shape: Vec<usize>) -> Net {
+        Net::from_layer(Layer::Reshape(shape))
+    }
+
+    pub fn flatten() -> Net {
+        Net::from_layer(Layer::Flatten)
+    }
+
+    pub fn residual(body: Net) -> Net {
+        Net::from_layer(Layer::Residual(body))
+    }
+
+    pub fn sequential(items: Vec<Net>) -> Net {
+        Net::from_layer(Layer::Sequential(items))
+    }
+
+    /// True if the two handles are the same net.
+    pub fn ptr_eq(&self, other: &Net) -> bool {
+        Rc::ptr_eq(&self.0, &other.0)
+    }
+
+    // ----- traversal -----
+
+    fn children(&self) -> Vec<(String, Net)> {
+        match &self.0.layer {
+            Layer::Sequential(items) => items
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (i.to_string(), n.clone()))
+                .collect(),
+            Layer::Residual(body) => vec![(String::new(), body.clone())],
+            _ => vec![],
+        }
+    }
+
+    fn own_params(&self) -> Vec<(&'static str, &Var)> {
+        match &self.0.layer {
+            Layer::Linear { w, b }
+            | Layer::Conv2d { w, b, .. }
+            | Layer::ConvTranspose2d { w, b, .. } => {
+                let mut v = vec![("weight", w)];
+                if let Some(b) = b {
+                    v.push(("bias", b));
+                }
+                v
+            }
+            Layer::BatchNorm { w, b, .. } | Layer::LayerNorm { w, b } => {
+                vec![("weight", w), ("bias", b)]
+            }
+            _ => vec![],
+        }
+    }
+
+    fn own_buffers(&self) -> Vec<(&'static str, &RefCell<CT>)> {
+        match &self.0.layer {
+            Layer::BatchNorm { mean, var, .. } => {
+                vec![("running_mean", mean), ("running_var", var)]
+            }
+            _ => vec![],
+        }
+    }
+
+    fn join(prefix: &str, name: &str) -> String {
+        match (prefix.is_empty(), name.is_empty()) {
+            (true, _) => name.to_string(),
+            (_, true) => prefix.to_string(),
+            _ => format!("{prefix}.{name}"),
+        }
+    }
+
+    /// Visits every node, depth first, with its name prefix.
+    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Net)) {
+        f(prefix, self);
+        for (name, child) in self.children() {
+            child.visit(&Net::join(prefix, &name), f);
+        }
+    }
+
+    /// Parameters by name, in order, each shared variable once.
+    pub fn named_vars(&self) -> Vec<(String, Var)> {
+        let mut out: Vec<(String, Var)> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        self.visit("", &mut |prefix, node| {
+            for (name, v) in node.own_params() {
+                if seen.insert(v.as_tensor().id()) {
+                    out.push((Net::join(prefix, name), v.clone()));
+                }
+            }
+        });
+        out
+    }
+
+    /// The parameters (candle variables), in order.
+    pub fn vars(&self) -> Vec<Var> {
+        self.named_vars().into_iter().map(|(_, v)| v).collect()
+    }
+
+    /// Buffers (batch-norm running statistics) by name, in order.
+    pub fn named_buffers(&self) -> Vec<(String, CT)> {
+        let mut out = Vec::new();
+        self.visit("", &mut |prefix, node| {
+            for (name, b) in node.own_buffers() {
+                out.push((Net::join(prefix, name), b.borrow().clone()));
+            }
+        });
+        out
+    }
+
+    fn buffer_cells(&self) -> Vec<(String, Net, &'static str)> {
+        let mut out = Vec::new();
+        self.visit("", &mut |prefix, node| {
+            for (name, _) in node.own_buffers() {
+                out.push((Net::join(prefix, name), node.clone(), name));
+            }
+        });
+        out
+    }
+
+    /// Parameters and buffers by name (what `save` writes), values detached.
+    pub fn named_tensors(&self) -> Vec<(String, CT)> {
+        let mut v: Vec<(String, CT)> = self
+            .named_vars()
+            .into_iter()
+            .map(|(n, v)| (n, v.as_tensor().detach()))
+            .collect();
+        v.extend(self.named_buffers());
+        v
+    }
+
+    pub fn param_count(&self) -> usize {
+        self.vars().iter().map(|v| v.as_tensor().elem_count()).sum()
+    }
+
+    pub fn set_training(&self, training: bool) {
+        self.visit("", &mut |_, n| n.0.training.set(training));
+    }
+
+    pub fn is_training(&self) -> bool {
+        self.0.training.get()
+    }
+
+    /// Assigns values by name. Everything is validated first (presence, shape); on error
+    /// nothing is changed. Values are converted to each tensor's dtype and device.
+    pub fn load_named(&self, values: &HashMap<String, CT>) -> Result<(), String> {
+        let vars = self.named_vars();
+        let bufs = self.buffer_cells();
+        let mut planned_vars = Vec::new();
+        let mut planned_bufs = Vec::new();
+        let fetch = |name: &str, like: &CT| -> Result<CT, String> {
+            let t = values
+                .get(name)
+                .ok_or_else(|| format!("missing tensor \"{name}\""))?;
+            if t.dims() != like.dims() {
+                return Err(format!(
+                    "tensor \"{name}\" has shape {:?}, the net expects {:?}",
+                    t.dims(),
+                    like.dims()
+                ));
+            }
+            t.to_dtype(like.dtype())
+                .and_then(|t| t.to_device(like.device()))
+                .and_then(|t| t.contiguous())
+                .and_then(|t| t.copy())
+                .map_err(|e| format!("tensor \"{name}\": {e}"))
+        };
+        for (name, v) in &vars {
+            planned_vars.push((v.clone(), fetch(name, v.as_tensor())?));
+        }
+        for (name, node, which) in &bufs {
+            let current = node
+                .own_buffers()
+                .into_iter()
+                .find(|(n, _)| n == which)
+                .map(|(_, c)| c.borrow().clone())
+                .ok_or_else(|| format!("internal: buffer {name} vanished"))?;
+            planned_bufs.push((node.clone(), *which, fetch(name, &current)?));
+        }
+        for (v, t) in planned_vars {
+            v.set(&t).map_err(|e| e.to_string())?;
+        }
+        for (node, which, t) in planned_bufs {
+            if let Some((_, cell)) = node.own_buffers().into_iter().find(|(n, _)| *n == which) {
+                *cell.borrow_mut() = t;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets one parameter or buffer by name to a copy of `value` (same shape).
+    pub fn set_named(&self, name: &str, value: &CT) -> Result<(), String> {
+        let mut all: HashMap<String, CT> = self.named_tensors().into_iter().collect();
+        if !all.contains_key(name) {
+            let mut names: Vec<String> = all.keys().cloned().collect();
+            names.sort();
+            return Err(format!(
+                "set_param: no tensor named \"{name}\" (the net has: {})",
+                names.join(", ")
+            ));
+        }
+        all.insert(name.to_string(), value.detach());
+        self.load_named(&all).map_err(|e| format!("set_param: {e}"))
+    }
+
+    /// Copies every parameter and buffer of `other` (same architecture) into this net.
+    pub fn copy_from(&self, other: &Net) -> Result<(), String> {
+        let mine: Vec<String> = self.named_tensors().into_iter().map(|(n, _)| n).collect();
+        let theirs: HashMap<String, CT> = other.named_tensors().into_iter().collect();
+        if theirs.len() != mine.len() {
+            return Err(format!(
+                "copy_from: the nets differ: {} tensors here, {} in the source",
+                mine.len(),
+                theirs.len()
+            ));
+        }
+        self.load_named(&theirs)
+            .map_err(|e| format!("copy_from: the nets differ: {e}"))
+    }
+
+    /// A new net with the same architecture and copies of every parameter and buffer.
+    pub fn deep_copy(&self) -> candle_core::Result<Net> {
+        let copy_var = |v: &Var| Var::from_tensor(&v.as_tensor().detach().copy()?);
+        let copy_opt = |v: &Option<Var>| -> candle_core::Result<Option<Var>> {
+            v.as_ref().map(copy_var).transpose()
+        };
+        let layer = match &self.0.layer {
+            Layer::Linear { w, b } => Layer::Linear {
+                w: copy_var(w)?,
+                b: copy_opt(b)?,
+            },
+            Layer::Conv2d {
+                w,
+                b,
+                stride,
+                padding,
+            } => Layer::Conv2d {
+                w: copy_var(w)?,
+                b: copy_opt(b)?,
+                stride: *stride,
+                padding: *padding,
+            },
+            Layer::ConvTranspose2d {
+                w,
+                b,
+                stride,
+                padding,
+                out_padding,
+            } => Layer::ConvTranspose2d {
+                w: copy_var(w)?,
+                b: copy_opt(b)?,
+                stride: *stride,
+                padding: *padding,
+                out_padding: *out_padding,
+            },
+            Layer::BatchNorm { w, b, mean, var } => Layer::BatchNorm {
+                w: copy_var(w)?,
+                b: copy_var(b)?,
+                mean: RefCell::new(mean.borrow().copy()?),
+                var: RefCell::new(var.borrow().copy()?),
+            },
+            Layer::LayerNorm { w, b } => Layer::LayerNorm {
+                w: copy_var(w)?,
+                b: copy_var(b)?,
+            },
+            Layer::Act(a) => Layer::Act(*a),
+            Layer::Reshape(s) => Layer::Reshape(s.clone()),
+            Layer::Flatten => Layer::Flatten,
+            Layer::Residual(body) => Layer::Residual(body.deep_copy()?),
+            Layer::Sequential(items) => Layer::Sequential(
+                items
+                    .iter()
+                    .map(|n| n.deep_copy())
+                    .collect::<candle_core::Result<_>>()?,
+            ),
+        };
+        let n = Net::from_layer(layer);
+        n.0.training.set(self.0.training.get());
+        Ok(n)
+    }
+
+    /// `self = decay · self + (1 - decay) · source` for parameters; buffers are copied.
+    pub fn ema_update(&self, source: &Net, decay: f64) -> Result<(), String> {
+        let mine = self.named_vars();
+        let theirs = source.named_vars();
+        if mine.len() != theirs.len() {
+            return Err(format!(
+                "ema_update: the nets differ ({} and {} parameters)",
+                mine.len(),
+                theirs.len()
+            ));
+        }
+        let mut planned = Vec::new();
+        for ((n1, a), (n2, b)) in mine.iter().zip(theirs.iter()) {
+            if n1 != n2 || a.as_tensor().dims() != b.as_tensor().dims() {
+                return Err(format!(
+                    "ema_update: the nets differ: {n1} {:?} vs {n2} {:?}",
+                    a.as_tensor().dims(),
+                    b.as_tensor().dims()
+                ));
+            }
+            let new = (a.as_tensor().detach() * decay)
+                .and_then(|x| {
+                    let bt = b.as_tensor().detach().to_dtype(x.dtype())?;
+                    x + (bt * (1.0 - decay))?
+                })
+                .map_err(|e| format!("ema_update: {e}"))?;
+            planned.push((a.clone(), new));
+        }
+        for (v, t) in planned {
+            v.set(&t).map_err(|e| format!("ema_update: {e}"))?;
+        }
+        let bufs: HashMap<String, CT> = source.named_buffers().into_iter().collect();
+        if !bufs.is_empty() {
+            for (name, node, which) in self.buffer_cells() {
+                if let (Some(t), Some((_, cell))) = (
+                    bufs.get(&name),
+                    node.own_buffers().into_iter().find(|(n, _)| *n == which),
+                ) {
+                    *cell.borrow_mut() = t.copy().map_err(|e| e.to_string())?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    // ----- forward -----
+
+    /// Forward pass (train or eval mode as set by `set_training`).
+    pub fn forward(&self, x: &CT) -> candle_core::Result<CT> {
+        self.forward_impl(x, None, "", &mut None)
+    }
+
+    /// Forward pass in eval mode that updates nothing and records one row per layer
+    /// (name, description, output shape, parameter count).
+    pub fn trace(&self, x: &CT) -> candle_core::Result<Vec<SummaryRow>> {
+        let mut rows = Some(Vec::new());
+        self.forward_impl(x, Some(false), "", &mut rows)?;
+        Ok(rows.unwrap_or_default())
+    }
+
+    fn describe(&self) -> String {
+        match &self.0.layer {
+            Layer::Linear { w, b } => {
+                let d = w.as_tensor().dims();
+                format!("linear({}, {}{})", d[1], d[0], no_bias(b))
+            }
+            Layer::Conv2d {
+                w,
+                b,
+                stride,
+                padding,
+            } => {
+                let d = w.as_tensor().dims();
+                format!(
+                    "conv2d({}, {}, k={}, s={stride}, p={padding}{})",
+                    d[1],
+                    d[0],
+                    d[2],
+                    no_bias(b)
+                )
+            }
+            Layer::ConvTranspose2d {
+                w,
+                b,
+                stride,
+                padding,
+                out_padding,
+            } => {
+                let d = w.as_tensor().dims();
+                let op = if *out_padding > 0 {
+                    format!(", op={out_padding}")
+                } else {
+                    String::new()
+                };
+                format!(
+                    "conv_transpose2d({}, {}, k={}, s={stride}, p={padding}{op}{})",
+                    d[0],
+                    d[1],
+                    d[2],
+                    no_bias(b)
+                )
+            }
+            Layer::BatchNorm { w, .. } => format!("batch_norm({})", w.as_tensor().dims()[0]),
+            Layer::LayerNorm { w, .. } => format!("layer_norm({})", w.as_tensor().dims()[0]),
+            Layer::Act(a) => a.describe(),
+            Layer::Reshape(s) => format!("reshape({s:?})"),
+            Layer::Flatten => "flatten".into(),
+            Layer::Residual(_) => "residual (x + f(x))".into(),
+            Layer::Sequential(items) => format!("sequential({} layers)", items.len()),
+        }
+    }
+
+    fn own_param_count(&self) -> usize {
+        self.own_params()
+            .iter()
+            .map(|(_, v)| v.as_tensor().elem_count())
+            .sum()
+    }
+
+    fn forward_impl(
+        &self,
+        x: &CT,
+        mode: Option<bool>,
+        name: &str,
+        trace: &mut Option<Vec<SummaryRow>>,
+    ) -> candle_core::Result<CT> {
+        let training = mode.unwrap_or(self.0.training.get());
+        let label = || {
+            if name.is_empty() {
+                self.describe()
+            } else {
+                format!("layer {name} ({})", self.describe())
+            }
+        };
+        let y = match &self.0.layer {
+            Layer::Sequential(items) => {
+                let mut h = x.clone();
+                for (i, n) in items.iter().enumerate() {
+                    h = n.forward_impl(&h, mode, &Net::join(name, &i.to_string()), trace)?;
+                }
+                return Ok(h);
+            }
+            Layer::Residual(body) => {
+                let h = body.forward_impl(x, mode, name, trace)?;
+                if h.dims() != x.dims() {
+                    return Err(msg(format!(
+                        "{}: the body maps {:?} to {:?}, which cannot be added to its input",
+                        label(),
+                        x.dims(),
+                        h.dims()
+                    )));
+                }
+                (x + h)?
+            }
+            Layer::Linear { w, b } => {
+                let wt = w.as_tensor();
+                let (out, inp) = (wt.dims()[0], wt.dims()[1]);
+                if x.rank() != 2 || x.dims()[1] != inp {
+                    return Err(msg(format!(
+                        "{}: expected input [N, {inp}], got {:?}",
+                        label(),
+                        x.dims()
+                    )));
+                }
+                let y = x.matmul(&wt.t()?)?;
+                match b {
+                    Some(b) => y.broadcast_add(&b.as_tensor().reshape((1, out))?)?,
+                    None => y,
+                }
+            }
+            Layer::Conv2d {
+                w,
+                b,
+                stride,
+                padding,
+            } => {
+                let wt = w.as_tensor();
+                check_conv(x, wt.dims()[1], &label)?;
+                let k = wt.dims()[2];
+                let (h, wd) = (x.dims()[2] + 2 * padding, x.dims()[3] + 2 * padding);
+                if h < k || wd < k {
+                    return Err(msg(format!(
+                        "{}: input {:?} (padded {h}×{wd}) is smaller than the kernel {k}×{k}",
+                        label(),
+                        x.dims()
+                    )));
+                }
+                let y = x.conv2d(wt, *padding, *stride, 1, 1)?;
+                add_bias(y, b)?
+            }
+            Layer::ConvTranspose2d {
+                w,
+                b,
+                stride,
+                padding,
+                out_padding,
+            } => {
+                let wt = w.as_tensor();
+                check_conv(x, wt.dims()[0], &label)?;
+                let k = wt.dims()[2];
+                let full = (x.dims()[2] - 1) * stride + k + out_padding;
+                if full <= 2 * padding {
+                    return Err(msg(format!(
+                        "{}: input {:?} gives an empty output",
+                        label(),
+                        x.dims()
+                    )));
+                }
+                let y = x.conv_transpose2d(wt, *padding, *out_padding, *stride, 1)?;
+                add_bias(y, b)?
+            }
+            Layer::BatchNorm { w, b, mean, var } => {
+                let c = w.as_tensor().dims()[0];
+                let (dims, bshape): (Vec<usize>, Vec<usize>) = match x.rank() {
+                    2 => (vec![0], vec![1, c]),
+                    4 => (vec![0, 2, 3], vec![1, c, 1, 1]),
+                    _ => {
+                        return Err(msg(format!(
+                            "{}: expected input [N, {c}] or [N, {c}, H, W], got {:?}",
+                            label(),
+                            x.dims()
+                        )))
+                    }
+                };
+                if x.dims()[1] != c {
+                    return Err(msg(format!(
+                        "{}: expected {c} channels, got input {:?}",
+                        label(),
+                        x.dims()
+                    )));
+                }
+                let xhat = if training {
+                    let n: usize = dims.iter().map(|&d| x.dims()[d]).product();
+                    if n < 2 {
+                        return Err(msg(format!(
+                            "{}: training mode needs more than one value per channel, got input \
+                             {:?} (use net.eval())",
+                            label(),
+                            x.dims()
+                        )));
+                    }
+                    let mu = x.mean_keepdim(dims.as_slice())?;
+                    let xc = x.broadcast_sub(&mu)?;
+                    let v = xc.sqr()?.mean_keepdim(dims.as_slice())?;
+                    if mode.is_none() {
+                        let m = BN_MOMENTUM;
+                        let mu_d = mu.detach().flatten_all()?;
+                        let v_d = (v.detach().flatten_all()? * (n as f64 / (n as f64 - 1.0)))?;
+                        let new_mean = ((mean.borrow().clone() * (1.0 - m))? + (mu_d * m)?)?;
+                        let new_var = ((var.borrow().clone() * (1.0 - m))? + (v_d * m)?)?;
+                        *mean.borrow_mut() = new_mean;
+                        *var.borrow_mut() = new_var;
+                    }
+                    xc.broadcast_div(&(v + BN_EPS)?.sqrt()?)?
+                } else {
+                    let mu = mean.borrow().reshape(bshape.as_slice())?;
+                    let v = var.borrow().reshape(bshape.as_slice())?;
+                    x.broadcast_sub(&mu)?
+                        .broadcast_div(&(v + BN_EPS)?.sqrt()?)?
+                };
+                xhat.broadcast_mul(&w.as_tensor().reshape(bshape.as_slice())?)?
+                    .broadcast_add(&b.as_tensor().reshape(bshape.as_slice())?)?
+            }
+            Layer::LayerNorm { w, b } => {
+                let d = w.as_tensor().dims()[0];
+                if x.rank() == 0 || x.dims()[x.rank() - 1] != d {
+                    return Err(msg(format!(
+                        "{}: expected the last dimension to be {d}, got input {:?}",
+                        label(),
+                        x.dims()
+                    )));
+                }
+                let last = x.rank() - 1;
+                let mu = x.mean_keepdim(last)?;
+                let xc = x.broadcast_sub(&mu)?;
+                let v = xc.sqr()?.mean_keepdim(last)?;
+                xc.broadcast_div(&(v + LN_EPS)?.sqrt()?)?
+                    .broadcast_mul(w.as_tensor())?
+                    .broadcast_add(b.as_tensor())?
+            }
+            Layer::Act(a) => a.apply(x)?,
+            Layer::Reshape(shape) => {
+                if x.rank() == 0 {
+                    return Err(msg(format!("{}: expected a batch, got a scalar", label())));
+                }
+                let n = x.dims()[0];
+                let per: usize = x.dims()[1..].iter().product();
+                let want: usize = shape.iter().product();
+                if per != want {
+                    return Err(msg(format!(
+                        "{}: cannot reshape samples of shape {:?} ({per} values) into {shape:?} \
+                         ({want} values)",
+                        label(),
+                        &x.dims()[1..]
+                    )));
+                }
+                let mut full = vec![n];
+                full.extend(shape);
+                x.reshape(full)?
+            }
+            Layer::Flatten => crate::tensor::per_sample(x)?,
+        };
+        if let Some(rows) = trace {
+            rows.push(SummaryRow {
+                name: if name.is_empty() {
+                    "-".into()
+                } else {
+                    name.to_string()
+                },
+                kind: self.describe(),
+                shape: Some(y.dims().to_vec()),
+                params: self.own_param_count(),
+            });
+        }
+        Ok(y)
+    }
+
+    /// The rows of the summary table without shapes.
+    pub fn rows(&self) -> Vec<SummaryRow> {
+        let mut rows = Vec::new();
+        self.visit("", &mut |prefix, node| {
+            if matches!(node.0.layer, Layer::Sequential(_)) {
+                return;
+            }
+            rows.push(SummaryRow {
+                name: if prefix.is_empty() {
+                    "-".into()
+                } else {
+                    prefix.to_string()
+                },
+                kind: node.describe(),
+                shape: None,
+                params: node.own_param_count(),
+            });
+        });
+        rows
+    }
+
+    /// A text table: layer, output shape (when `rows` come from [`Net::trace`]) and parameters.
+    pub fn summary_table(&self, rows: &[SummaryRow]) -> String {
+        let with_shapes = rows.iter().any(|r| r.shape.is_some());
+        let mut lines = Vec::new();
+        let w0 = rows.iter().map(|r| r.name.len()).max().unwrap_or(0).max(5);
+        let w1 = rows.iter().map(|r| r.kind.len()).max().unwrap_or(0).max(4);
+        let shape_of = |r: &SummaryRow| {
+            r.shape
+                .as_ref()
+                .map(|s| format!("{s:?}"))
+                .unwrap_or_default()
+        };
+        let w2 = rows
+            .iter()
+            .map(|r| shape_of(r).len())
+            .max()
+            .unwrap_or(0)
+            .max(12);
+        if with_shapes {
+            lines.push(format!(
+                "{:<w0$}  {:<w1$}  {:<w2$}  {:>10}",
+                "layer", "type", "output shape", "params"
+            ));
+        } else {
+            lines.push(format!(
+                "{:<w0$}  {:<w1$}  {:>10}",
+                "layer", "type", "params"
+            ));
+        }
+        for r in rows {
+            if with_shapes {
+                lines.push(format!(
+                    "{:<w0$}  {:<w1$}  {:<w2$}  {:>10}",
+                    r.name,
+                    r.kind,
+                    shape_of(r),
+                    r.params
+                ));
+            } else {
+                lines.push(format!(
+                    "{:<w0$}  {:<w1$}  {:>10}",
+                    r.name, r.kind, r.params
+                ));
+            }
+        }
+        lines.push(format!("total parameters: {}", self.param_count()));
+        lines.join("\n")
+    }
+
+    // ----- initialisation -----
+
+    /// Re-initialises every parameter: `"default"` (PyTorch's), `"xavier"` (Glorot uniform,
+    /// biases 0), `"kaiming"` (He normal, std √(2/fan_in), biases 0) or `"dcgan"` (N(0, 0.02)
+    /// weights, batch-norm weights N(1, 0.02), biases 0). Normalisation layers get weight 1 and
+    /// bias 0 except under `"dcgan"`.
+    pub fn init(&self, scheme: &str) -> Result<(), String> {
+        let scheme = scheme.trim().to_ascii_lowercase();
+        if !["default", "xavier", "dcgan", "kaiming"].contains(&scheme.as_str()) {
+            return Err(format!(
+                "init: unknown scheme \"{scheme}\": expected \"default\", \"xavier\", \"kaiming\" \
+                 or \"dcgan\""
+            ));
+        }
+        let mut result = Ok(());
+        self.visit("", &mut |_, node| {
+            if result.is_err() {
+                return;
+            }
+            result = node.init_own(&scheme).map_err(|e| format!("init: {e}"));
+        });
+        result
+    }
+
+    fn init_own(&self, scheme: &str) -> candle_core::Result<()> {
+        let set = |v: &Var, data: Vec<f64>| -> candle_core::Result<()> {
+            let t = v.as_tensor();
+            let new = CT::from_vec(data, t.dims(), &Device::Cpu)?
+                .to_dtype(t.dtype())?
+                .to_device(t.device())?;
+            v.set(&new)
+        };
+        match &self.0.layer {
+            Layer::Linear { w, b }
+            | Layer::Conv2d { w, b, .. }
+            | Layer::ConvTranspose2d { w, b, .. } => {
+                let shape = w.as_tensor().dims().to_vec();
+                let n: usize = shape.iter().product();
+                let (fan_in, fan_out) = fans(&shape);
+                let bound_default = 1.0 / (fan_in as f64).sqrt();
+                let wdata = match scheme {
+                    "xavier" => {
+                        let a = (6.0 / (fan_in + fan_out) as f64).sqrt();
+                        rng::uniform_vec(n, -a, a)
+                    }
+                    "kaiming" => rng::normal_vec(n, 0.0, (2.0 / fan_in as f64).sqrt()),
+                    "dcgan" => rng::normal_vec(n, 0.0, 0.02),
+                    _ => rng::uniform_vec(n, -bound_default, bound_default),
+                };
+                set(w, wdata)?;
+                if let Some(b) = b {
+                    let nb = b.as_tensor().elem_count();
+                    let bdata = if scheme == "default" {
+                        rng::uniform_vec(nb, -bound_default, bound_default)
+                    } else {
+                        vec![0.0; nb]
+                    };
+                    set(b, bdata)?;
+                }
+            }
+            Layer::BatchNorm { w, b, .. } | Layer::LayerNorm { w, b } => {
+                let n = w.as_tensor().elem_count();
+                let wdata = if scheme == "dcgan" && matches!(self.0.layer, Layer::BatchNorm { .. })
+                {
+                    rng::normal_vec(n, 1.0, 0.02)
+                } else {
+                    vec![1.0; n]
+                };
+                set(w, wdata)?;
+                set(b, vec![0.0; n])?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    // ----- files -----
+
+    /// Writes parameters and buffers by name as safetensors, atomically (`path.tmp`, then a
+    /// rename).
+    pub fn save(&self, path: &Path) -> Result<(), String> {
+        let map: HashMap<String, CT> = self
+            .named_tensors()
+            .into_iter()
+            .map(|(n, t)| t.contiguous().map(|t| (n, t)))
+            .collect::<candle_core::Result<_>>()
+            .map_err(|e| format!("save {}: {e}", path.display()))?;
+        save_tensors_atomic(&map, path)
+    }
+
+    /// Reads a file written by [`Net::save`]; on any error (missing or corrupt file, missing
+    /// tensor, wrong shape) the net is left unchanged.
+    pub fn load(&self, path: &Path) -> Result<(), String> {
+        let map = load_tensors(path)?;
+        self.load_named(&map)
+            .map_err(|e| format!("load {}: {e}", path.display()))
+    }
+}
+
+/// Writes tensors as safetensors to `path.tmp`, then renames it to `path`.
+pub fn save_tensors_atomic(map: &HashMap<String, CT>, path: &Path) -> Result<(), String> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp);
+    if let Some(dir) = path.parent() {
+        if !dir.as_os_str().is_empty() && !dir.exists() {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                format!(
+                    "save {}: cannot create {}: {e}",
+                    path.display(),
+                    dir.display()
+                )
+            })?;
+        }
+    }
+    candle_core::safetensors::save(map, &tmp)
+        .map_err(|e| format!("save {}: {e}", path.display()))?;
+    std::fs::rename(&tmp, path).map_err(|e| format!("save {}: {e}", path.display()))
+}
+
+/// Reads every tensor of a safetensors file (on the current device), with clear errors.
+pub fn load_tensors(path: &Path) -> Result<HashMap<String, CT>, String> {
+    let data = std::fs::read(path).map_err(|e| format!("load {}: {e}", path.display()))?;
+    candle_core::safetensors::load_buffer(&data, &current_device()).map_err(|e| {
+        format!(
+            "load {}: not a valid safetensors file (truncated or corrupt?): {e}",
+            path.display()
+        )
+    })
+}
+
+fn no_bias(b: &Option<Var>) -> &'static str {
+    if b.is_none() {
+        ", bias=false"
+    } else {
+        ""
+    }
+}
+
+fn check_conv(x: &CT, c: usize, label: &dyn Fn() -> String) -> candle_core::Result<()> {
+    if x.rank() != 4 || x.dims()[1] != c {
+        return Err(msg(format!(
+            "{}: expected input [N, {c}, H, W], got {:?}",
+            label(),
+            x.dims()
+        )));
+    }
+    Ok(())
+}
+
+fn add_bias(y: CT, b: &Option<Var>) -> candle_core::Result<CT> {
+    match b {
+        None => Ok(y),
+        Some(b) => {
+            let c = b.as_tensor().elem_count();
+            y.broadcast_add(&b.as_tensor().reshape((1, c, 1, 1))?)
+        }
+    }
+}
+
+/// One row of a summary table.
+#[derive(Clone, Debug)]
+pub struct SummaryRow {
+    pub name: String,
+    pub kind: String,
+    pub shape: Option<Vec<usize>>,
+    pub params: usize,
+}
+
+/// The dtype of a net's first parameter, or the default dtype.
+pub fn net_dtype(net: &Net) -> DType {
+    net.vars()
+        .first()
+        .map(|v| v.as_tensor().dtype())
+        .unwrap_or_else(default_dtype)
+}

@@ -1,0 +1,706 @@
+//! Networks: layer values and gradients against hand computations and finite differences,
+//! builder shapes, the architecture notation, initialisation, save/load, and the script API.
+
+use candle_core::{DType, Device, Tensor as CT};
+use ganscript::device::set_default_dtype;
+use ganscript::nn::{arch, Net};
+use ganscript::{new_engine, EngineOptions};
+use rhai::{Dynamic, Engine, Scope};
+use std::collections::HashMap;
+
+fn engine() -> Engine {
+    new_engine(&EngineOptions::default()).expect("engine").0
+}
+
+fn run(src: &str) -> Result<Dynamic, String> {
+    let e = engine();
+    let mut scope = Scope::new();
+    e.eval_with_scope::<Dynamic>(&mut scope, src)
+        .map_err(|e| e.to_string())
+}
+
+fn vals(t: &CT) -> Vec<f64> {
+    t.flatten_all()
+        .unwrap()
+        .to_dtype(DType::F64)
+        .unwrap()
+        .to_vec1::<f64>()
+        .unwrap()
+}
+
+fn t64(data: &[f64], shape: &[usize]) -> CT {
+    CT::from_vec(data.to_vec(), shape, &Device::Cpu).unwrap()
+}
+
+fn close(a: &[f64], b: &[f64], tol: f64) {
+    assert_eq!(a.len(), b.len(), "{a:?} vs {b:?}");
+    for (x, y) in a.iter().zip(b) {
+        assert!(
+            (x - y).abs() <= tol * (1.0 + y.abs()),
+            "{a:?} vs {b:?} (differ at {x} vs {y})"
+        );
+    }
+}
+
+fn set(net: &Net, name: &str, data: &[f64], shape: &[usize]) {
+    net.set_named(name, &t64(data, shape)).unwrap();
+}
+
+fn shape_of(net: &Net, input: &[usize]) -> Vec<usize> {
+    let x = CT::zeros(input, DType::F32, &Device::Cpu).unwrap();
+    net.forward(&x).unwrap().dims().to_vec()
+}
+
+#[test]
+fn linear_values_and_gradients_by_hand() {
+    set_default_dtype(DType::F64);
+    let l = Net::linear(2, 3, true).unwrap();
+    set(&l, "weight", &[1., 2., 3., 4., 5., 6.], &[3, 2]);
+    set(&l, "bias", &[0.1, 0.2, 0.3], &[3]);
+    let x = t64(&[1., -1., 2., 0.5], &[2, 2]);
+    let y = l.forward(&x).unwrap();
+    close(&vals(&y), &[-0.9, -0.8, -0.7, 3.1, 8.2, 13.3], 1e-12);
+    let vars: Vec<CT> = l.vars().iter().map(|v| v.as_tensor().clone()).collect();
+    let g = ganscript::autograd::grads(&y.sum_all().unwrap(), &vars).unwrap();
+    // d sum / dW[o, i] = Σ_n x[n, i]; d sum / db = N.
+    close(&vals(&g[0]), &[3., -0.5, 3., -0.5, 3., -0.5], 1e-12);
+    close(&vals(&g[1]), &[2., 2., 2.], 1e-12);
+}
+
+#[test]
+fn conv2d_by_hand() {
+    set_default_dtype(DType::F64);
+    let x = t64(
+        &(1..=9).map(|v| v as f64).collect::<Vec<_>>(),
+        &[1, 1, 3, 3],
+    );
+    let c = Net::conv2d(1, 1, 2, 1, 0, true).unwrap();
+    set(&c, "weight", &[1., 0., 0., -1.], &[1, 1, 2, 2]);
+    set(&c, "bias", &[0.5], &[1]);
+    // out[i, j] = x[i, j] - x[i+1, j+1] + 0.5 = -4 + 0.5.
+    close(&vals(&c.forward(&x).unwrap()), &[-3.5; 4], 1e-12);
+    let c2 = Net::conv2d(1, 1, 2, 2, 1, true).unwrap();
+    c2.copy_from(&c).unwrap();
+    // Padded 5×5, stride 2: x_p[r, c] - x_p[r+1, c+1] at r, c ∈ {0, 2}.
+    let y = c2.forward(&x).unwrap();
+    assert_eq!(y.dims(), &[1, 1, 2, 2]);
+    close(&vals(&y), &[-0.5, -2.5, -6.5, -3.5], 1e-12);
+}
+
+#[test]
+fn conv_transpose2d_by_hand() {
+    set_default_dtype(DType::F64);
+    // A 1×1 input times a 2×2 kernel at stride 2 gives the kernel scaled, plus the bias.
+    let d = Net::conv_transpose2d(1, 1, 2, 2, 0, 0, true).unwrap();
+    set(&d, "weight", &[1., 2., 3., 4.], &[1, 1, 2, 2]);
+    set(&d, "bias", &[1.0], &[1]);
+    let x = t64(&[2., -1.], &[1, 1, 1, 2]);
+    let y = d.forward(&x).unwrap();
+    assert_eq!(y.dims(), &[1, 1, 2, 4]);
+    close(&vals(&y), &[3., 5., 0., -1., 7., 9., -2., -3.], 1e-12);
+}
+
+#[test]
+fn batch_norm_train_and_eval_by_hand() {
+    set_default_dtype(DType::F64);
+    let bn = Net::batch_norm(2).unwrap();
+    set(&bn, "weight", &[2.0, 1.0], &[2]);
+    set(&bn, "bias", &[0.5, 0.0], &[2]);
+    let x = t64(&[1., 2., 3., 6.], &[2, 2]);
+    let y = bn.forward(&x).unwrap();
+    let a = 1.0 / (1.0f64 + 1e-5).sqrt();
+    let b = 2.0 / (4.0f64 + 1e-5).sqrt();
+    close(&vals(&y), &[-2. * a + 0.5, -b, 2. * a + 0.5, b], 1e-12);
+    let bufs: HashMap<String, CT> = bn.named_buffers().into_iter().collect();
+    close(&vals(&bufs["running_mean"]), &[0.2, 0.4], 1e-12);
+    // Unbiased batch variances 2 and 8.
+    close(&vals(&bufs["running_var"]), &[1.1, 1.7], 1e-12);
+    bn.set_training(false);
+    let y = bn.forward(&t64(&[1., 2.], &[1, 2])).unwrap();
+    let e0 = 2.0 * (1.0 - 0.2) / (1.1f64 + 1e-5).sqrt() + 0.5;
+    let e1 = (2.0 - 0.4) / (1.7f64 + 1e-5).sqrt();
+    close(&vals(&y), &[e0, e1], 1e-12);
+    // Eval mode does not touch the running statistics.
+    let bufs: HashMap<String, CT> = bn.named_buffers().into_iter().collect();
+    close(&vals(&bufs["running_mean"]), &[0.2, 0.4], 1e-12);
+
+    // 4-D input: statistics per channel over N, H, W.
+    let bn = Net::batch_norm(1).unwrap();
+    let x = t64(&[0., 2., 4., 6.], &[2, 1, 1, 2]);
+    let y = bn.forward(&x).unwrap();
+    let s = (5.0f64 + 1e-5).sqrt();
+    close(&vals(&y), &[-3. / s, -1. / s, 1. / s, 3. / s], 1e-12);
+}
+
+#[test]
+fn layer_norm_and_leaky_relu_by_hand() {
+    set_default_dtype(DType::F64);
+    let ln = Net::layer_norm(3).unwrap();
+    let y = ln.forward(&t64(&[1., 2., 3.], &[1, 3])).unwrap();
+    let s = (2.0f64 / 3.0 + 1e-5).sqrt();
+    close(&vals(&y), &[-1. / s, 0., 1. / s], 1e-12);
+
+    let r = run(r#"default_dtype("f64");
+        let x = variable(tensor([-2.0, 3.0]));
+        let y = leaky_relu(0.1).forward(x);
+        [y.to_array(), grad(y, x).to_array()]"#)
+    .unwrap();
+    let arr = r.into_array().unwrap();
+    let f = |v: &Dynamic| -> Vec<f64> {
+        v.clone()
+            .into_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_float().unwrap())
+            .collect()
+    };
+    close(&f(&arr[0]), &[-0.2, 3.0], 1e-12);
+    close(&f(&arr[1]), &[0.1, 1.0], 1e-12);
+}
+
+/// d/dθ Σ (∂D/∂x)² by double backprop against central finite differences, through conv,
+/// transposed conv, batch norm (train mode), leaky relu, sigmoid and a linear layer.
+#[test]
+fn second_order_gradients_match_finite_differences() {
+    set_default_dtype(DType::F64);
+    ganscript::rng::seed(3);
+    let d = Net::sequential(vec![
+        Net::conv2d(2, 3, 3, 2, 1, true).unwrap(),
+        Net::batch_norm(3).unwrap(),
+        Net::act(ganscript::nn::Act::LeakyRelu(0.2)),
+        Net::conv_transpose2d(3, 2, 4, 2, 1, 0, true).unwrap(),
+        Net::act(ganscript::nn::Act::Sigmoid),
+        Net::flatten(),
+        Net::layer_norm(32).unwrap(),
+        Net::act(ganscript::nn::Act::Tanh),
+        Net::linear(32, 1, true).unwrap(),
+    ]);
+    let x0 = CT::from_vec(
+        ganscript::rng::normal_vec(3 * 2 * 4 * 4, 0.0, 1.0),
+        (3, 2, 4, 4),
+        &Device::Cpu,
+    )
+    .unwrap();
+    let penalty = |d: &Net| -> CT {
+        let x = ganscript::autograd::variable(&x0).unwrap();
+        let out = d.forward(&x).unwrap();
+        let g = ganscript::autograd::grad(&out, &x).unwrap();
+        g.sqr().unwrap().sum_all().unwrap()
+    };
+    let vars = d.vars();
+    let p = penalty(&d);
+    let ts: Vec<CT> = vars.iter().map(|v| v.as_tensor().clone()).collect();
+    let g = ganscript::autograd::grads(&p, &ts).unwrap();
+    let h = 1e-5;
+    let mut checked = 0;
+    for (vi, v) in vars.iter().enumerate() {
+        let base = vals(v.as_tensor());
+        let shape = v.as_tensor().dims().to_vec();
+        let gv = vals(&g[vi]);
+        for j in [0, base.len() / 2, base.len() - 1] {
+            let mut plus = base.clone();
+            plus[j] += h;
+            v.set(&t64(&plus, &shape)).unwrap();
+            let fp = vals(&penalty(&d))[0];
+            let mut minus = base.clone();
+            minus[j] -= h;
+            v.set(&t64(&minus, &shape)).unwrap();
+            let fm = vals(&penalty(&d))[0];
+            v.set(&t64(&base, &shape)).unwrap();
+            let fd = (fp - fm) / (2.0 * h);
+            assert!(
+                (fd - gv[j]).abs() <= 1e-5 * (1.0 + fd.abs()),
+                "param {vi} elem {j}: autograd {} vs finite differences {fd}",
+                gv[j]
+            );
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 30);
+}
+
+#[test]
+fn builder_shapes() {
+    set_default_dtype(DType::F32);
+    let d = arch::magan_mnist_d().unwrap();
+    assert_eq!(shape_of(&d, &[4, 1, 28, 28]), vec![4, 1, 28, 28]);
+    assert_eq!(
+        d.param_count(),
+        784 * 256 + 256 + 256 * 256 + 256 + 256 * 784 + 784
+    );
+    let g = arch::magan_mnist_g(50).unwrap();
+    assert_eq!(shape_of(&g, &[4, 50]), vec![4, 1, 28, 28]);
+    assert_eq!(
+        g.param_count(),
+        50 * 128 * 49 + 128 + 128 * 64 * 16 + 64 + 64 * 16 + 1
+    );
+    for &(size, nz, ch) in &[(28usize, 64usize, 1usize), (32, 128, 3), (64, 100, 3)] {
+        for bn in [false, true] {
+            let g = arch::dcgan_g(size, nz, ch, bn).unwrap();
+            assert_eq!(shape_of(&g, &[2, nz]), vec![2, ch, size, size], "G {size}");
+            let d = arch::dcgan_d(size, ch, bn).unwrap();
+            assert_eq!(shape_of(&d, &[2, ch, size, size]), vec![2, 1], "D {size}");
+        }
+    }
+    for &(size, ch) in &[(32usize, 3usize), (64, 3)] {
+        let ae = arch::magan_conv_ae(size, ch).unwrap();
+        assert_eq!(shape_of(&ae, &[2, ch, size, size]), vec![2, ch, size, size]);
+    }
+    assert!(arch::dcgan_g(48, 100, 3, true).is_err());
+}
+
+#[test]
+fn dcgan32_is_exactly_the_torch_reference() {
+    set_default_dtype(DType::F32);
+    let g = arch::dcgan_g(32, 128, 3, true).unwrap();
+    let kinds: Vec<String> = g.rows().into_iter().map(|r| r.kind).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            "reshape([128, 1, 1])",
+            "conv_transpose2d(128, 512, k=4, s=1, p=0)",
+            "batch_norm(512)",
+            "relu",
+            "conv_transpose2d(512, 256, k=4, s=2, p=1)",
+            "batch_norm(256)",
+            "relu",
+            "conv_transpose2d(256, 128, k=4, s=2, p=1)",
+            "batch_norm(128)",
+            "relu",
+            "conv_transpose2d(128, 3, k=4, s=2, p=1)",
+            "tanh",
+        ]
+    );
+    // PyTorch's parameter count for this generator.
+    assert_eq!(
+        g.param_count(),
+        128 * 512 * 16
+            + 512
+            + 1024
+            + 512 * 256 * 16
+            + 256
+            + 512
+            + 256 * 128 * 16
+            + 128
+            + 256
+            + 128 * 3 * 16
+            + 3
+    );
+    let d = arch::dcgan_d(32, 3, true).unwrap();
+    let kinds: Vec<String> = d.rows().into_iter().map(|r| r.kind).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            "conv2d(3, 128, k=4, s=2, p=1)",
+            "leaky_relu(0.2)",
+            "conv2d(128, 256, k=4, s=2, p=1)",
+            "batch_norm(256)",
+            "leaky_relu(0.2)",
+            "conv2d(256, 512, k=4, s=2, p=1)",
+            "batch_norm(512)",
+            "leaky_relu(0.2)",
+            "conv2d(512, 1, k=4, s=1, p=0)",
+            "flatten",
+        ]
+    );
+    let d = arch::dcgan_d(32, 3, false).unwrap();
+    assert_eq!(d.rows().len(), 8);
+}
+
+#[test]
+fn tempered_lens_is_identity_when_the_out_conv_is_zero() {
+    set_default_dtype(DType::F64);
+    let lens = arch::tempered_lens(3, 8, 2).unwrap();
+    let names: Vec<String> = lens.named_vars().into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names.len(), 2 + 2 * 4 + 2);
+    assert_eq!(names.last().unwrap(), "4.bias");
+    set(&lens, "4.weight", &vec![0.0; 3 * 8 * 9], &[3, 8, 3, 3]);
+    set(&lens, "4.bias", &[0.0; 3], &[3]);
+    ganscript::rng::seed(1);
+    let x = t64(
+        &ganscript::rng::normal_vec(2 * 3 * 6 * 6, 0., 1.),
+        &[2, 3, 6, 6],
+    );
+    let y = lens.forward(&x).unwrap();
+    assert_eq!(y.dims(), &[2, 3, 6, 6]);
+    close(&vals(&y), &vals(&x), 1e-14);
+    // Not the identity otherwise, and the default lens has the paper's width and depth.
+    let full = arch::tempered_lens(3, 32, 8).unwrap();
+    assert_eq!(
+        full.param_count(),
+        3 * 32 * 9 + 32 + 8 * 2 * (32 * 32 * 9 + 32) + 32 * 3 * 9 + 3
+    );
+    let y = full.forward(&x.to_dtype(DType::F64).unwrap()).unwrap();
+    assert!(vals(&(y - &x).unwrap()).iter().any(|v| v.abs() > 1e-6));
+}
+
+#[test]
+fn notation_parser_good_and_bad() {
+    set_default_dtype(DType::F32);
+    assert_eq!(
+        arch::parse("784-256-256-784").unwrap(),
+        arch::Spec::Dense(vec![784, 256, 256, 784])
+    );
+    assert_eq!(
+        arch::parse("(128)7c1s-(64)4c2s").unwrap(),
+        arch::Spec::Conv(vec![
+            arch::ConvSpec {
+                channels: 128,
+                kernel: 7,
+                stride: 1
+            },
+            arch::ConvSpec {
+                channels: 64,
+                kernel: 4,
+                stride: 2
+            }
+        ])
+    );
+    let e = arch::parse("(128)7c1s-(64)4x2s-(1)4c2s").unwrap_err();
+    assert_eq!(
+        e,
+        "arch: bad layer \"(64)4x2s\" at token 2: expected (C)KcSs"
+    );
+    let e = arch::parse("784-abc-10").unwrap_err();
+    assert!(e.contains("\"abc\" at token 2"), "{e}");
+    let e = arch::parse("(1)4c2s-(0)4c2s").unwrap_err();
+    assert!(e.contains("\"(0)4c2s\" at token 2"), "{e}");
+    assert!(arch::parse("").is_err());
+    assert!(arch::parse("784").is_err());
+    assert!(arch::parse("784--10")
+        .unwrap_err()
+        .contains("\"\" at token 2"));
+
+    // Through the script API, with options.
+    let e = run(r#"arch("(128)7c1s-(64)4x2s", #{ transpose: true, input: [50] })"#).unwrap_err();
+    assert!(
+        e.contains("arch: bad layer \"(64)4x2s\" at token 2: expected (C)KcSs"),
+        "{e}"
+    );
+    let e = run(r#"arch("10-10", #{ activaton: "relu" })"#).unwrap_err();
+    assert!(e.contains("unknown option \"activaton\""), "{e}");
+    let r = run(r#"
+        let g = arch("(128)7c1s-(64)4c2s-(1)4c2s", #{ transpose: true, input: [50], output: "sigmoid" });
+        let d = arch("(16)4c2s-(32)4c2s-(1)7c1s", #{ in_channels: 1, activation: "leaky_relu", slope: 0.2, batch_norm: true });
+        let m = arch("2-16-16-1", #{ activation: "tanh" });
+        let y = g.forward(randn([3, 50]));
+        [y.shape(), d.forward(y).shape(), m.forward(randn([5, 2])).shape(), d.to_string()]
+    "#)
+    .unwrap()
+    .into_array()
+    .unwrap();
+    let shape = |v: &Dynamic| -> Vec<i64> {
+        v.clone()
+            .into_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_int().unwrap())
+            .collect()
+    };
+    assert_eq!(shape(&r[0]), vec![3, 1, 28, 28]);
+    assert_eq!(shape(&r[1]), vec![3, 1, 1, 1]);
+    assert_eq!(shape(&r[2]), vec![5, 1]);
+    let s = r[3].clone().into_string().unwrap();
+    assert!(
+        s.contains("leaky_relu(0.2)") && s.contains("batch_norm(32)"),
+        "{s}"
+    );
+    // Odd kernels with "same" padding keep the size; transposed convs upsample exactly.
+    let n = arch::arch(
+        "(8)3c1s-(8)3c2s-(4)5c2s",
+        &arch::ArchOptions {
+            in_channels: Some(3),
+            padding: arch::Padding::Same,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(shape_of(&n, &[1, 3, 32, 32]), vec![1, 4, 8, 8]);
+    let n = arch::arch(
+        "(8)3c2s-(4)5c2s",
+        &arch::ArchOptions {
+            in_channels: Some(3),
+            transpose: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(shape_of(&n, &[1, 3, 8, 8]), vec![1, 4, 32, 32]);
+}
+
+#[test]
+fn named_params_buffers_and_summary() {
+    let r = run(r#"
+        let net = sequential([linear(4, 8), batch_norm(8), relu(), linear(8, 2, false)]);
+        let p = net.named_params();
+        let b = net.buffers();
+        [p.keys(), b.keys(), net.param_count(), net.params().len(), net.summary([4]), net.to_string()]
+    "#)
+    .unwrap()
+    .into_array()
+    .unwrap();
+    let keys = |v: &Dynamic| -> Vec<String> {
+        let mut k: Vec<String> = v
+            .clone()
+            .into_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.clone().into_string().unwrap())
+            .collect();
+        k.sort();
+        k
+    };
+    assert_eq!(
+        keys(&r[0]),
+        vec!["0.bias", "0.weight", "1.bias", "1.weight", "3.weight"]
+    );
+    assert_eq!(keys(&r[1]), vec!["1.running_mean", "1.running_var"]);
+    assert_eq!(r[2].as_int().unwrap(), 4 * 8 + 8 + 16 + 16);
+    assert_eq!(r[3].as_int().unwrap(), 5);
+    let s = r[4].clone().into_string().unwrap();
+    assert!(s.contains("output shape"), "{s}");
+    assert!(s.contains("[1, 8]") && s.contains("[1, 2]"), "{s}");
+    assert!(s.contains("total parameters: 72"), "{s}");
+    let s = r[5].clone().into_string().unwrap();
+    assert!(
+        !s.contains("output shape") && s.contains("linear(8, 2, bias=false)"),
+        "{s}"
+    );
+}
+
+#[test]
+fn train_and_eval_modes_from_scripts() {
+    let r = run(r#"
+        default_dtype("f64");
+        let bn = batch_norm(1);
+        bn.forward(tensor([[1.0], [3.0]]));
+        bn.eval_mode();
+        let a = bn.is_training();
+        let y = bn.forward(tensor([[1.0]]));
+        bn.train();
+        let b = bn.is_training();
+        bn.train(false);
+        [a, b && !bn.is_training(), y.item()]
+    "#)
+    .unwrap()
+    .into_array()
+    .unwrap();
+    assert!(!r[0].as_bool().unwrap());
+    assert!(r[1].as_bool().unwrap());
+    // running mean 0.2, running var 0.9 + 0.1·2 = 1.1.
+    let want = (1.0 - 0.2) / (1.1f64 + 1e-5).sqrt();
+    assert!((r[2].as_float().unwrap() - want).abs() < 1e-12);
+    // Training mode with one value per channel is a clear error.
+    let e = run("batch_norm(2).forward(zeros([1, 2]))").unwrap_err();
+    assert!(e.contains("more than one value per channel"), "{e}");
+    // Shape errors name the layer.
+    let e =
+        run("sequential([linear(3, 4), relu(), linear(5, 1)]).forward(zeros([2, 3]))").unwrap_err();
+    assert!(
+        e.contains("layer 2 (linear(5, 1))") && e.contains("[N, 5]"),
+        "{e}"
+    );
+}
+
+#[test]
+fn init_schemes() {
+    set_default_dtype(DType::F64);
+    ganscript::rng::seed(7);
+    let l = Net::linear(400, 300, true).unwrap();
+    let stats = |t: &CT| {
+        let v = vals(t);
+        let n = v.len() as f64;
+        let mean = v.iter().sum::<f64>() / n;
+        let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n;
+        let max = v.iter().fold(0.0f64, |a, x| a.max(x.abs()));
+        (mean, var.sqrt(), max)
+    };
+    let w = |n: &Net| n.named_vars()[0].1.as_tensor().clone();
+    let b = |n: &Net| n.named_vars()[1].1.as_tensor().clone();
+    // PyTorch default: U(±1/√fan_in) for weights and biases.
+    let (_, sd, max) = stats(&w(&l));
+    assert!(max <= 0.05 && max > 0.049, "{max}");
+    assert!((sd - 0.05 / 3f64.sqrt()).abs() < 0.001, "{sd}");
+    assert!(stats(&b(&l)).2 > 0.0);
+    l.init("dcgan").unwrap();
+    let (mean, sd, _) = stats(&w(&l));
+    assert!(
+        mean.abs() < 0.001 && (sd - 0.02).abs() < 0.001,
+        "{mean} {sd}"
+    );
+    assert_eq!(stats(&b(&l)).2, 0.0);
+    l.init("xavier").unwrap();
+    let bound = (6.0f64 / 700.0).sqrt();
+    let (_, _, max) = stats(&w(&l));
+    assert!(max <= bound && max > 0.98 * bound);
+    l.init("kaiming").unwrap();
+    let (_, sd, _) = stats(&w(&l));
+    assert!((sd - (2.0f64 / 400.0).sqrt()).abs() < 0.003, "{sd}");
+    assert!(l.init("bogus").unwrap_err().contains("unknown scheme"));
+    // DCGAN batch-norm weights ~ N(1, 0.02).
+    let bn = Net::batch_norm(4000).unwrap();
+    bn.init("dcgan").unwrap();
+    let (mean, sd, _) = stats(&w(&bn));
+    assert!((mean - 1.0).abs() < 0.002 && (sd - 0.02).abs() < 0.002);
+    // Transposed conv: PyTorch's fan_in is out·k² (dim 1 of [in, out, k, k]).
+    let d = Net::conv_transpose2d(200, 2, 4, 2, 1, 0, true).unwrap();
+    let (_, _, max) = stats(&w(&d));
+    assert!(
+        max <= 1.0 / 32f64.sqrt() && max > 0.97 / 32f64.sqrt(),
+        "{max}"
+    );
+    // Same seed, same net.
+    ganscript::rng::seed(11);
+    let a = Net::linear(3, 3, true).unwrap();
+    ganscript::rng::seed(11);
+    let c = Net::linear(3, 3, true).unwrap();
+    assert_eq!(vals(&w(&a)), vals(&w(&c)));
+}
+
+#[test]
+fn save_load_round_trip_and_bad_files() {
+    set_default_dtype(DType::F32);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("net.safetensors");
+    let a = arch::dcgan_d(28, 1, true).unwrap();
+    a.forward(&CT::ones((3, 1, 28, 28), DType::F32, &Device::Cpu).unwrap())
+        .unwrap(); // moves the running statistics
+    a.save(&path).unwrap();
+    assert!(path.exists() && !dir.path().join("net.safetensors.tmp").exists());
+    let b = arch::dcgan_d(28, 1, true).unwrap();
+    let before: Vec<Vec<f64>> = b.named_tensors().iter().map(|(_, t)| vals(t)).collect();
+    b.load(&path).unwrap();
+    for ((n1, t1), (n2, t2)) in a.named_tensors().iter().zip(b.named_tensors().iter()) {
+        assert_eq!(n1, n2);
+        assert_eq!(vals(t1), vals(t2), "{n1}");
+    }
+    assert!(b.named_tensors().iter().any(|(n, _)| n == "3.running_mean"));
+
+    let fresh = arch::dcgan_d(28, 1, true).unwrap();
+    let snapshot =
+        |n: &Net| -> Vec<Vec<f64>> { n.named_tensors().iter().map(|(_, t)| vals(t)).collect() };
+    let orig = snapshot(&fresh);
+    assert_ne!(orig, before, "two fresh nets should differ");
+
+    // Missing file.
+    let missing = dir.path().join("nope.safetensors");
+    let e = fresh.load(&missing).unwrap_err();
+    assert!(e.contains("nope.safetensors"), "{e}");
+    // Truncated file.
+    let bytes = std::fs::read(&path).unwrap();
+    let trunc = dir.path().join("trunc.safetensors");
+    std::fs::write(&trunc, &bytes[..bytes.len() / 2]).unwrap();
+    let e = fresh.load(&trunc).unwrap_err();
+    assert!(
+        e.contains("trunc.safetensors") && e.contains("truncated or corrupt"),
+        "{e}"
+    );
+    assert_eq!(snapshot(&fresh), orig);
+    // Wrong shape: a 28-px D with 3 input channels.
+    let other = arch::dcgan_d(28, 3, true).unwrap();
+    let wrong = dir.path().join("wrong.safetensors");
+    other.save(&wrong).unwrap();
+    let e = fresh.load(&wrong).unwrap_err();
+    assert!(
+        e.contains("wrong.safetensors")
+            && e.contains("\"0.weight\"")
+            && e.contains("[64, 3, 4, 4]"),
+        "{e}"
+    );
+    assert_eq!(snapshot(&fresh), orig);
+    // Missing tensor: a D without batch norm has no 3.running_mean etc.
+    let nobn = arch::dcgan_d(28, 1, false).unwrap();
+    let partial = dir.path().join("partial.safetensors");
+    nobn.save(&partial).unwrap();
+    let e = fresh.load(&partial).unwrap_err();
+    assert!(
+        e.contains("partial.safetensors") && e.contains("missing tensor"),
+        "{e}"
+    );
+    assert_eq!(snapshot(&fresh), orig);
+
+    // The script API.
+    let p = path.display().to_string();
+    let r = run(&format!(
+        r#"let d = dcgan_d(28, 1, true); d.load("{p}"); d.named_params()["0.weight"].sum().item()"#
+    ))
+    .unwrap();
+    let want: f64 = vals(&a.named_tensors()[0].1).iter().sum();
+    assert!((r.as_float().unwrap() - want).abs() < 1e-4);
+    let e = run(&format!(r#"let d = dcgan_d(28, 3, true); d.load("{p}")"#)).unwrap_err();
+    assert!(
+        e.contains("net.safetensors") && e.contains("\"0.weight\""),
+        "{e}"
+    );
+}
+
+#[test]
+fn copy_ema_and_set_param() {
+    let r = run(r#"
+        default_dtype("f64");
+        let a = linear(2, 1);
+        a.set_param("weight", tensor([[1.0, 2.0]]));
+        a.set_param("bias", tensor([0.0]));
+        let avg = ema(a, 0.9);
+        a.set_param("weight", tensor([[3.0, 4.0]]));
+        ema_update(avg, a, 0.9);
+        let c = a.copy();
+        a.set_param("weight", tensor([[0.0, 0.0]]));
+        [avg.named_params()["weight"].to_array(), c.named_params()["weight"].to_array()]
+    "#)
+    .unwrap()
+    .into_array()
+    .unwrap();
+    let row = |v: &Dynamic| -> Vec<f64> {
+        v.clone().into_array().unwrap()[0]
+            .clone()
+            .into_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_float().unwrap())
+            .collect()
+    };
+    close(&row(&r[0]), &[1.2, 2.2], 1e-12);
+    close(&row(&r[1]), &[3.0, 4.0], 1e-12);
+    let e = run(r#"linear(2, 1).set_param("wieght", zeros([1, 2]))"#).unwrap_err();
+    assert!(e.contains("no tensor named \"wieght\""), "{e}");
+    let e = run(r#"linear(2, 1).copy_from(linear(3, 1))"#).unwrap_err();
+    assert!(e.contains("copy_from") && e.contains("\"weight\""), "{e}");
+}
+
+#[test]
+fn builders_from_scripts_and_no_overload_clash() {
+    let r = run(r#"
+        let x = tensor([[-1.0, 2.0]]);
+        let a = relu(x).sum().item() + sigmoid(x).shape().len() + tanh(x).shape().len() + leaky_relu(x, 0.5).sum().item();
+        let g = magan_mnist_g(50);
+        let d = magan_mnist_d();
+        let y = d.forward(g.forward(randn([2, 50])));
+        let lens = tempered_lens(3);
+        [a, y.shape(), lens.param_count(), dcgan_g(32, 128, 3, true).forward(randn([2, 128])).shape()]
+    "#)
+    .unwrap()
+    .into_array()
+    .unwrap();
+    assert!((r[0].as_float().unwrap() - (2.0 + 2.0 + 2.0 + 1.5)).abs() < 1e-6);
+    let s: Vec<i64> = r[1]
+        .clone()
+        .into_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_int().unwrap())
+        .collect();
+    assert_eq!(s, vec![2, 1, 28, 28]);
+    assert_eq!(
+        r[2].as_int().unwrap(),
+        3 * 32 * 9 + 32 + 8 * 2 * (32 * 32 * 9 + 32) + 32 * 3 * 9 + 3
+    );
+    let s: Vec<i64> = r[3]
+        .clone()
+        .into_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_int().unwrap())
+        .collect();
+    assert_eq!(s, vec![2, 3, 32, 32]);
+}

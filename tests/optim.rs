@@ -1,0 +1,306 @@
+//! Optimizers: the oracle's PyTorch trajectories (through the script API), parameters without a
+//! gradient left alone, state round trips, and small training sanity checks.
+
+use ganscript::{new_engine, EngineOptions};
+use rhai::{Array, Dynamic, Engine, Map, Scope};
+use serde_json::Value;
+use std::path::PathBuf;
+
+fn engine() -> Engine {
+    new_engine(&EngineOptions::default()).expect("engine").0
+}
+
+fn run(src: &str) -> Result<Dynamic, String> {
+    let e = engine();
+    let mut scope = Scope::new();
+    e.eval_with_scope::<Dynamic>(&mut scope, src)
+        .map_err(|e| e.to_string())
+}
+
+fn oracle_files() -> Vec<PathBuf> {
+    let dir = std::env::var("GANSCRIPT_ORACLE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/oracle"));
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("oracle dir {}: {e}", dir.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no oracle json in {}", dir.display());
+    files
+}
+
+/// `{"shape": [...], "data": [...]}` → a rhai value `#{shape: [...], data: [...]}`.
+fn tensor_value(v: &Value) -> Dynamic {
+    let shape: Array = v["shape"]
+        .as_array()
+        .expect("shape")
+        .iter()
+        .map(|d| Dynamic::from_int(d.as_i64().expect("dim")))
+        .collect();
+    let data: Array = v["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(|d| Dynamic::from_float(d.as_f64().expect("number")))
+        .collect();
+    let mut m = Map::new();
+    m.insert("shape".into(), Dynamic::from_array(shape));
+    m.insert("data".into(), Dynamic::from_array(data));
+    Dynamic::from_map(m)
+}
+
+fn flat(v: &Value) -> Vec<f64> {
+    v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_f64().unwrap())
+        .collect()
+}
+
+#[test]
+fn optimizers_match_the_oracle() {
+    let mut cases = 0;
+    for file in oracle_files() {
+        let json: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        let Some(list) = json.get("optimizers").and_then(|v| v.as_array()) else {
+            continue;
+        };
+        for (ci, case) in list.iter().enumerate() {
+            let name = case["optimizer"].as_str().unwrap();
+            let h = &case["hyper"];
+            let hyper = |k: &str| h[k].as_f64().unwrap_or_else(|| panic!("{name}: {k}"));
+            let ctor = match name {
+                "adam" => format!(
+                    "adam([p], {:e}, {:e}, {:e}, #{{ eps: {:e} }})",
+                    hyper("lr"),
+                    hyper("beta1"),
+                    hyper("beta2"),
+                    hyper("eps")
+                ),
+                "adamax" => {
+                    let eps = hyper("eps");
+                    format!(
+                        "adamax([p], {:e}, {:e}, {:e}, #{{ eps: {eps:e} }})",
+                        hyper("lr"),
+                        hyper("beta1"),
+                        hyper("beta2")
+                    )
+                }
+                "rmsprop" => format!(
+                    "rmsprop([p], {:e}, {:e}, {:e})",
+                    hyper("lr"),
+                    hyper("alpha"),
+                    hyper("eps")
+                ),
+                "sgd" => format!("sgd([p], {:e}, {:e})", hyper("lr"), hyper("momentum")),
+                other => panic!("unknown optimizer {other} in the oracle"),
+            };
+            let e = engine();
+            let mut scope = Scope::new();
+            scope.push("p0", tensor_value(&case["p0"]));
+            let grads: Array = case["grads"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(tensor_value)
+                .collect();
+            scope.push("gs", grads);
+            let script = format!(
+                r#"
+                default_dtype("f64");
+                fn mk(v) {{ tensor(v.data).reshape(v.shape) }}
+                let p = variable(mk(p0));
+                let opt = {ctor};
+                let out = [];
+                for g in gs {{
+                    opt.step_grads([mk(g)]);
+                    out.push(p.flatten().to_array());
+                }}
+                out
+            "#
+            );
+            let out: Array = e
+                .eval_with_scope::<Array>(&mut scope, &script)
+                .unwrap_or_else(|err| panic!("{name} case {ci}: {err}\n{script}"));
+            let expected = case["after_each_step"].as_array().unwrap();
+            assert_eq!(out.len(), expected.len());
+            for (step, (got, want)) in out.iter().zip(expected).enumerate() {
+                let got: Vec<f64> = got
+                    .clone()
+                    .into_array()
+                    .unwrap()
+                    .iter()
+                    .map(|x| x.as_float().unwrap())
+                    .collect();
+                let want = flat(want);
+                assert_eq!(got.len(), want.len());
+                for (g, w) in got.iter().zip(&want) {
+                    assert!(
+                        (g - w).abs() <= 1e-6 * w.abs() + 1e-12,
+                        "{} {name} case {ci} step {step}: got {got:?}, want {want:?}",
+                        file.display()
+                    );
+                }
+            }
+            cases += 1;
+        }
+    }
+    assert!(cases >= 5, "only {cases} optimizer cases found");
+}
+
+#[test]
+fn step_updates_only_parameters_with_gradients() {
+    let r = run(r#"
+        default_dtype("f64");
+        let a = variable(tensor([1.0, 2.0]));
+        let b = variable(tensor([5.0]));
+        let other = variable(tensor([7.0]));
+        let opt = sgd([a, b], 0.1, 0.0);
+        let loss = (a * a).sum() + other.sum();
+        opt.step(loss);
+        [a.to_array(), b.to_array(), other.to_array()]
+    "#)
+    .unwrap()
+    .into_array()
+    .unwrap();
+    let v = |d: &Dynamic| -> Vec<f64> {
+        d.clone()
+            .into_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_float().unwrap())
+            .collect()
+    };
+    assert_eq!(v(&r[0]), vec![0.8, 1.6]);
+    assert_eq!(v(&r[1]), vec![5.0]);
+    assert_eq!(v(&r[2]), vec![7.0]);
+}
+
+#[test]
+fn adam_weight_decay_and_lr_property() {
+    // One Adam step moves every parameter by lr·sign(g) (bias correction); with weight decay
+    // the gradient is g + wd·p.
+    let r = run(r#"
+        default_dtype("f64");
+        let p = variable(tensor([1.0, -2.0]));
+        let opt = adam([p], 0.5, 0.9, 0.999, #{ weight_decay: 1.0, eps: 0.0 });
+        opt.lr = 0.25;
+        let lr = opt.lr;
+        // g = [-2, 0] + wd·p = [-1, -2]: both move up by lr.
+        opt.step_grads([tensor([-2.0, 0.0])]);
+        [lr, p.to_array()]
+    "#)
+    .unwrap()
+    .into_array()
+    .unwrap();
+    assert_eq!(r[0].as_float().unwrap(), 0.25);
+    let p: Vec<f64> = r[1]
+        .clone()
+        .into_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_float().unwrap())
+        .collect();
+    assert!(
+        (p[0] - 1.25).abs() < 1e-12 && (p[1] + 1.75).abs() < 1e-12,
+        "{p:?}"
+    );
+    let e =
+        run("adam([variable(zeros([2]))], 0.1, 0.5, 0.999, #{ eps: 1e-8, wd: 1.0 })").unwrap_err();
+    assert!(e.contains("unknown option \"wd\""), "{e}");
+    let e = run("adam([zeros([2])], 0.1, 0.5, 0.999)").unwrap_err();
+    assert!(e.contains("not a variable"), "{e}");
+    let e = run("let o = sgd([variable(zeros([2]))], 0.1, 0.9); o.step_grads([zeros([3])])")
+        .unwrap_err();
+    assert!(e.contains("shape [3]") && e.contains("[2]"), "{e}");
+}
+
+#[test]
+fn state_round_trip_resumes_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("opt.safetensors").display().to_string();
+    // Two identical runs; the second saves its optimizer after 3 steps into a fresh optimizer
+    // and continues with it: the trajectories must match bit for bit.
+    let r = run(&format!(
+        r#"
+        default_dtype("f64");
+        let gs = [];
+        for i in 0..6 {{ gs.push(tensor([sin(i * 1.0), cos(i * 2.0), i * 0.1 - 0.2])); }}
+        let p1 = variable(tensor([0.5, -0.5, 1.0]));
+        let o1 = adamax([p1], 0.01, 0.5, 0.999);
+        for g in gs {{ o1.step_grads([g]); }}
+        let p2 = variable(tensor([0.5, -0.5, 1.0]));
+        let o2 = adamax([p2], 0.01, 0.5, 0.999);
+        for i in 0..3 {{ o2.step_grads([gs[i]]); }}
+        o2.save("{path}");
+        let o3 = adamax([p2], 0.02, 0.5, 0.999);
+        o3.load("{path}");
+        let st = o3.state();
+        for i in 3..6 {{ o3.step_grads([gs[i]]); }}
+        [(p1 - p2).abs().max().item(), o3.lr, st["0.step"].item(), st.keys().len()]
+    "#
+    ))
+    .unwrap()
+    .into_array()
+    .unwrap();
+    assert_eq!(r[0].as_float().unwrap(), 0.0);
+    assert_eq!(r[1].as_float().unwrap(), 0.01);
+    assert_eq!(r[2].as_float().unwrap(), 3.0);
+    assert_eq!(r[3].as_int().unwrap(), 4);
+    let e = run(&format!(
+        r#"let o = adamax([variable(zeros([2]))], 0.01, 0.5, 0.999); o.load("{path}")"#
+    ))
+    .unwrap_err();
+    assert!(
+        e.contains("opt.safetensors") && e.contains("\"0.m\""),
+        "{e}"
+    );
+}
+
+#[test]
+fn adam_fits_a_linear_regression_and_an_mlp_fits_xor() {
+    let r = run(r#"
+        seed(1);
+        let x = randn([64, 3]);
+        let w = tensor([[1.5], [-2.0], [0.5]]);
+        let y = x.matmul(w) + 0.3;
+        let net = linear(3, 1);
+        let opt = adam(net, 0.05, 0.9, 0.999);
+        let first = 0.0;
+        let last = 0.0;
+        for i in 0..200 {
+            let loss = ((net.forward(x) - y) * (net.forward(x) - y)).mean();
+            if i == 0 { first = loss.item(); }
+            last = loss.item();
+            opt.step(loss);
+        }
+        let xs = tensor([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]]);
+        let ys = tensor([[0.0], [1.0], [1.0], [0.0]]);
+        let mlp = sequential([linear(2, 16), tanh(), linear(16, 1), sigmoid()]);
+        let o2 = adam(mlp.params(), 0.05, 0.9, 0.999);
+        for i in 0..300 {
+            let d = mlp.forward(xs) - ys;
+            o2.step((d * d).mean());
+        }
+        [first, last, mlp.forward(xs).flatten().to_array()]
+    "#)
+    .unwrap()
+    .into_array()
+    .unwrap();
+    let first = r[0].as_float().unwrap();
+    let last = r[1].as_float().unwrap();
+    assert!(last * 10.0 < first, "loss {first} → {last}");
+    let out: Vec<f64> = r[2]
+        .clone()
+        .into_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_float().unwrap())
+        .collect();
+    for (o, t) in out.iter().zip([0.0, 1.0, 1.0, 0.0]) {
+        assert!((o - t).abs() < 0.2, "XOR outputs {out:?}");
+    }
+}
