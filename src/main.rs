@@ -237,9 +237,11 @@ fn repl(file: Option<PathBuf>, seed: u64, device: String) -> ExitCode {
     }
     rng::seed(seed);
     let opts = EngineOptions {
-        script_dir: file
-            .as_ref()
-            .and_then(|f| f.parent().map(|p| p.to_path_buf())),
+        script_dir: Some(
+            file.as_ref()
+                .and_then(|f| f.parent().map(|p| p.to_path_buf()))
+                .unwrap_or_else(|| PathBuf::from(".")),
+        ),
         seed,
         device,
         ..EngineOptions::default()

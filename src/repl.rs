@@ -57,7 +57,10 @@ pub const STEP_BOUNDARIES: &[&str] = &["pause", "step_boundary", "log"];
 
 /// The prompt's commands, with one-line help.
 pub const COMMANDS: &[(&str, &str)] = &[
-    (":help", ":help [NAME]   these commands, or the signatures and docs of function NAME"),
+    (
+        ":help",
+        ":help [NAME]   these commands, or the signatures and docs of function NAME",
+    ),
     (
         ":load",
         ":load FILE     evaluate a script file here, keeping its functions and variables",
@@ -66,7 +69,10 @@ pub const COMMANDS: &[(&str, &str)] = &[
         ":vars",
         ":vars          the variables in scope with their types (tensors: shape, dtype, device)",
     ),
-    (":time", ":time EXPR     evaluate EXPR and print the wall time it took"),
+    (
+        ":time",
+        ":time EXPR     evaluate EXPR and print the wall time it took",
+    ),
     (
         ":reset",
         ":reset         forget every variable and function (not while a run is paused)",
@@ -127,7 +133,9 @@ pub fn install_ctrlc(interrupt: Arc<AtomicBool>, pausable: bool) {
             return;
         }
         if pausable && !PAUSE_REQUESTED.swap(true, Ordering::SeqCst) {
-            eprintln!("\nCtrl-C: pausing at the next step boundary (press again to stop the script)");
+            eprintln!(
+                "\nCtrl-C: pausing at the next step boundary (press again to stop the script)"
+            );
             return;
         }
         if interrupt.swap(true, Ordering::SeqCst) {
@@ -209,7 +217,11 @@ impl Session {
         let mut functions: Vec<String> = docs::catalog(engine)
             .into_iter()
             .map(|f| f.name)
-            .filter(|n| n.chars().next().is_some_and(|c| c.is_alphabetic() || c == '_'))
+            .filter(|n| {
+                n.chars()
+                    .next()
+                    .is_some_and(|c| c.is_alphabetic() || c == '_')
+            })
             .collect();
         functions.dedup();
         Session {
@@ -347,9 +359,9 @@ impl Session {
                 o.out.push_str(&format!("time: {ms:.3} ms\n"));
                 o
             }
-            ":reset" if self.paused => {
-                Output::err(":reset is not available while a run is paused (it would drop the run's state)\n")
-            }
+            ":reset" if self.paused => Output::err(
+                ":reset is not available while a run is paused (it would drop the run's state)\n",
+            ),
             ":reset" => {
                 scope.clear();
                 self.base = AST::empty();
@@ -375,7 +387,11 @@ impl Session {
     fn help(&self, engine: &Engine, name: &str) -> Output {
         let mut text = String::new();
         for f in self.base.iter_functions().filter(|f| f.name == name) {
-            text.push_str(&format!("fn {}({})  (defined in this session)\n", f.name, f.params.join(", ")));
+            text.push_str(&format!(
+                "fn {}({})  (defined in this session)\n",
+                f.name,
+                f.params.join(", ")
+            ));
             for c in f.comments.iter() {
                 text.push_str("    ");
                 text.push_str(c.trim_start_matches("///").trim());
@@ -554,7 +570,10 @@ fn vars(engine: &Engine, scope: &Scope) -> String {
             } else if value.is_string() && value.to_string().len() <= 60 {
                 format!("{ty} = {:?}", value.to_string())
             } else if value.is_array() {
-                format!("{ty} (len {})", value.read_lock::<rhai::Array>().map_or(0, |a| a.len()))
+                format!(
+                    "{ty} (len {})",
+                    value.read_lock::<rhai::Array>().map_or(0, |a| a.len())
+                )
             } else {
                 ty
             }
@@ -637,7 +656,8 @@ impl Repl {
 
     /// Feeds one physical line.
     pub fn handle_line(&mut self, line: &str) -> Output {
-        self.session.handle_line(&self.engine, &mut self.scope, line)
+        self.session
+            .handle_line(&self.engine, &mut self.scope, line)
     }
 
     /// Completion candidates (see [`Names::complete`]).
@@ -648,7 +668,12 @@ impl Repl {
     /// Reads lines (rustyline on a terminal, else stdin) until `:quit` or end of input.
     pub fn run(&mut self) {
         let mut reader = reader();
-        interact(&self.engine, &mut self.scope, &mut self.session, reader.as_mut());
+        interact(
+            &self.engine,
+            &mut self.scope,
+            &mut self.session,
+            reader.as_mut(),
+        );
     }
 }
 
