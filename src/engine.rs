@@ -5,7 +5,8 @@
 use crate::errors::ScriptResult;
 use crate::settings::{Settings, SharedSettings};
 use crate::{
-    autograd, data, magan, nn, objectives, optim, penalties, rng, run, schedules, settings, tensor,
+    autograd, data, magan, nn, objectives, optim, penalties, repl, rng, run, schedules, settings,
+    tensor,
 };
 use rhai::{Engine, EvalAltResult, Module, ModuleResolver, Position, Scope, Shared, AST, INT};
 use std::cell::RefCell;
@@ -113,6 +114,7 @@ pub fn new_engine(opts: &EngineOptions) -> Result<(Engine, Sources), String> {
     magan::register(&mut engine);
     data::register(&mut engine);
     run::register(&mut engine, opts);
+    repl::register(&mut engine);
 
     engine.set_module_resolver(StdlibResolver {
         script_dir: opts.script_dir.clone(),

@@ -37,6 +37,7 @@ pub mod nn;
 pub mod objectives;
 pub mod optim;
 pub mod penalties;
+pub mod repl;
 pub mod rng;
 pub mod run;
 pub mod schedules;

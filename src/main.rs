@@ -4,7 +4,7 @@ use clap::{Parser, Subcommand};
 use ganscript::diagnostics::ScriptDiagnostic;
 use ganscript::engine::{EngineOptions, INTERRUPTED};
 use ganscript::settings::Settings;
-use ganscript::{device, docs, rng, script};
+use ganscript::{device, docs, repl, rng, script};
 use rhai::Scope;
 use std::cell::RefCell;
 use std::path::PathBuf;
@@ -46,6 +46,21 @@ enum Command {
         /// Operation budget of the script (0: unlimited).
         #[arg(long, default_value_t = 0)]
         max_ops: u64,
+        /// Ctrl-C or `pause()` opens the REPL on the run's live state at the next step
+        /// boundary (`:continue` resumes, `:quit` stops).
+        #[arg(long, short = 'i')]
+        interactive: bool,
+    },
+    /// An interactive prompt (`:help` lists its commands); FILE is loaded first.
+    Repl {
+        /// A script to load first (its functions and variables become available).
+        file: Option<PathBuf>,
+        /// Seed of the random generator.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Device: cpu, cuda or cuda:N.
+        #[arg(long, default_value = "cpu")]
+        device: String,
     },
     /// Parse a script and report every syntax error, without running it.
     Check {
@@ -79,7 +94,9 @@ fn main() -> ExitCode {
             device,
             out,
             max_ops,
-        } => run(file, set, seed, device, out, max_ops),
+            interactive,
+        } => run(file, set, seed, device, out, max_ops, interactive),
+        Command::Repl { file, seed, device } => repl(file, seed, device),
         Command::Check { files } => check(files),
         Command::Doc { name } => doc(name),
     }
@@ -97,6 +114,7 @@ fn run(
     device: String,
     out: Option<PathBuf>,
     max_ops: u64,
+    interactive: bool,
 ) -> ExitCode {
     let settings = match Settings::from_pairs(&set) {
         Ok(s) => s,
@@ -112,7 +130,9 @@ fn run(
         Err(d) => return fail(&d),
     };
     let interrupt = Arc::new(AtomicBool::new(false));
-    {
+    if interactive {
+        repl::install_ctrlc(interrupt.clone(), true);
+    } else {
         let flag = interrupt.clone();
         let _ = ctrlc::set_handler(move || {
             if flag.swap(true, Ordering::SeqCst) {
@@ -134,10 +154,15 @@ fn run(
         device: device.clone(),
     };
     let name = file.display().to_string();
-    let compiled = match script::compile(&name, &text, &opts) {
+    let mut compiled = match script::compile(&name, &text, &opts) {
         Ok(s) => s,
         Err(d) => return fail(&d),
     };
+    if interactive {
+        let ast = compiled.ast.clone();
+        let sources = compiled.sources.clone();
+        repl::install_pause_debugger(&mut compiled.engine, &ast, sources, interrupt.clone());
+    }
     let mut scope = Scope::new();
     scope.push_constant("config", settings.borrow().as_map());
     let result = compiled.run(&mut scope);
@@ -161,6 +186,10 @@ fn run(
     }
     match result {
         Ok(_) => ExitCode::SUCCESS,
+        Err(d) if d.message == repl::QUIT_MESSAGE => {
+            eprintln!("{}", d.message);
+            ExitCode::SUCCESS
+        }
         Err(d) => {
             let code = if d.message == INTERRUPTED { 130 } else { 1 };
             eprintln!("{}", d.render());
@@ -208,6 +237,28 @@ fn doc(name: Option<String>) -> ExitCode {
             print!("{text}");
             ExitCode::SUCCESS
         }
+        Err(e) => fail(&ScriptDiagnostic::plain(e)),
+    }
+}
+
+fn repl(file: Option<PathBuf>, seed: u64, device: String) -> ExitCode {
+    match device::parse_device(&device) {
+        Ok(d) => device::set_current_device(d),
+        Err(e) => return fail(&ScriptDiagnostic::plain(e)),
+    }
+    rng::seed(seed);
+    let opts = EngineOptions {
+        script_dir: Some(
+            file.as_ref()
+                .and_then(|f| f.parent().map(|p| p.to_path_buf()))
+                .unwrap_or_else(|| PathBuf::from(".")),
+        ),
+        seed,
+        device,
+        ..EngineOptions::default()
+    };
+    match repl::main(file.as_deref(), &opts) {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&ScriptDiagnostic::plain(e)),
     }
 }
