@@ -727,7 +727,7 @@ impl Net {
                         x.dims()
                     )));
                 }
-                let y = x.conv2d(wt, *padding, *stride, 1, 1)?;
+                let y = crate::tensor::conv::conv2d(x, wt, *stride, *padding)?;
                 add_bias(y, b)?
             }
             Layer::ConvTranspose2d {
@@ -748,7 +748,7 @@ impl Net {
                         x.dims()
                     )));
                 }
-                let y = x.conv_transpose2d(wt, *padding, *out_padding, *stride, 1)?;
+                let y = crate::tensor::conv::conv_transpose2d(x, wt, *stride, *padding, *out_padding)?;
                 add_bias(y, b)?
             }
             Layer::BatchNorm { w, b, mean, var } => {
