@@ -26,9 +26,11 @@ fn time(f: impl Fn()) -> f64 {
     ts[3]
 }
 
+/// (name, x shape, w shape, stride, padding, transposed)
+type Case = (&'static str, [usize; 4], [usize; 4], usize, usize, bool);
+
 fn main() {
-    // (name, x shape, w shape, stride, padding, transposed)
-    let cases: &[(&str, [usize; 4], [usize; 4], usize, usize, bool)] = &[
+    let cases: &[Case] = &[
         (
             "magan G1 deconv 50->128 k7",
             [64, 50, 1, 1],

@@ -71,6 +71,7 @@ pub const STDLIB: &[(&str, &str)] = &[
     ("penalties", include_str!("../stdlib/penalties.rhai")),
     ("schedules", include_str!("../stdlib/schedules.rhai")),
     ("margin", include_str!("../stdlib/margin.rhai")),
+    ("energy", include_str!("../stdlib/energy.rhai")),
 ];
 
 /// The message a script stopped by Ctrl-C ends with.
@@ -90,7 +91,9 @@ pub fn new_engine(opts: &EngineOptions) -> Result<(Engine, Sources), String> {
     engine.set_max_expr_depths(128, 64);
     let interrupt = opts.interrupt.clone();
     engine.on_progress(move |_ops| {
-        if interrupt.load(Ordering::Relaxed) {
+        // A run that checkpoints stops at its next save_checkpoint instead (a second Ctrl-C
+        // forces the stop).
+        if interrupt.load(Ordering::Relaxed) && !crate::checkpoint::defers_interrupt() {
             Some(INTERRUPTED.into())
         } else {
             None
@@ -114,6 +117,7 @@ pub fn new_engine(opts: &EngineOptions) -> Result<(Engine, Sources), String> {
     magan::register(&mut engine);
     data::register(&mut engine);
     run::register(&mut engine, opts);
+    crate::checkpoint::register(&mut engine, opts);
     repl::register(&mut engine);
 
     engine.set_module_resolver(StdlibResolver {

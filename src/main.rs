@@ -4,13 +4,13 @@ use clap::{Parser, Subcommand};
 use ganscript::diagnostics::ScriptDiagnostic;
 use ganscript::engine::{EngineOptions, INTERRUPTED};
 use ganscript::settings::Settings;
-use ganscript::{device, docs, repl, rng, script};
+use ganscript::{checkpoint, device, docs, repl, rng, script};
 use rhai::Scope;
 use std::cell::RefCell;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 #[derive(Parser)]
@@ -35,14 +35,19 @@ enum Command {
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
         /// Seed of the random generator (a CPU run with the same seed is identical, bit for bit).
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
+        /// Default 0, or the seed of the run given with --resume.
+        #[arg(long)]
+        seed: Option<u64>,
         /// Device: cpu, cuda or cuda:N.
         #[arg(long, default_value = "cpu")]
         device: String,
         /// Run directory (default: runs/<script>-<timestamp>).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "resume")]
         out: Option<PathBuf>,
+        /// Continue the run in RUN_DIR from its checkpoint, appending to its logs; its settings
+        /// are reused and --set values override them (a larger `epochs` extends a finished run).
+        #[arg(long, value_name = "RUN_DIR")]
+        resume: Option<PathBuf>,
         /// Operation budget of the script (0: unlimited).
         #[arg(long, default_value_t = 0)]
         max_ops: u64,
@@ -95,7 +100,17 @@ fn main() -> ExitCode {
             out,
             max_ops,
             interactive,
-        } => run(file, set, seed, device, out, max_ops, interactive),
+            resume,
+        } => run(RunArgs {
+            file,
+            set,
+            seed,
+            device,
+            out,
+            max_ops,
+            interactive,
+            resume,
+        }),
         Command::Repl { file, seed, device } => repl(file, seed, device),
         Command::Check { files } => check(files),
         Command::Doc { name } => doc(name),
@@ -107,24 +122,75 @@ fn fail(d: &ScriptDiagnostic) -> ExitCode {
     ExitCode::FAILURE
 }
 
-fn run(
+struct RunArgs {
     file: PathBuf,
     set: Vec<String>,
-    seed: u64,
+    seed: Option<u64>,
     device: String,
     out: Option<PathBuf>,
     max_ops: u64,
     interactive: bool,
-) -> ExitCode {
-    let settings = match Settings::from_pairs(&set) {
-        Ok(s) => s,
-        Err(e) => return fail(&ScriptDiagnostic::plain(e)),
+    resume: Option<PathBuf>,
+}
+
+/// The settings (`given`) and seed recorded in a run directory's config.json.
+fn resumed_config(dir: &std::path::Path) -> Result<(Settings, Option<u64>), String> {
+    let path = dir.join("config.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        format!(
+            "cannot resume {}: cannot read {}: {e}",
+            dir.display(),
+            path.display()
+        )
+    })?;
+    let cfg: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| format!("cannot resume: {} is not valid JSON: {e}", path.display()))?;
+    let mut settings = Settings::default();
+    if let Some(given) = cfg.get("given").and_then(|g| g.as_object()) {
+        for (k, v) in given {
+            let d = rhai::serde::to_dynamic(v)
+                .map_err(|e| format!("{}: setting {k}: {e}", path.display()))?;
+            settings.given.insert(k.clone(), d);
+        }
+    }
+    Ok((settings, cfg.get("seed").and_then(|s| s.as_u64())))
+}
+
+fn run(args: RunArgs) -> ExitCode {
+    let RunArgs {
+        file,
+        set,
+        seed,
+        device,
+        mut out,
+        max_ops,
+        interactive,
+        resume,
+    } = args;
+    let (mut settings, saved_seed) = match &resume {
+        Some(dir) => match resumed_config(dir) {
+            Ok(c) => c,
+            Err(e) => return fail(&ScriptDiagnostic::plain(e)),
+        },
+        None => (Settings::default(), None),
     };
+    for pair in &set {
+        if let Err(e) = settings.set_pair(pair) {
+            return fail(&ScriptDiagnostic::plain(e));
+        }
+    }
+    let seed = seed.or(saved_seed).unwrap_or(0);
     match device::parse_device(&device) {
         Ok(d) => device::set_current_device(d),
         Err(e) => return fail(&ScriptDiagnostic::plain(e)),
     }
     rng::seed(seed);
+    if let Some(dir) = &resume {
+        if let Err(e) = checkpoint::prepare_resume(dir) {
+            return fail(&ScriptDiagnostic::plain(e));
+        }
+        out = Some(dir.clone());
+    }
     let text = match script::read_source(&file) {
         Ok(t) => t,
         Err(d) => return fail(&d),
@@ -134,12 +200,26 @@ fn run(
         repl::install_ctrlc(interrupt.clone(), true);
     } else {
         let flag = interrupt.clone();
-        let _ = ctrlc::set_handler(move || {
-            if flag.swap(true, Ordering::SeqCst) {
-                eprintln!("\nsecond Ctrl-C: exiting now");
+        let presses = AtomicUsize::new(0);
+        let _ = ctrlc::set_handler(move || match presses.fetch_add(1, Ordering::SeqCst) {
+            0 => {
+                flag.store(true, Ordering::SeqCst);
+                if checkpoint::defers_interrupt() {
+                    eprintln!(
+                        "\nCtrl-C: stopping after the next checkpoint (press again to stop now)"
+                    );
+                } else {
+                    eprintln!("\nCtrl-C: stopping at the next operation (press again to exit now)");
+                }
+            }
+            1 if checkpoint::defers_interrupt() => {
+                checkpoint::force_stop();
+                eprintln!("\nCtrl-C: stopping now; the last checkpoint stays valid (press again to exit at once)");
+            }
+            _ => {
+                eprintln!("\nCtrl-C: exiting now");
                 std::process::exit(130);
             }
-            eprintln!("\nCtrl-C: stopping at the next operation (press again to exit now)");
         });
     }
     let settings = Rc::new(RefCell::new(settings));
@@ -170,12 +250,19 @@ fn run(
     if let Some(handle) = ganscript::run::current() {
         let (status, error) = match &result {
             Ok(_) => ("ok", None),
-            Err(d) if d.message == INTERRUPTED => ("interrupted", Some(d.message.clone())),
+            Err(d) if d.message == INTERRUPTED || d.message == checkpoint::INTERRUPTED_SAVED => {
+                ("interrupted", Some(d.message.clone()))
+            }
             Err(d) => ("error", Some(d.message.clone())),
         };
         if let Some(dir) = handle.finish(status, error.as_deref()) {
             eprintln!("run directory: {}", dir.display());
         }
+    }
+    if resume.is_some() && result.is_ok() && checkpoint::resume_unused() {
+        eprintln!(
+            "warning: --resume given, but the script never called resume_state: it ran from the start"
+        );
     }
     let unread = settings.borrow().unread();
     if !unread.is_empty() {
@@ -186,6 +273,15 @@ fn run(
     }
     match result {
         Ok(_) => ExitCode::SUCCESS,
+        Err(d) if d.message == checkpoint::INTERRUPTED_SAVED => {
+            let dir = ganscript::run::current().and_then(|h| h.dir_if_created());
+            let dir = dir.map(|d| d.display().to_string()).unwrap_or_default();
+            eprintln!(
+                "interrupted: checkpoint saved; continue with `ganscript run {} --resume {dir}`",
+                file.display()
+            );
+            ExitCode::from(130)
+        }
         Err(d) if d.message == repl::QUIT_MESSAGE => {
             eprintln!("{}", d.message);
             ExitCode::SUCCESS

@@ -31,6 +31,17 @@ pub fn normal_vec(n: usize, mean: f64, std: f64) -> Vec<f64> {
     })
 }
 
+/// `n` standard normal samples from a generator of their own, seeded by `seed` and `key`
+/// (independent of this thread's stream).
+pub fn normal_vec_keyed(seed: u64, key: &str, n: usize) -> Vec<f64> {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(format!("{seed}/{key}").as_bytes());
+    let mut bytes = [0u8; 32];
+    bytes.copy_from_slice(&digest);
+    let mut r = ChaCha8Rng::from_seed(bytes);
+    (0..n).map(|_| r.sample::<f64, _>(StandardNormal)).collect()
+}
+
 /// `n` samples of U[lo, hi).
 pub fn uniform_vec(n: usize, lo: f64, hi: f64) -> Vec<f64> {
     with_rng(|r| (0..n).map(|_| lo + (hi - lo) * r.gen::<f64>()).collect())

@@ -205,3 +205,78 @@ pub fn register(engine: &mut Engine, handle: &RunHandle) {
             .collect::<rhai::Array>()
     });
 }
+
+/// Number of metric rows logged so far in this run (recorded in checkpoints).
+pub fn row_count(handle: &RunHandle) -> usize {
+    handle.0.borrow().metrics.rows.len()
+}
+
+impl MetricValue {
+    fn from_json(v: &Value) -> MetricValue {
+        match v {
+            Value::Bool(b) => MetricValue::Bool(*b),
+            Value::Number(n) => match n.as_i64() {
+                Some(i) => MetricValue::Int(i),
+                None => MetricValue::Num(n.as_f64().unwrap_or(f64::NAN)),
+            },
+            Value::String(s) => MetricValue::Str(s.clone()),
+            _ => MetricValue::Null,
+        }
+    }
+}
+
+/// Resuming a run: keeps the first `rows` rows of the run's `metrics.jsonl` (those logged when
+/// the checkpoint was written), drops any later ones, and rebuilds `metrics.csv` from them.
+pub fn restore(handle: &RunHandle, rows: usize) -> ScriptResult<()> {
+    let dir = handle.dir()?;
+    let jsonl = dir.join("metrics.jsonl");
+    let text = match std::fs::read_to_string(&jsonl) {
+        Ok(t) => t,
+        Err(_) if rows == 0 => String::new(),
+        Err(e) => {
+            return Err(script_err(format!(
+                "cannot resume: {}: {e}",
+                jsonl.display()
+            )))
+        }
+    };
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    if lines.len() < rows {
+        return Err(script_err(format!(
+            "cannot resume: {} has {} rows but the checkpoint was written after {rows}",
+            jsonl.display(),
+            lines.len()
+        )));
+    }
+    let mut st = handle.0.borrow_mut();
+    let m = &mut st.metrics;
+    m.keys.clear();
+    m.rows.clear();
+    for (i, line) in lines[..rows].iter().enumerate() {
+        let v: Value = serde_json::from_str(line)
+            .map_err(|e| script_err(format!("{} line {}: {e}", jsonl.display(), i + 1)))?;
+        let obj = v.as_object().ok_or_else(|| {
+            script_err(format!("{} line {}: not an object", jsonl.display(), i + 1))
+        })?;
+        let row: Vec<(String, MetricValue)> = obj
+            .iter()
+            .map(|(k, v)| (k.clone(), MetricValue::from_json(v)))
+            .collect();
+        for (k, _) in &row {
+            if !m.keys.contains(k) {
+                if k == "step" {
+                    m.keys.insert(0, k.clone());
+                } else {
+                    m.keys.push(k.clone());
+                }
+            }
+        }
+        m.rows.push(row);
+    }
+    let mut kept = lines[..rows].join("\n");
+    if !kept.is_empty() {
+        kept.push('\n');
+    }
+    super::atomic_write(&jsonl, kept.as_bytes())?;
+    super::atomic_write(&dir.join("metrics.csv"), m.csv_all().as_bytes())
+}

@@ -9,8 +9,9 @@
 //! directory, then renamed), except `metrics.jsonl`, which is appended one whole, flushed line at
 //! a time (a killed run leaves complete lines).
 //!
-//! `fixed_noise(name, shape)` tensors are kept in memory for the run (drawn once from the seeded
-//! generator, so the same seed gives the same noise).
+//! `fixed_noise(name, shape)` tensors are kept in memory for the run, drawn once from a generator
+//! of their own seeded by the run's seed and the name (the same seed gives the same noise, and
+//! the main random stream is left alone).
 
 pub mod grid;
 pub mod metrics;
@@ -340,7 +341,10 @@ pub fn register(engine: &mut Engine, opts: &EngineOptions) {
             return Ok(t.clone());
         }
         let n = dims.iter().product();
-        let t = Tensor(crate::tensor::new_default(crate::rng::normal_vec(n, 0.0, 1.0), &dims)?);
+        // Drawn from its own generator (seed and name), so the main stream is not disturbed:
+        // a resumed run draws the same noise and the same batches as the uninterrupted one.
+        let values = crate::rng::normal_vec_keyed(st.seed, name, n);
+        let t = Tensor(crate::tensor::new_default(values, &dims)?);
         st.noise.insert(name.to_string(), t.clone());
         Ok(t)
     });
