@@ -254,3 +254,50 @@ fn ctrl_c_saves_a_checkpoint_and_stops() {
         serde_json::from_str::<serde_json::Value>(l).unwrap();
     }
 }
+
+#[test]
+fn checkpoints_rebuild_every_builder_net_from_its_saved_architecture() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("nets.rhai");
+    std::fs::write(
+        &script,
+        r#"
+        let nets = #{ mg: magan_mnist_g(50), md: magan_mnist_d(), g: dcgan_g(32, 16, 3, true),
+                      d: dcgan_d(32, 3, true), lens: tempered_lens(3, 8, 2),
+                      mlp: sequential([linear(2, 4), leaky_relu(0.2), layer_norm(4), linear(4, 3, false), tanh()]) };
+        for k in nets.keys() { track(k, nets[k]); }
+        save_checkpoint(#{});
+        "#,
+    )
+    .unwrap();
+    let run = dir.path().join("run");
+    ok(&ganscript(&[
+        "run",
+        script.to_str().unwrap(),
+        "--out",
+        run.to_str().unwrap(),
+    ]));
+    let nets = ganscript::checkpoint::load_nets(&run.join("checkpoint.safetensors")).unwrap();
+    assert_eq!(nets.len(), 6);
+    let (tensors, _) = candle_core::safetensors::load(
+        run.join("checkpoint.safetensors"),
+        &candle_core::Device::Cpu,
+    )
+    .map(|t| (t, ()))
+    .unwrap();
+    for (name, net) in &nets {
+        for (k, t) in net.named_tensors() {
+            let saved = &tensors[&format!("net/{name}/{k}")];
+            assert_eq!(saved.dims(), t.dims(), "{name}.{k}");
+            let diff = (saved - &t)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .max(0)
+                .unwrap();
+            assert_eq!(diff.to_scalar::<f32>().unwrap(), 0.0, "{name}.{k}");
+        }
+    }
+}

@@ -101,6 +101,35 @@ pub fn prepare_resume(dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// The nets of a checkpoint, rebuilt from their saved architecture and values.
+pub fn load_nets(path: &Path) -> Result<Vec<(String, Net)>, String> {
+    let (tensors, state) = file::read(path, &crate::device::current_device())?;
+    let specs = state["nets"].as_object().cloned().unwrap_or_default();
+    let mut out = Vec::new();
+    for (name, spec) in specs {
+        let net = Net::from_spec(&spec)
+            .map_err(|e| format!("checkpoint {}: net `{name}`: {e}", path.display()))?;
+        net.load_named(&prefixed(&tensors, &format!("net/{name}/")))
+            .map_err(|e| format!("checkpoint {}: net `{name}`: {e}", path.display()))?;
+        out.push((name, net));
+    }
+    Ok(out)
+}
+
+/// The state map saved by the script in a checkpoint (numbers, tensors, ...).
+pub fn load_values(path: &Path) -> Result<Map, String> {
+    let (tensors, state) = file::read(path, &crate::device::current_device())?;
+    decode(&state["values"], &tensors, path)
+        .map_err(|e| e.to_string())?
+        .try_cast::<Map>()
+        .ok_or_else(|| {
+            format!(
+                "checkpoint {}: the saved state is not a map",
+                path.display()
+            )
+        })
+}
+
 /// After a resumed run: true if the script never called `resume_state` (it cannot resume).
 pub fn resume_unused() -> bool {
     STATE.with(|s| {
@@ -342,6 +371,13 @@ fn save_checkpoint(values: &Map, interrupt: &AtomicBool) -> ScriptResult<String>
         "rng": crate::rng::state(),
         "metrics_rows": crate::run::metrics::row_count(&run),
         "tracked": tracked.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(),
+        "nets": tracked
+            .iter()
+            .filter_map(|(n, o)| match o {
+                Tracked::Net(net) => Some((n.clone(), net.spec())),
+                Tracked::Opt(_) => None,
+            })
+            .collect::<serde_json::Map<String, Value>>(),
     });
     let path = dir.join(FILE_NAME);
     file::write(&path, &tensors, &state).map_err(script_err)?;

@@ -16,6 +16,7 @@
 
 pub mod arch;
 mod register;
+pub mod spec;
 
 use crate::device::{current_device, default_dtype};
 use crate::rng;
