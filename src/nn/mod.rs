@@ -748,8 +748,7 @@ impl Net {
                         x.dims()
                     )));
                 }
-                let y =
-                    crate::tensor::conv::conv_transpose2d(x, wt, *stride, *padding, *out_padding)?;
+                let y = crate::tensor::conv::conv_transpose2d(x, wt, *stride, *padding, *out_padding)?;
                 add_bias(y, b)?
             }
             Layer::BatchNorm { w, b, mean, var } => {
