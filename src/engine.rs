@@ -5,8 +5,8 @@
 use crate::errors::ScriptResult;
 use crate::settings::{Settings, SharedSettings};
 use crate::{
-    autograd, data, magan, nn, objectives, optim, penalties, repl, rng, run, schedules, settings,
-    tensor,
+    autograd, data, magan, metrics, nn, objectives, optim, penalties, repl, rng, run, schedules,
+    settings, tensor,
 };
 use rhai::{Engine, EvalAltResult, Module, ModuleResolver, Position, Scope, Shared, AST, INT};
 use std::cell::RefCell;
@@ -115,6 +115,7 @@ pub fn new_engine(opts: &EngineOptions) -> Result<(Engine, Sources), String> {
     penalties::register(&mut engine);
     schedules::register(&mut engine);
     magan::register(&mut engine);
+    metrics::register(&mut engine);
     data::register(&mut engine);
     run::register(&mut engine, opts);
     crate::checkpoint::register(&mut engine, opts);

@@ -33,6 +33,7 @@ pub mod docs;
 pub mod engine;
 pub mod errors;
 pub mod magan;
+pub mod metrics;
 pub mod nn;
 pub mod objectives;
 pub mod optim;
