@@ -32,6 +32,7 @@ pub mod diagnostics;
 pub mod docs;
 pub mod engine;
 pub mod errors;
+pub mod eval;
 pub mod magan;
 pub mod metrics;
 pub mod nn;

@@ -56,6 +56,26 @@ enum Command {
         #[arg(long, short = 'i')]
         interactive: bool,
     },
+    /// Load runs' checkpoints, sample their generators and print the papers' metrics (MNIST
+    /// score and feature distance, or mode coverage; with several runs, a cross-test of their
+    /// discriminators).
+    Eval {
+        /// Run directories (each with a checkpoint.safetensors).
+        #[arg(required = true)]
+        runs: Vec<PathBuf>,
+        /// Number of generated samples per run.
+        #[arg(long, default_value_t = 2000)]
+        samples: usize,
+        /// Name of the generator net in the checkpoint.
+        #[arg(long, default_value = "G")]
+        generator: String,
+        /// Seed of the latent samples.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// An interactive prompt (`:help` lists its commands); FILE is loaded first.
     Repl {
         /// A script to load first (its functions and variables become available).
@@ -111,6 +131,13 @@ fn main() -> ExitCode {
             interactive,
             resume,
         }),
+        Command::Eval {
+            runs,
+            samples,
+            generator,
+            seed,
+            json,
+        } => eval(runs, samples, &generator, seed, json),
         Command::Repl { file, seed, device } => repl(file, seed, device),
         Command::Check { files } => check(files),
         Command::Doc { name } => doc(name),
@@ -357,4 +384,32 @@ fn repl(file: Option<PathBuf>, seed: u64, device: String) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&ScriptDiagnostic::plain(e)),
     }
+}
+
+fn eval(runs: Vec<PathBuf>, samples: usize, generator: &str, seed: u64, json: bool) -> ExitCode {
+    if samples < 20 {
+        return fail(&ScriptDiagnostic::plain("--samples must be at least 20"));
+    }
+    let mut results = Vec::new();
+    for dir in &runs {
+        match ganscript::eval::eval_run(dir, samples, seed, generator) {
+            Ok(r) => results.push(r),
+            Err(e) => return fail(&ScriptDiagnostic::plain(e)),
+        }
+    }
+    let cross = if results.len() > 1 {
+        ganscript::eval::cross_test(&results)
+    } else {
+        None
+    };
+    if json {
+        let v = serde_json::json!({
+            "runs": results.iter().map(|r| r.metrics.clone()).collect::<Vec<_>>(),
+            "cross_test": cross,
+        });
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    } else {
+        print!("{}", ganscript::eval::render(&results, cross.as_ref()));
+    }
+    ExitCode::SUCCESS
 }

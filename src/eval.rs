@@ -1,0 +1,262 @@
+//! `ganscript eval RUN_DIR...`: loads each run's checkpoint (nets rebuilt from their saved
+//! architecture), samples its generator and prints the papers' metrics: for MNIST-like images
+//! the MNIST score and the Fréchet distance of classifier features to real held-out digits; for
+//! mixtures the modes captured, the fraction of high-quality samples and the KL divergence from
+//! uniform; with several runs, Roth et al.'s cross-test of every discriminator on every
+//! generator's samples and real data.
+
+use crate::checkpoint;
+use crate::data;
+use crate::metrics;
+use crate::nn::Net;
+use candle_core::{DType, Tensor as CT};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+
+/// What `eval` reports for one run.
+pub struct RunEval {
+    pub dir: PathBuf,
+    pub metrics: Value,
+    samples: CT,
+    discriminator: Option<Net>,
+    real: Option<CT>,
+}
+
+/// The latent shape a generator expects, from its first layer.
+fn latent_shape(spec: &Value) -> Option<Vec<usize>> {
+    let obj = spec.as_object()?;
+    let (kind, v) = obj.iter().next()?;
+    match kind.as_str() {
+        "sequential" => latent_shape(v.as_array()?.first()?),
+        "reshape" => Some(vec![v
+            .as_array()?
+            .iter()
+            .filter_map(Value::as_u64)
+            .product::<u64>() as usize]),
+        "linear" => Some(vec![v["in"].as_u64()? as usize]),
+        "conv_transpose2d" | "conv2d" => Some(vec![v["in"].as_u64()? as usize, 1, 1]),
+        _ => None,
+    }
+}
+
+fn sample(g: &Net, n: usize, seed: u64) -> Result<CT, String> {
+    let shape = latent_shape(&g.spec())
+        .ok_or("cannot tell the generator's latent size from its first layer")?;
+    g.set_training(false);
+    let mut out = Vec::new();
+    let mut done = 0;
+    let mut k = 0;
+    while done < n {
+        let b = (n - done).min(500);
+        let mut dims = vec![b];
+        dims.extend(&shape);
+        let count: usize = dims.iter().product();
+        let z = crate::rng::normal_vec_keyed(seed, &format!("eval/{k}"), count);
+        let z = crate::tensor::from_f64(
+            z,
+            &dims,
+            crate::nn::net_dtype(g),
+            &crate::device::current_device(),
+        )
+        .map_err(|e| e.to_string())?;
+        out.push(
+            g.forward(&z)
+                .map_err(|e| format!("sampling the generator: {e}"))?
+                .detach(),
+        );
+        done += b;
+        k += 1;
+    }
+    CT::cat(&out, 0).map_err(|e| e.to_string())
+}
+
+fn value_range(x: &CT) -> (f32, f32) {
+    let min = x
+        .flatten_all()
+        .and_then(|f| f.min(0))
+        .and_then(|m| m.to_dtype(DType::F32))
+        .and_then(|m| m.to_scalar::<f32>());
+    if min.map(|m| m < -0.01).unwrap_or(false) {
+        (-1.0, 1.0)
+    } else {
+        (0.0, 1.0)
+    }
+}
+
+/// Real held-out digits (the last `n` built-in ones) in the generator's format.
+fn real_digits(like: &CT, n: usize) -> Result<CT, String> {
+    let ds = data::files::builtin_mnist().map_err(|e| e.to_string())?;
+    let all = ds.images_tensor().map_err(|e| e.to_string())?.0;
+    let total = all.dim(0).map_err(|e| e.to_string())?;
+    let n = n.min(total);
+    let x = all.narrow(0, total - n, n).map_err(|e| e.to_string())?;
+    let size = like.dim(2).map_err(|e| e.to_string())?;
+    let x = if size > 28 {
+        let p = (size - 28) / 2;
+        x.pad_with_zeros(2, p, size - 28 - p)
+            .and_then(|x| x.pad_with_zeros(3, p, size - 28 - p))
+            .map_err(|e| e.to_string())?
+    } else {
+        x
+    };
+    let x = match value_range(like) {
+        (lo, _) if lo < 0.0 => x.affine(2.0, -1.0).map_err(|e| e.to_string())?,
+        _ => x,
+    };
+    x.to_dtype(like.dtype()).map_err(|e| e.to_string())
+}
+
+/// Evaluates one run directory with `n` samples.
+pub fn eval_run(dir: &Path, n: usize, seed: u64, generator: &str) -> Result<RunEval, String> {
+    let ck = dir.join(checkpoint::FILE_NAME);
+    if !ck.exists() {
+        return Err(format!(
+            "{} holds no {}: nothing to evaluate",
+            dir.display(),
+            checkpoint::FILE_NAME
+        ));
+    }
+    let nets = checkpoint::load_nets(&ck)?;
+    let find = |name: &str| nets.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let g = find(generator).ok_or_else(|| {
+        let names: Vec<&str> = nets.iter().map(|(k, _)| k.as_str()).collect();
+        format!(
+            "checkpoint {} has no net `{generator}` (nets: {})",
+            ck.display(),
+            names.join(", ")
+        )
+    })?;
+    let d = find("D");
+    let samples = sample(&g, n, seed)?;
+    let dims = samples.dims().to_vec();
+    let mut m = json!({ "run": dir.display().to_string(), "samples": n });
+    let mut real = None;
+    if dims.len() == 4 && dims[1] == 1 && (dims[2] == 28 || dims[2] == 32) {
+        let range = value_range(&samples);
+        let score = metrics::mnist_score(&samples, range, 10).map_err(|e| e.to_string())?;
+        let reference = real_digits(&samples, n.min(2000))?;
+        let fid =
+            metrics::mnist_fid(&samples, range, &reference, range).map_err(|e| e.to_string())?;
+        m["mnist_score"] = json!(score.score);
+        m["mnist_score_std"] = json!(score.std);
+        m["feature_distance"] = json!(fid);
+        m["reference_samples"] = json!(reference.dim(0).unwrap_or(0));
+        real = Some(reference);
+    } else if dims.len() == 2 {
+        let values = checkpoint::load_values(&ck)?;
+        let centers = values
+            .get("centers")
+            .and_then(|c| c.clone().try_cast::<crate::tensor::Tensor>())
+            .ok_or_else(|| {
+                format!(
+                    "checkpoint {}: its state has no `centers` tensor, needed for mode statistics",
+                    ck.display()
+                )
+            })?;
+        let std = values
+            .get("mixture_std")
+            .and_then(|s| s.as_float().ok())
+            .unwrap_or(0.01);
+        let flat = |t: &CT| -> Result<Vec<f64>, String> {
+            t.flatten_all()
+                .and_then(|f| f.to_dtype(DType::F64))
+                .and_then(|f| f.to_vec1())
+                .map_err(|e| e.to_string())
+        };
+        let st = metrics::mode_stats(&flat(&samples)?, dims[1], &flat(&centers.0)?, std, None)?;
+        m["modes"] = json!(centers.0.dim(0).unwrap_or(0));
+        m["modes_captured"] = json!(st.modes_captured);
+        m["high_quality_fraction"] = json!(st.high_quality_fraction);
+        m["kl_uniform"] = json!(st.kl_uniform);
+    } else {
+        return Err(format!(
+            "the generator of {} makes samples of shape {dims:?}: no metric knows them",
+            dir.display()
+        ));
+    }
+    Ok(RunEval {
+        dir: dir.to_path_buf(),
+        metrics: m,
+        samples,
+        discriminator: d,
+        real,
+    })
+}
+
+/// Fraction of `x` that `d` calls real (logit > 0), or None if `d` is not a classifier.
+fn fraction_real(d: &Net, x: &CT) -> Option<f64> {
+    d.set_training(false);
+    let y = d.forward(x).ok()?;
+    if y.elem_count() != x.dim(0).ok()? {
+        return None;
+    }
+    let v: Vec<f64> = y
+        .flatten_all()
+        .ok()?
+        .to_dtype(DType::F64)
+        .ok()?
+        .to_vec1()
+        .ok()?;
+    Some(v.iter().filter(|&&l| l > 0.0).count() as f64 / v.len() as f64)
+}
+
+/// Roth et al.'s cross-test: each run's D on real held-out data and on every run's samples.
+/// Returns rows `{discriminator, real_called_real, fake_called_real: [per run]}` plus the
+/// false-negative rate (real called fake) and false-positive rate (fakes called real).
+pub fn cross_test(runs: &[RunEval]) -> Option<Value> {
+    let mut rows = Vec::new();
+    for r in runs {
+        let d = r.discriminator.as_ref()?;
+        let real = r.real.as_ref()?;
+        let tpr = fraction_real(d, real)?;
+        let fakes: Vec<f64> = runs
+            .iter()
+            .map(|o| fraction_real(d, &o.samples))
+            .collect::<Option<_>>()?;
+        let fpr = fakes.iter().sum::<f64>() / fakes.len() as f64;
+        rows.push(json!({ "discriminator": r.dir.display().to_string(), "real_called_real": tpr,
+                          "fake_called_real": fakes, "false_negative_rate": 1.0 - tpr, "false_positive_rate": fpr }));
+    }
+    Some(Value::Array(rows))
+}
+
+/// The table `ganscript eval` prints.
+pub fn render(runs: &[RunEval], cross: Option<&Value>) -> String {
+    let mut out = String::new();
+    for r in runs {
+        out.push_str(&format!("{}\n", r.dir.display()));
+        if let Some(obj) = r.metrics.as_object() {
+            for (k, v) in obj {
+                if k != "run" {
+                    let v = match v.as_f64() {
+                        Some(f) if v.is_f64() => format!("{f:.4}"),
+                        _ => v.to_string(),
+                    };
+                    out.push_str(&format!("  {k:24} {v}\n"));
+                }
+            }
+        }
+    }
+    if let Some(Value::Array(rows)) = cross {
+        out.push_str("cross-test (fraction called real; rows: discriminators, columns: real, then each run's samples)\n");
+        for row in rows {
+            let fakes: Vec<String> = row["fake_called_real"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|v| format!("{:.3}", v.as_f64().unwrap_or(f64::NAN)))
+                        .collect()
+                })
+                .unwrap_or_default();
+            out.push_str(&format!(
+                "  {}: real {:.3} | {} | FNR {:.3} FPR {:.3}\n",
+                row["discriminator"].as_str().unwrap_or(""),
+                row["real_called_real"].as_f64().unwrap_or(f64::NAN),
+                fakes.join(" "),
+                row["false_negative_rate"].as_f64().unwrap_or(f64::NAN),
+                row["false_positive_rate"].as_f64().unwrap_or(f64::NAN),
+            ));
+        }
+    }
+    out
+}

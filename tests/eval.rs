@@ -1,0 +1,94 @@
+//! `ganscript eval`: metrics of a run's generator from its checkpoint alone.
+
+use std::process::{Command, Output};
+
+fn ganscript(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ganscript"))
+        .args(args)
+        .env("GANSCRIPT_PROGRESS", "off")
+        .output()
+        .unwrap()
+}
+
+fn script(name: &str) -> String {
+    format!("{}/scripts/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn eval_reports_mnist_metrics_and_mode_statistics() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mg, rt) = (dir.path().join("magan"), dir.path().join("roth"));
+    let out = ganscript(&[
+        "run",
+        &script("magan.rhai"),
+        "--out",
+        mg.to_str().unwrap(),
+        "--set",
+        "epochs=1",
+        "--set",
+        "pretrain_epochs=1",
+        "--set",
+        "limit=128",
+        "--set",
+        "batch=32",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = ganscript(&[
+        "run",
+        &script("roth.rhai"),
+        "--out",
+        rt.to_str().unwrap(),
+        "--set",
+        "data=mixture3d",
+        "--set",
+        "steps=4",
+        "--set",
+        "log_every=2",
+        "--set",
+        "batch=64",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let out = ganscript(&[
+        "eval",
+        mg.to_str().unwrap(),
+        rt.to_str().unwrap(),
+        "--samples",
+        "200",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let m = &v["runs"][0];
+    let score = m["mnist_score"].as_f64().unwrap();
+    assert!((1.0..=10.0).contains(&score), "{m}");
+    assert!(m["feature_distance"].as_f64().unwrap() > 0.0, "{m}");
+    assert_eq!(m["samples"], 200);
+    let r = &v["runs"][1];
+    assert_eq!(r["modes"], 7, "{r}");
+    let captured = r["modes_captured"].as_u64().unwrap();
+    assert!(captured <= 7);
+    let hq = r["high_quality_fraction"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&hq));
+
+    // The table form names each run.
+    let out = ganscript(&["eval", rt.to_str().unwrap(), "--samples", "100"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("modes_captured"));
+
+    // A directory without a checkpoint is a clear error.
+    let out = ganscript(&["eval", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("holds no checkpoint.safetensors"));
+}
