@@ -1,10 +1,11 @@
 //! Optimizers: the oracle's PyTorch trajectories (through the script API), parameters without a
 //! gradient left alone, state round trips, and small training sanity checks.
 
+mod common;
+
 use ganscript::{new_engine, EngineOptions};
 use rhai::{Array, Dynamic, Engine, Map, Scope};
 use serde_json::Value;
-use std::path::PathBuf;
 
 fn engine() -> Engine {
     new_engine(&EngineOptions::default()).expect("engine").0
@@ -15,20 +16,6 @@ fn run(src: &str) -> Result<Dynamic, String> {
     let mut scope = Scope::new();
     e.eval_with_scope::<Dynamic>(&mut scope, src)
         .map_err(|e| e.to_string())
-}
-
-fn oracle_files() -> Vec<PathBuf> {
-    let dir = std::env::var("GANSCRIPT_ORACLE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/oracle"));
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("oracle dir {}: {e}", dir.display()))
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "no oracle json in {}", dir.display());
-    files
 }
 
 /// `{"shape": [...], "data": [...]}` → a rhai value `#{shape: [...], data: [...]}`.
@@ -63,8 +50,7 @@ fn flat(v: &Value) -> Vec<f64> {
 #[test]
 fn optimizers_match_the_oracle() {
     let mut cases = 0;
-    for file in oracle_files() {
-        let json: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    for (file, json) in common::oracle_files() {
         let Some(list) = json.get("optimizers").and_then(|v| v.as_array()) else {
             continue;
         };
@@ -141,7 +127,7 @@ fn optimizers_match_the_oracle() {
                     assert!(
                         (g - w).abs() <= 1e-6 * w.abs() + 1e-12,
                         "{} {name} case {ci} step {step}: got {got:?}, want {want:?}",
-                        file.display()
+                        file
                     );
                 }
             }
