@@ -704,3 +704,83 @@ fn builders_from_scripts_and_no_overload_clash() {
         .collect();
     assert_eq!(s, vec![2, 3, 32, 32]);
 }
+
+#[test]
+fn forward_frozen_gives_input_gradients_but_no_parameter_gradients() {
+    set_default_dtype(DType::F64);
+    let d = Net::linear(2, 1, true).unwrap();
+    set(&d, "weight", &[2., -3.], &[1, 2]);
+    set(&d, "bias", &[0.5], &[1]);
+    let z = ganscript::autograd::variable(&t64(&[1., 2., -1., 0.5], &[2, 2])).unwrap();
+    let y = d.forward_frozen(&z).unwrap();
+    // 2·1 − 3·2 + 0.5 = −3.5; 2·(−1) − 3·0.5 + 0.5 = −3.
+    close(&vals(&y), &[-3.5, -3.0], 1e-12);
+    close(&vals(&d.forward(&z).unwrap()), &[-3.5, -3.0], 1e-12);
+    let store = y.sum_all().unwrap().backward().unwrap();
+    close(&vals(store.get(&z).unwrap()), &[2., -3., 2., -3.], 1e-12);
+    for v in d.vars() {
+        assert!(
+            store.get(v.as_tensor()).is_none(),
+            "a frozen forward must not give parameter gradients"
+        );
+    }
+    // The plain forward does give them (d sum / dW = Σ_n z[n]).
+    let store = d
+        .forward(&z)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    close(
+        &vals(store.get(d.vars()[0].as_tensor()).unwrap()),
+        &[0., 2.5],
+        1e-12,
+    );
+}
+
+#[test]
+fn forward_frozen_updates_batch_norm_statistics_like_forward() {
+    set_default_dtype(DType::F64);
+    let a = Net::sequential(vec![
+        Net::linear(2, 2, true).unwrap(),
+        Net::batch_norm(2).unwrap(),
+    ]);
+    let b = a.deep_copy().unwrap();
+    let x = t64(&[1., 2., -1., 0.5, 3., -2.], &[3, 2]);
+    let ya = a.forward(&x).unwrap();
+    let yb = b.forward_frozen(&x).unwrap();
+    close(&vals(&yb), &vals(&ya), 1e-12);
+    let (ba, bb) = (a.named_buffers(), b.named_buffers());
+    for ((na, ta), (nb, tb)) in ba.iter().zip(bb.iter()) {
+        assert_eq!(na, nb);
+        close(&vals(tb), &vals(ta), 1e-12);
+    }
+    assert_ne!(vals(&ba[0].1), vec![0.0, 0.0], "statistics must have moved");
+}
+
+#[test]
+fn forward_frozen_in_a_script_leaves_the_frozen_net_alone() {
+    // G's step through a frozen D changes G exactly as through D.forward, and never D.
+    let r = run(r#"
+        default_dtype("f64");
+        seed(3);
+        let D = linear(3, 1);
+        let G1 = linear(2, 3);
+        let G2 = G1.copy();
+        let g_before = G1.params()[0].to_array();
+        let o1 = sgd(G1, 0.1);
+        let o2 = sgd(G2, 0.1);
+        let z = randn([4, 2]);
+        let d_before = D.params()[0].to_array();
+        o1.step(D.forward(G1.forward(z)).mean());
+        o2.step(D.forward_frozen(G2.forward(z)).mean());
+        let diff = (G1.params()[0] - G2.params()[0]).abs().max().item();
+        [diff, D.params()[0].to_array() == d_before, G1.params()[0].to_array() != g_before]
+    "#)
+    .unwrap();
+    let v = r.cast::<rhai::Array>();
+    assert!(v[0].as_float().unwrap() < 1e-15, "{v:?}");
+    assert!(v[1].as_bool().unwrap(), "D changed: {v:?}");
+    assert!(v[2].as_bool().unwrap(), "G did not move: {v:?}");
+}

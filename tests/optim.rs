@@ -290,3 +290,37 @@ fn adam_fits_a_linear_regression_and_an_mlp_fits_xor() {
         assert!((o - t).abs() < 0.2, "XOR outputs {out:?}");
     }
 }
+
+#[test]
+fn step_on_a_gradient_penalty_uses_its_second_order_gradient() {
+    // opt.step computes its (first-order) backward pass where candle frees gradients as it
+    // goes; a loss holding a gradient penalty must still get the double-backprop gradient:
+    // one SGD step (lr 1) equals p − grads(loss, [p]) computed with `grads`.
+    let r = run(r#"
+        default_dtype("f64");
+        seed(5);
+        let D = sequential([linear(3, 4), leaky_relu(0.2), linear(4, 1)]);
+        let real = randn([5, 3]);
+        let fake = randn([5, 3]);
+        let u = rand([5]);
+        let loss = || nsgan_d(D.forward(real), D.forward(fake))
+            + 10.0 * gradient_penalty(|x| D.forward(x), real, fake, #{ u: u });
+        let ps = D.params();
+        let g = grads(loss.call(), ps);
+        let want = [];
+        for i in 0..ps.len() { want.push((ps[i] - g[i]).detach()); }
+        sgd(D, 1.0).step(loss.call());
+        let worst = 0.0;
+        let after = D.params();
+        for i in 0..ps.len() {
+            worst = max(worst, (after[i] - want[i]).abs().max().item());
+        }
+        // The penalty's own gradient is not zero (so a first-order-only step would differ).
+        let gp_only = grads(gradient_penalty(|x| D.forward(x), real, fake, #{ u: u }), [D.params()[0]]);
+        [worst, gp_only[0].abs().max().item()]
+    "#)
+    .unwrap();
+    let v = r.cast::<Array>();
+    assert!(v[0].as_float().unwrap() < 1e-12, "{v:?}");
+    assert!(v[1].as_float().unwrap() > 1e-6, "{v:?}");
+}

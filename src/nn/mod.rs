@@ -590,14 +590,24 @@ impl Net {
 
     /// Forward pass (train or eval mode as set by `set_training`).
     pub fn forward(&self, x: &CT) -> candle_core::Result<CT> {
-        self.forward_impl(x, None, "", &mut None)
+        self.forward_impl(x, None, false, "", &mut None)
+    }
+
+    /// Forward pass with the parameters frozen: they enter the graph as constants (detached
+    /// views, no copy), so a backward pass through the output computes gradients for the input
+    /// and for whatever produced it, but none for this net's parameters. Values, gradients
+    /// with respect to the input and batch-norm statistics are exactly those of
+    /// [`Net::forward`]; use it where this net's parameter gradients would be thrown away
+    /// (D in the generator step, D in a lens step).
+    pub fn forward_frozen(&self, x: &CT) -> candle_core::Result<CT> {
+        self.forward_impl(x, None, true, "", &mut None)
     }
 
     /// Forward pass in eval mode that updates nothing and records one row per layer
     /// (name, description, output shape, parameter count).
     pub fn trace(&self, x: &CT) -> candle_core::Result<Vec<SummaryRow>> {
         let mut rows = Some(Vec::new());
-        self.forward_impl(x, Some(false), "", &mut rows)?;
+        self.forward_impl(x, Some(false), false, "", &mut rows)?;
         Ok(rows.unwrap_or_default())
     }
 
@@ -664,9 +674,18 @@ impl Net {
         &self,
         x: &CT,
         mode: Option<bool>,
+        frozen: bool,
         name: &str,
         trace: &mut Option<Vec<SummaryRow>>,
     ) -> candle_core::Result<CT> {
+        // A parameter as it enters the graph: the variable, or a detached view of it.
+        let p = |v: &Var| -> CT {
+            if frozen {
+                v.as_tensor().detach()
+            } else {
+                v.as_tensor().clone()
+            }
+        };
         let training = mode.unwrap_or(self.0.training.get());
         let label = || {
             if name.is_empty() {
@@ -679,12 +698,13 @@ impl Net {
             Layer::Sequential(items) => {
                 let mut h = x.clone();
                 for (i, n) in items.iter().enumerate() {
-                    h = n.forward_impl(&h, mode, &Net::join(name, &i.to_string()), trace)?;
+                    h =
+                        n.forward_impl(&h, mode, frozen, &Net::join(name, &i.to_string()), trace)?;
                 }
                 return Ok(h);
             }
             Layer::Residual(body) => {
-                let h = body.forward_impl(x, mode, name, trace)?;
+                let h = body.forward_impl(x, mode, frozen, name, trace)?;
                 if h.dims() != x.dims() {
                     return Err(msg(format!(
                         "{}: the body maps {:?} to {:?}, which cannot be added to its input",
@@ -696,7 +716,7 @@ impl Net {
                 (x + h)?
             }
             Layer::Linear { w, b } => {
-                let wt = w.as_tensor();
+                let wt = &p(w);
                 let (out, inp) = (wt.dims()[0], wt.dims()[1]);
                 if x.rank() != 2 || x.dims()[1] != inp {
                     return Err(msg(format!(
@@ -707,7 +727,7 @@ impl Net {
                 }
                 let y = x.matmul(&wt.t()?)?;
                 match b {
-                    Some(b) => y.broadcast_add(&b.as_tensor().reshape((1, out))?)?,
+                    Some(b) => y.broadcast_add(&p(b).reshape((1, out))?)?,
                     None => y,
                 }
             }
@@ -717,7 +737,7 @@ impl Net {
                 stride,
                 padding,
             } => {
-                let wt = w.as_tensor();
+                let wt = &p(w);
                 check_conv(x, wt.dims()[1], &label)?;
                 let k = wt.dims()[2];
                 let (h, wd) = (x.dims()[2] + 2 * padding, x.dims()[3] + 2 * padding);
@@ -729,7 +749,7 @@ impl Net {
                     )));
                 }
                 let y = crate::tensor::conv::conv2d(x, wt, *stride, *padding)?;
-                add_bias(y, b)?
+                add_bias(y, b.as_ref().map(p))?
             }
             Layer::ConvTranspose2d {
                 w,
@@ -738,7 +758,7 @@ impl Net {
                 padding,
                 out_padding,
             } => {
-                let wt = w.as_tensor();
+                let wt = &p(w);
                 check_conv(x, wt.dims()[0], &label)?;
                 let k = wt.dims()[2];
                 let full = (x.dims()[2] - 1) * stride + k + out_padding;
@@ -751,7 +771,7 @@ impl Net {
                 }
                 let y =
                     crate::tensor::conv::conv_transpose2d(x, wt, *stride, *padding, *out_padding)?;
-                add_bias(y, b)?
+                add_bias(y, b.as_ref().map(p))?
             }
             Layer::BatchNorm { w, b, mean, var } => {
                 let c = w.as_tensor().dims()[0];
@@ -802,8 +822,8 @@ impl Net {
                     x.broadcast_sub(&mu)?
                         .broadcast_div(&(v + BN_EPS)?.sqrt()?)?
                 };
-                xhat.broadcast_mul(&w.as_tensor().reshape(bshape.as_slice())?)?
-                    .broadcast_add(&b.as_tensor().reshape(bshape.as_slice())?)?
+                xhat.broadcast_mul(&p(w).reshape(bshape.as_slice())?)?
+                    .broadcast_add(&p(b).reshape(bshape.as_slice())?)?
             }
             Layer::LayerNorm { w, b } => {
                 let d = w.as_tensor().dims()[0];
@@ -819,8 +839,8 @@ impl Net {
                 let xc = x.broadcast_sub(&mu)?;
                 let v = xc.sqr()?.mean_keepdim(last)?;
                 xc.broadcast_div(&(v + LN_EPS)?.sqrt()?)?
-                    .broadcast_mul(w.as_tensor())?
-                    .broadcast_add(b.as_tensor())?
+                    .broadcast_mul(&p(w))?
+                    .broadcast_add(&p(b))?
             }
             Layer::Act(a) => a.apply(x)?,
             Layer::Reshape(shape) => {
@@ -1079,12 +1099,12 @@ fn check_conv(x: &CT, c: usize, label: &dyn Fn() -> String) -> candle_core::Resu
     Ok(())
 }
 
-fn add_bias(y: CT, b: &Option<Var>) -> candle_core::Result<CT> {
+fn add_bias(y: CT, b: Option<CT>) -> candle_core::Result<CT> {
     match b {
         None => Ok(y),
         Some(b) => {
-            let c = b.as_tensor().elem_count();
-            y.broadcast_add(&b.as_tensor().reshape((1, c, 1, 1))?)
+            let c = b.elem_count();
+            y.broadcast_add(&b.reshape((1, c, 1, 1))?)
         }
     }
 }

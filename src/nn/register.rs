@@ -264,6 +264,14 @@ fn register_module_api(engine: &mut Engine) {
     );
     reg!(
         engine,
+        "forward_frozen",
+        "Applies the net with its parameters frozen: same values and input gradients as forward (batch-norm statistics update as in forward), but a backward pass computes no gradients for this net's parameters. Use it for D in the G step and in lens steps: opt_g.step(nsgan_g(D.forward_frozen(G.forward(z)))) skips D's weight gradients that opt_g would discard.",
+        |n: &mut Net, x: Tensor| -> ScriptResult<Tensor> {
+            n.forward_frozen(&x.0).map(Tensor).ctx("forward_frozen")
+        }
+    );
+    reg!(
+        engine,
         "params",
         "The parameters (variable tensors), in order.",
         |n: &mut Net| {

@@ -1,0 +1,470 @@
+//! The speed benchmark: one full training iteration (D step, G step, lens step) of each
+//! configuration of `../shared/bench/torch_reference.py`, written twice:
+//!
+//! - (a) as a ganscript script (`benches/scripts/<config>.rhai`), and
+//! - (b) directly against ganscript's Rust API (nets, optimizers, penalties; no rhai),
+//!
+//! alternating rounds so that both see the same machine state. For each configuration it
+//! prints the median milliseconds per iteration of each, the interpreter overhead
+//! `(script − rust) / rust` and the peak resident memory (`VmHWM`). Each configuration runs in
+//! a child process (the bench re-executes itself with `--child NAME`), so the peak memory is
+//! per configuration.
+//!
+//! ```text
+//! cargo bench --bench papers -- [--iters N] [--rounds R] [--threads T] [--only NAME] [--unfrozen]
+//! python ../shared/bench/torch_reference.py --threads T      # the PyTorch side
+//! ```
+//!
+//! `--unfrozen` runs D through `forward` instead of `forward_frozen` in the steps that do not
+//! update it (computing the parameter gradients those steps throw away), to measure what
+//! freezing saves. `--threads T` (default 2) sets `RAYON_NUM_THREADS` for the children (candle's CPU GEMM and
+//! the convolution kernels use rayon). JSON lines like torch_reference.py's are printed too.
+
+use candle_core::{DType, Device, Tensor as CT};
+use ganscript::engine::EngineOptions;
+use ganscript::nn::{arch, Act, Net};
+use ganscript::optim::{Kind, Optimizer};
+use ganscript::penalties::{self, GpKind, GpOptions, Norm};
+use ganscript::settings::Settings;
+use ganscript::{objectives, rng, script, tensor};
+use rhai::Scope;
+use std::cell::RefCell;
+use std::process::Command;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+type R<T> = Result<T, Box<dyn std::error::Error>>;
+
+const CONFIGS: &[&str] = &[
+    "magan_mnist",
+    "maxmargin_dcgan32",
+    "roth_dcgan32",
+    "tempered_dcgan32",
+    "mixture3d",
+];
+const WARMUP: usize = 2;
+
+struct Args {
+    iters: usize,
+    rounds: usize,
+    threads: usize,
+    only: Option<String>,
+    child: Option<String>,
+    unfrozen: bool,
+}
+
+fn parse_args() -> Args {
+    let mut a = Args {
+        iters: 10,
+        rounds: 3,
+        threads: 2,
+        only: None,
+        child: None,
+        unfrozen: false,
+    };
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    let num = |v: Option<&String>, what: &str| -> usize {
+        v.and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("{what} expects a positive integer"))
+    };
+    while i < argv.len() {
+        match argv[i].as_str() {
+            "--iters" => {
+                a.iters = num(argv.get(i + 1), "--iters");
+                i += 1;
+            }
+            "--rounds" => {
+                a.rounds = num(argv.get(i + 1), "--rounds");
+                i += 1;
+            }
+            "--threads" => {
+                a.threads = num(argv.get(i + 1), "--threads");
+                i += 1;
+            }
+            "--only" => {
+                a.only = argv.get(i + 1).cloned();
+                i += 1;
+            }
+            "--child" => {
+                a.child = argv.get(i + 1).cloned();
+                i += 1;
+            }
+            "--unfrozen" => a.unfrozen = true,
+            _ => {} // `--bench` (added by cargo) and anything else
+        }
+        i += 1;
+    }
+    a
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    if v.is_empty() {
+        f64::NAN
+    } else if v.len() % 2 == 1 {
+        v[v.len() / 2]
+    } else {
+        (v[v.len() / 2 - 1] + v[v.len() / 2]) / 2.0
+    }
+}
+
+fn min(v: &[f64]) -> f64 {
+    v.iter().copied().fold(f64::INFINITY, f64::min)
+}
+
+/// Peak resident set size of this process in MiB (`VmHWM` of /proc/self/status).
+fn peak_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(f64::NAN)
+}
+
+/// `--unfrozen`: D in the G and lens steps through `forward` (computing D's parameter
+/// gradients the G step throws away) instead of `forward_frozen`, to measure what freezing saves.
+static UNFROZEN: AtomicBool = AtomicBool::new(false);
+
+/// D applied in a step that does not update D.
+fn frozen(d: &Net, x: &CT) -> candle_core::Result<CT> {
+    if UNFROZEN.load(Ordering::Relaxed) {
+        d.forward(x)
+    } else {
+        d.forward_frozen(x)
+    }
+}
+
+// ----- (a) the scripts -----
+
+fn script_times(name: &str, iters: usize) -> R<Vec<f64>> {
+    let path = format!("{}/benches/scripts/{name}.rhai", env!("CARGO_MANIFEST_DIR"));
+    let mut src = std::fs::read_to_string(&path)?;
+    if UNFROZEN.load(Ordering::Relaxed) {
+        src = src.replace(".forward_frozen(", ".forward(");
+    }
+    let settings = Settings::from_pairs(&[format!("iters={iters}")])?;
+    let opts = EngineOptions {
+        settings: Rc::new(RefCell::new(settings)),
+        ..EngineOptions::default()
+    };
+    let s = script::compile(&format!("{name}.rhai"), &src, &opts).map_err(|d| d.render_plain())?;
+    let v: rhai::Array = s
+        .run(&mut Scope::new())
+        .map_err(|d| d.render_plain())?
+        .try_cast()
+        .ok_or("the script must return an array of times")?;
+    Ok(v.into_iter().filter_map(|d| d.as_float().ok()).collect())
+}
+
+// ----- (b) the same work in Rust -----
+
+fn randn(shape: &[usize]) -> R<CT> {
+    let n = shape.iter().product();
+    Ok(tensor::from_f64(
+        rng::normal_vec(n, 0.0, 1.0),
+        shape,
+        DType::F32,
+        &Device::Cpu,
+    )?)
+}
+
+fn rand(shape: &[usize]) -> R<CT> {
+    let n = shape.iter().product();
+    Ok(tensor::from_f64(
+        rng::uniform_vec(n, 0.0, 1.0),
+        shape,
+        DType::F32,
+        &Device::Cpu,
+    )?)
+}
+
+fn adam(net: &Net, lr: f64) -> R<Optimizer> {
+    let kind = Kind::Adam {
+        beta1: 0.5,
+        beta2: 0.999,
+        eps: 1e-8,
+        weight_decay: 0.0,
+    };
+    Ok(Optimizer::new(kind, lr, net.vars())?)
+}
+
+fn adamax(net: &Net, lr: f64) -> R<Optimizer> {
+    let kind = Kind::Adamax {
+        beta1: 0.5,
+        beta2: 0.999,
+        eps: 1e-8,
+        weight_decay: 0.0,
+    };
+    Ok(Optimizer::new(kind, lr, net.vars())?)
+}
+
+/// Times `iters` calls of `step` after [`WARMUP`] ones, in milliseconds.
+fn time_steps(iters: usize, mut step: impl FnMut() -> R<()>) -> R<Vec<f64>> {
+    let mut times = Vec::with_capacity(iters);
+    for i in 0..iters + WARMUP {
+        let t0 = Instant::now();
+        step()?;
+        if i >= WARMUP {
+            times.push(t0.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    Ok(times)
+}
+
+fn scaled(x: &CT, a: f64, b: f64) -> R<CT> {
+    Ok(x.affine(a, b)?)
+}
+
+/// `softplus(x).mean()`.
+fn sp_mean(x: &CT) -> R<CT> {
+    Ok(tensor::softplus(x)?.mean_all()?)
+}
+
+/// D's logits and input gradients at `x`, and Roth et al.'s regulariser terms, as the
+/// reference's `input_grad` + `omega` (one D forward per batch).
+fn roth_terms(d: &Net, real: &CT, fake: &CT) -> R<(CT, CT, CT)> {
+    let mut disc = |v: &CT| d.forward(v).map_err(|e| e.to_string().into());
+    let (dr, gr) = penalties::input_grad(&mut disc, real)?;
+    let (df, gf) = penalties::input_grad(&mut disc, fake)?;
+    let (dr, df) = (dr.flatten_all()?, df.flatten_all()?);
+    let wr = tensor::sigmoid(&dr)?.affine(-1.0, 1.0)?.sqr()?;
+    let wf = tensor::sigmoid(&df)?.sqr()?;
+    let omega = ((wr * tensor::sq_l2_per_sample(&gr)?)? + (wf * tensor::sq_l2_per_sample(&gf)?)?)?
+        .mean_all()?;
+    Ok((dr, df, omega))
+}
+
+fn rust_magan_mnist(iters: usize) -> R<Vec<f64>> {
+    rng::seed(0);
+    let (bs, nz, m) = (64, 50, 30.0);
+    let d = arch::magan_mnist_d()?;
+    let g = arch::magan_mnist_g(nz)?;
+    let (od, og) = (adamax(&d, 5e-4)?, adamax(&g, 5e-4)?);
+    let x = rand(&[bs, 1, 28, 28])?;
+    time_steps(iters, || {
+        let fake = g.forward(&randn(&[bs, nz])?)?.detach();
+        let er = objectives::energy(&d.forward(&x)?, &x)?;
+        let ef = objectives::energy(&d.forward(&fake)?, &fake)?;
+        od.step(&objectives::ebgan_d_loss(&er, &ef, m)?)?;
+        let gen = g.forward(&randn(&[bs, nz])?)?;
+        og.step(&objectives::energy(&frozen(&d, &gen)?, &gen)?.mean_all()?)?;
+        Ok(())
+    })
+}
+
+fn rust_maxmargin_dcgan32(iters: usize) -> R<Vec<f64>> {
+    rng::seed(0);
+    let (bs, nz) = (32, 128);
+    let g = arch::dcgan_g(32, nz, 3, true)?;
+    let d = arch::dcgan_d(32, 3, false)?;
+    let (od, og) = (adam(&d, 2e-4)?, adam(&g, 2e-4)?);
+    let x = scaled(&rand(&[bs, 3, 32, 32])?, 2.0, -1.0)?;
+    let opts = GpOptions {
+        norm: Norm::Linf,
+        kind: GpKind::Hinge,
+        ..GpOptions::default()
+    };
+    time_steps(iters, || {
+        let fake = g.forward(&randn(&[bs, nz])?)?.detach();
+        let loss = objectives::hinge_d(&d.forward(&x)?, &d.forward(&fake)?)?;
+        let mut disc = |v: &CT| d.forward(v).map_err(|e| e.to_string().into());
+        let gp = penalties::gradient_penalty(&mut disc, &x, &fake, &opts)?;
+        od.step(&(loss + (gp * 20.0)?)?)?;
+        let df = frozen(&d, &g.forward(&randn(&[bs, nz])?)?)?;
+        og.step(&df.mean_all()?.neg()?)?;
+        Ok(())
+    })
+}
+
+fn rust_roth_dcgan32(iters: usize) -> R<Vec<f64>> {
+    rng::seed(0);
+    let (bs, nz, gamma) = (64, 128, 2.0);
+    let g = arch::dcgan_g(32, nz, 3, true)?;
+    let d = arch::dcgan_d(32, 3, true)?;
+    let (od, og) = (adam(&d, 2e-4)?, adam(&g, 2e-4)?);
+    let x = scaled(&rand(&[bs, 3, 32, 32])?, 2.0, -1.0)?;
+    time_steps(iters, || {
+        let fake = g.forward(&randn(&[bs, nz])?)?.detach();
+        let (dr, df, omega) = roth_terms(&d, &x, &fake)?;
+        od.step(&(objectives::nsgan_d(&dr, &df)? + (omega * (gamma / 2.0))?)?)?;
+        let df = frozen(&d, &g.forward(&randn(&[bs, nz])?)?)?;
+        og.step(&sp_mean(&df.neg()?)?)?;
+        Ok(())
+    })
+}
+
+fn rust_tempered_dcgan32(iters: usize) -> R<Vec<f64>> {
+    rng::seed(0);
+    let (bs, nz, lam) = (64, 128, 0.5);
+    let g = arch::dcgan_g(32, nz, 3, true)?;
+    let d = arch::dcgan_d(32, 3, true)?;
+    let l = arch::tempered_lens(3, 32, 8)?;
+    let (od, og, ol) = (adam(&d, 1e-4)?, adam(&g, 1e-4)?, adam(&l, 1e-4)?);
+    let x = scaled(&rand(&[bs, 3, 32, 32])?, 2.0, -1.0)?;
+    time_steps(iters, || {
+        let fake = g.forward(&randn(&[bs, nz])?)?.detach();
+        let dr = d.forward(&l.forward(&x)?.detach())?;
+        od.step(&objectives::nsgan_d(&dr, &d.forward(&fake)?)?)?;
+        let df = frozen(&d, &g.forward(&randn(&[bs, nz])?)?)?;
+        og.step(&sp_mean(&df.neg()?)?)?;
+        let lx = l.forward(&x)?;
+        ol.step(&objectives::lens_loss(
+            "gan",
+            lam,
+            &frozen(&d, &lx)?,
+            &x,
+            &lx,
+        )?)?;
+        Ok(())
+    })
+}
+
+fn mlp(i: usize, o: usize) -> R<Net> {
+    Ok(Net::sequential(vec![
+        Net::linear(i, 128, true)?,
+        Net::act(Act::Relu),
+        Net::linear(128, 128, true)?,
+        Net::act(Act::Relu),
+        Net::linear(128, o, true)?,
+    ]))
+}
+
+fn rust_mixture3d(iters: usize) -> R<Vec<f64>> {
+    rng::seed(0);
+    let bs = 512;
+    let g = mlp(2, 3)?;
+    let d = mlp(3, 1)?;
+    let (od, og) = (adam(&d, 1e-3)?, adam(&g, 1e-3)?);
+    let x = (randn(&[bs, 3])? * 0.01)?;
+    time_steps(iters, || {
+        let fake = g.forward(&randn(&[bs, 2])?)?.detach();
+        let (dr, df, omega) = roth_terms(&d, &x, &fake)?;
+        od.step(&(objectives::nsgan_d(&dr, &df)? + (omega * 0.05)?)?)?;
+        let df = frozen(&d, &g.forward(&randn(&[bs, 2])?)?)?;
+        og.step(&sp_mean(&df.neg()?)?)?;
+        Ok(())
+    })
+}
+
+fn rust_times(name: &str, iters: usize) -> R<Vec<f64>> {
+    match name {
+        "magan_mnist" => rust_magan_mnist(iters),
+        "maxmargin_dcgan32" => rust_maxmargin_dcgan32(iters),
+        "roth_dcgan32" => rust_roth_dcgan32(iters),
+        "tempered_dcgan32" => rust_tempered_dcgan32(iters),
+        "mixture3d" => rust_mixture3d(iters),
+        _ => Err(format!(
+            "unknown configuration {name}; known: {}",
+            CONFIGS.join(", ")
+        )
+        .into()),
+    }
+}
+
+/// Child mode: alternate script and Rust rounds of one configuration, print one JSON line.
+fn child(name: &str, a: &Args) -> R<()> {
+    UNFROZEN.store(a.unfrozen, Ordering::Relaxed);
+    ganscript::autograd::ensure_double_backprop()?;
+    let (mut s, mut r) = (Vec::new(), Vec::new());
+    for round in 0..a.rounds {
+        // Alternate which goes first, so neither always runs on a warmer machine.
+        if round % 2 == 0 {
+            s.extend(script_times(name, a.iters)?);
+            r.extend(rust_times(name, a.iters)?);
+        } else {
+            r.extend(rust_times(name, a.iters)?);
+            s.extend(script_times(name, a.iters)?);
+        }
+    }
+    let (ms, mr) = (median(&s), median(&r));
+    let line = serde_json::json!({
+        "config": name,
+        "script_median_ms": (ms * 100.0).round() / 100.0,
+        "script_min_ms": (min(&s) * 100.0).round() / 100.0,
+        "rust_median_ms": (mr * 100.0).round() / 100.0,
+        "rust_min_ms": (min(&r) * 100.0).round() / 100.0,
+        "overhead_pct": ((ms - mr) / mr * 1000.0).round() / 10.0,
+        "peak_mib": peak_mib().round(),
+        "threads": rayon::current_num_threads(),
+        "iters": s.len(),
+        "frozen_d": !a.unfrozen,
+    });
+    println!("{line}");
+    Ok(())
+}
+
+fn main() {
+    let a = parse_args();
+    if let Some(name) = &a.child {
+        if let Err(e) = child(name, &a) {
+            eprintln!("{name}: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!(
+        "ganscript papers benchmark: {} iterations × {} rounds per side, {} threads, D {} in G/lens steps, load average {}",
+        a.iters,
+        a.rounds,
+        a.threads,
+        if a.unfrozen { "not frozen" } else { "frozen" },
+        load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+    );
+    println!(
+        "{:<20} {:>12} {:>12} {:>10} {:>10}",
+        "config", "script ms", "rust ms", "overhead", "peak MiB"
+    );
+    let mut json = Vec::new();
+    for name in CONFIGS {
+        if a.only.as_deref().is_some_and(|o| o != *name) {
+            continue;
+        }
+        let mut cmd = Command::new(&exe);
+        if a.unfrozen {
+            cmd.arg("--unfrozen");
+        }
+        let out = cmd
+            .args([
+                "--child",
+                name,
+                "--iters",
+                &a.iters.to_string(),
+                "--rounds",
+                &a.rounds.to_string(),
+            ])
+            .env("RAYON_NUM_THREADS", a.threads.to_string())
+            .output()
+            .expect("run the child process");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let Some(line) = text.lines().rev().find(|l| l.starts_with('{')) else {
+            println!(
+                "{name:<20} failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+            continue;
+        };
+        let v: serde_json::Value = serde_json::from_str(line).expect("child JSON");
+        println!(
+            "{:<20} {:>12.2} {:>12.2} {:>9.1}% {:>10.0}",
+            name,
+            v["script_median_ms"].as_f64().unwrap_or(f64::NAN),
+            v["rust_median_ms"].as_f64().unwrap_or(f64::NAN),
+            v["overhead_pct"].as_f64().unwrap_or(f64::NAN),
+            v["peak_mib"].as_f64().unwrap_or(f64::NAN),
+        );
+        json.push(line.to_string());
+    }
+    for l in json {
+        println!("{l}");
+    }
+}
