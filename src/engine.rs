@@ -2,13 +2,12 @@
 //! randomness, settings, ...), then the sandbox (no filesystem or environment access except the
 //! host's API, an operation budget, Ctrl-C) and the module resolver for `stdlib/` are set up.
 
-use crate::errors::ScriptResult;
 use crate::settings::{Settings, SharedSettings};
 use crate::{
     autograd, data, magan, metrics, nn, objectives, optim, penalties, repl, rng, run, schedules,
     settings, tensor,
 };
-use rhai::{Engine, EvalAltResult, Module, ModuleResolver, Position, Scope, Shared, AST, INT};
+use rhai::{Engine, EvalAltResult, Module, ModuleResolver, Position, Scope, Shared, INT};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -217,14 +216,4 @@ impl ModuleResolver for StdlibResolver {
         self.cache.borrow_mut().insert(label, module.clone());
         Ok(module)
     }
-}
-
-/// Compiles a script, naming it `name` for diagnostics.
-pub fn compile(engine: &Engine, sources: &Sources, name: &str, text: &str) -> ScriptResult<AST> {
-    sources.insert(name, text);
-    let mut ast = engine
-        .compile(text)
-        .map_err(|e| Box::new(EvalAltResult::from(e)))?;
-    ast.set_source(name);
-    Ok(ast)
 }
