@@ -12,10 +12,12 @@
 //! # Pausing a live run
 //! With `--interactive`, a rhai debugger (feature `debugging`) is registered with break-points on
 //! the *step boundaries*: calls to the functions named in [`STEP_BOUNDARIES`]. `pause()` always
-//! opens the prompt; the others open it only when a pause was requested (Ctrl-C). The prompt
+//! opens the prompt; the others open it only when a pause was requested (Ctrl-C), and only at the
+//! script's top level (not inside a function, whose scope holds only its locals). The prompt
 //! evaluates against the run's live scope, so the script's variables (nets, optimizers,
 //! schedules, `config`, hyper-parameters) can be read and assigned; `:continue` resumes the run
-//! with the changes, `:quit` stops it cleanly (see [`checkpoint_on_quit`]). Without the flag no
+//! with the changes, `:save` writes a checkpoint of the live state and `:quit` writes one and stops
+//! the run (see [`checkpoint::save_live`]). Without the flag no
 //! debugger is registered and a plain run pays nothing for this.
 //!
 //! ## Hot-swappable pieces
@@ -39,7 +41,7 @@
 use crate::diagnostics::{from_eval_error, from_parse_error, ScriptDiagnostic};
 use crate::engine::{EngineOptions, Sources, INTERRUPTED};
 use crate::script::catch_panics;
-use crate::{docs, tensor};
+use crate::{checkpoint, docs, tensor};
 use rhai::debugger::{BreakPoint, DebuggerCommand, DebuggerEvent};
 use rhai::{Dynamic, Engine, EvalAltResult, Scope, Stmt, AST};
 use std::cell::{Cell, RefCell};
@@ -82,8 +84,12 @@ pub const COMMANDS: &[(&str, &str)] = &[
         ":continue      resume the paused run (with whatever was changed here)",
     ),
     (
+        ":save",
+        ":save [MAP]    checkpoint the paused run now (state map: MAP, or the last save_checkpoint's keys from the live variables)",
+    ),
+    (
         ":quit",
-        ":quit          leave (a paused run is stopped cleanly); Ctrl-D also leaves",
+        ":quit          leave; a paused run is checkpointed (as :save) and stopped; Ctrl-D also leaves",
     ),
 ];
 
@@ -146,9 +152,53 @@ pub fn install_ctrlc(interrupt: Arc<AtomicBool>, pausable: bool) {
     });
 }
 
-/// Called when `:quit` stops a paused run, with the run's live scope, before the run ends.
-/// A checkpoint of the nets and optimizers will be written here.
-pub fn checkpoint_on_quit(_scope: &mut Scope) {}
+/// Called when `:quit` stops a paused run, with the run's live scope, before the run ends: a run
+/// that tracks nets or optimizers is checkpointed as by `:save`, so it can be resumed.
+pub fn checkpoint_on_quit(scope: &mut Scope) {
+    if checkpoint::tracked_names().is_empty() {
+        return;
+    }
+    match checkpoint::save_live(scope, None) {
+        Ok(s) => eprint!("{}", describe_save(&s)),
+        Err(e) => eprintln!("error: no checkpoint written on :quit: {e}"),
+    }
+}
+
+/// What `:save` (or `:quit`) wrote, for the user.
+fn describe_save(s: &checkpoint::LiveSave) -> String {
+    let mut text = format!(
+        "checkpoint written: {}\n  nets and optimizers: {}\n",
+        s.path.display(),
+        if s.tracked.is_empty() {
+            "none".to_string()
+        } else {
+            s.tracked.join(", ")
+        }
+    );
+    if s.explicit {
+        text.push_str(&format!("  state: the map given ({})\n", s.live.join(", ")));
+    } else if !s.live.is_empty() {
+        text.push_str(&format!(
+            "  state from the live variables: {}\n",
+            s.live.join(", ")
+        ));
+    }
+    if !s.kept.is_empty() {
+        text.push_str(&format!(
+            "  state kept from the last save_checkpoint: {}\n",
+            s.kept.join(", ")
+        ));
+    }
+    if let Some(dir) = s.path.parent() {
+        let script = s.script.as_ref().map(|p| p.display().to_string());
+        text.push_str(&format!(
+            "  continue it later with: ganscript run {} --resume {}\n",
+            script.as_deref().unwrap_or("SCRIPT"),
+            dir.display()
+        ));
+    }
+    text
+}
 
 /// What the prompt does after a line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -369,6 +419,27 @@ impl Session {
             }
             ":continue" | ":c" if self.paused => Output::action(Action::Continue),
             ":continue" | ":c" => Output::err("nothing to continue: no run is paused\n"),
+            ":save" => {
+                let explicit = if arg.is_empty() {
+                    None
+                } else {
+                    match self.eval(engine, scope, "<:save>", arg) {
+                        Ok(v) => match v.try_cast::<rhai::Map>() {
+                            Some(m) => Some(m),
+                            None => {
+                                return Output::err(
+                                    "usage: :save [MAP]: MAP is the state map to save, e.g. :save #{ step: step }\n",
+                                )
+                            }
+                        },
+                        Err(e) => return Output::err(e),
+                    }
+                };
+                match checkpoint::save_live(scope, explicit) {
+                    Ok(s) => Output::out(describe_save(&s)),
+                    Err(e) => Output::err(format!("cannot save: {e}\n")),
+                }
+            }
             ":quit" | ":q" | ":exit" => Output::action(Action::Quit),
             _ => {
                 let best = COMMANDS
@@ -885,8 +956,11 @@ pub fn install_pause_debugger(
                 return Ok(DebuggerCommand::Continue);
             };
             let name = STEP_BOUNDARIES.get(i).copied().unwrap_or("?");
-            let requested = PAUSE_REQUESTED.swap(false, Ordering::SeqCst);
-            if name != "pause" && !requested {
+            // A requested pause waits for a boundary at the script's top level, where the
+            // run's own variables are in scope (a function sees only its locals); `pause()`
+            // stops wherever it is called.
+            let top_level = ctx.global_runtime_state().level == 0;
+            if name != "pause" && !(top_level && PAUSE_REQUESTED.swap(false, Ordering::SeqCst)) {
                 return Ok(DebuggerCommand::Continue);
             }
             let mut st = state.borrow_mut();
@@ -899,7 +973,7 @@ pub fn install_pause_debugger(
                 _ => String::new(),
             };
             eprintln!(
-                "paused{where_} (before `{name}`): the run's variables are in scope; :continue resumes, :quit stops, :help"
+                "paused{where_} (before `{name}`): the run's variables are in scope; :continue resumes, :save checkpoints, :quit checkpoints and stops, :help"
             );
             let engine = ctx.engine();
             IN_PROMPT.set(true);

@@ -328,3 +328,178 @@ fn ctrl_c_cancels_an_evaluation_and_the_repl_goes_on() {
     assert_eq!(lines(&out), ["1", "2"], "{err}");
     assert!(err.contains("interrupted"), "{err}");
 }
+
+/// A run that tracks a net and an optimizer, draws random numbers every step, logs, pauses
+/// after step 3 and checkpoints every second step.
+const TRACKED: &str = r#"let net = sequential([linear(2, 3), relu(), linear(3, 1)]);
+let opt = adam(net, 0.05, 0.5, 0.999);
+track("net", net); track("opt", opt);
+let st = resume_state(#{ step: 0, tag: "t" });
+let step = st.step;
+while step < 6 {
+    step += 1;
+    let x = randn([8, 2]);
+    opt.step(net.forward(x).sqr().mean());
+    log(#{ step: step, y: net.forward(x).mean().item() });
+    if step == 3 { pause(); }
+    if step % 2 == 0 { save_checkpoint(#{ step: step, tag: "t" }); }
+}
+print(`end ${step}`);
+"#;
+
+fn run_in(dir: &Path, args: &[&str], stdin: &str) -> (bool, String, String) {
+    let mut all = vec!["run", "s.rhai"];
+    all.extend_from_slice(args);
+    ganscript(&all, stdin, dir)
+}
+
+#[test]
+fn quit_at_a_paused_run_checkpoints_and_the_resumed_run_equals_an_uninterrupted_one() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("s.rhai"), TRACKED).unwrap();
+    // Reference: the same run without --interactive (pause() is a note).
+    let (ok, out, err) = run_in(dir.path(), &["--out", "whole", "--seed", "7"], "");
+    assert!(ok && out.contains("end 6"), "{err}");
+    // Paused after step 3 (between checkpoints at steps 2 and 4), then :quit.
+    let (ok, out, err) = run_in(
+        dir.path(),
+        &["--out", "part", "--seed", "7", "-i"],
+        ":quit\n",
+    );
+    assert!(ok, "{err}");
+    assert!(!out.contains("end"), "{out}");
+    assert!(
+        err.contains("checkpoint written: part/checkpoint.safetensors"),
+        "{err}"
+    );
+    assert!(
+        err.contains("continue it later with: ganscript run s.rhai --resume part"),
+        "{err}"
+    );
+    assert!(err.contains("state from the live variables: step"), "{err}");
+    assert!(
+        err.contains("state kept from the last save_checkpoint: tag"),
+        "{err}"
+    );
+    let csv = |d: &str| std::fs::read_to_string(dir.path().join(d).join("metrics.csv")).unwrap();
+    assert_eq!(csv("part").lines().count(), 4, "{}", csv("part"));
+    // Resumed from the :quit checkpoint: steps 4 to 6, bit for bit those of the whole run.
+    let (ok, out, err) = run_in(dir.path(), &["--resume", "part"], "");
+    assert!(ok && out.contains("end 6"), "{err}");
+    assert_eq!(csv("part"), csv("whole"));
+}
+
+#[test]
+fn save_at_a_paused_run_writes_a_checkpoint_and_the_run_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("s.rhai"), TRACKED).unwrap();
+    let (ok, out, err) = run_in(
+        dir.path(),
+        &["--out", "r", "-i"],
+        ":save #{ step: 100, tag: \"mine\", lr: 0.5 }\n:continue\n",
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("checkpoint written: r/checkpoint.safetensors"),
+        "{out}"
+    );
+    assert!(
+        out.contains("state: the map given (lr, step, tag)"),
+        "{out}"
+    );
+    assert!(out.contains("end 6"), "{out}");
+    // The run's own checkpoints at steps 4 and 6 replaced it: step 6 is what resumes.
+    let probe = "let st = resume_state(#{}); print(`resumed at ${st.step} ${st.tag}`);";
+    std::fs::write(
+        dir.path().join("probe.rhai"),
+        format!(
+            "{}\n{probe}",
+            TRACKED.lines().take(3).collect::<Vec<_>>().join("\n")
+        ),
+    )
+    .unwrap();
+    let (ok, out, err) = ganscript(&["run", "probe.rhai", "--resume", "r"], "", dir.path());
+    assert!(ok, "{err}");
+    assert!(out.contains("resumed at 6 t"), "{out}");
+}
+
+#[test]
+fn save_with_an_explicit_state_map_is_what_resume_state_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    // Pauses at step 1, before any save_checkpoint: :save with a map, then :quit, whose
+    // checkpoint rebuilds that map's keys from the live variables where there are some.
+    std::fs::write(
+        dir.path().join("s.rhai"),
+        TRACKED.replace("step == 3", "step == 1"),
+    )
+    .unwrap();
+    let (ok, _, err) = run_in(
+        dir.path(),
+        &["--out", "r", "-i"],
+        ":save #{ step: step, tag: \"mine\", lr: 0.5 }\n:quit\n",
+    );
+    assert!(ok, "{err}");
+    let probe = format!(
+        "{}\nlet st = resume_state(#{{}}); print(`resumed at ${{st.step}} ${{st.tag}} ${{st.lr}}`);",
+        TRACKED.lines().take(3).collect::<Vec<_>>().join("\n")
+    );
+    std::fs::write(dir.path().join("probe.rhai"), probe).unwrap();
+    let (ok, out, err) = ganscript(&["run", "probe.rhai", "--resume", "r"], "", dir.path());
+    assert!(ok, "{err}");
+    // `step` is the live variable (1); there is no variable `tag` or `lr`, so they keep the
+    // values given to :save.
+    assert!(out.contains("resumed at 1 mine 0.5"), "{out}");
+}
+
+#[test]
+fn save_in_a_run_that_tracks_nothing_is_a_clear_error_and_the_prompt_goes_on() {
+    let (ok, out, err) = run_script(PAUSING, &["-i"], ":save\nlr\n:continue\n");
+    assert!(ok, "{err}");
+    assert!(
+        err.contains("cannot save: this run tracks no nets or optimizers"),
+        "{err}"
+    );
+    assert!(out.contains("0.1\n"), "{out}");
+    assert!(out.contains("step 3"), "{out}");
+}
+
+#[test]
+fn a_learning_rate_changed_at_the_paused_prompt_shows_in_the_logged_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = TRACKED.replace(
+        "log(#{ step: step, y: net.forward(x).mean().item() });",
+        "log(#{ step: step, lr: opt.lr });",
+    );
+    std::fs::write(dir.path().join("s.rhai"), src).unwrap();
+    let (ok, out, err) = run_in(
+        dir.path(),
+        &["--out", "r", "-i"],
+        "opt.lr = 0.125;\n:continue\n",
+    );
+    assert!(ok && out.contains("end 6"), "{err}");
+    let csv = std::fs::read_to_string(dir.path().join("r/metrics.csv")).unwrap();
+    assert_eq!(
+        csv.lines().collect::<Vec<_>>(),
+        ["step,lr", "1,0.05", "2,0.05", "3,0.05", "4,0.125", "5,0.125", "6,0.125"],
+        "{csv}"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_pauses_at_a_top_level_boundary_not_inside_a_function() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = "fn inner(i) { log(#{ i: i }); }\nlet step = 0;\nprint(\"started\");\nloop { step += 1; inner(step); step_boundary(); }\n";
+    std::fs::write(dir.path().join("long.rhai"), src).unwrap();
+    let (ok, out, err) = with_ctrl_c(
+        &["run", "long.rhai", "-i", "--out", "out"],
+        "step > 0\n:quit\n",
+        dir.path(),
+    );
+    assert!(ok, "{err}");
+    assert_eq!(lines(&out), ["started", "true"], "{err}");
+    assert!(
+        err.contains("long.rhai:4 (before `step_boundary`)"),
+        "{err}"
+    );
+}

@@ -310,3 +310,22 @@ fn progress_plain_lines() {
         "progress alone writes no run directory"
     );
 }
+
+#[test]
+fn a_log_scale_plot_of_values_that_are_never_positive_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let text = r#"
+        for t in 1..4 { log(#{ step: t, gamma: 0.0, loss: 1.0 * t }); }
+        plot("loss.png", ["loss"], #{ log_y: true });
+        plot("gamma.png", ["gamma"], #{ log_y: true });
+    "#;
+    let (r, _) = run_in(tmp.path(), &out, text, &[]);
+    let msg = r.unwrap_err();
+    assert!(
+        msg.contains("gamma has no positive values to draw on a log scale"),
+        "{msg}"
+    );
+    assert!(out.join("loss.png").exists());
+    assert!(!out.join("gamma.png").exists());
+}

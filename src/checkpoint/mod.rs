@@ -70,6 +70,9 @@ struct CheckpointState {
     tracked: Vec<(String, Tracked)>,
     resume: Option<Loaded>,
     resumed: bool,
+    /// The state map of the last `save_checkpoint` (or the one `resume_state` restored): the
+    /// template `:save` and `:quit` rebuild from the live variables.
+    last_values: Option<Map>,
 }
 
 thread_local! {
@@ -314,6 +317,7 @@ fn resume_state(defaults: Map) -> ScriptResult<Map> {
     STATE.with(|s| {
         let mut s = s.borrow_mut();
         let Some(loaded) = &s.resume else {
+            s.last_values = Some(defaults.clone());
             return Ok(defaults);
         };
         if s.resumed {
@@ -342,11 +346,22 @@ fn resume_state(defaults: Map) -> ScriptResult<Map> {
             crate::run::metrics::restore(&run, rows)?;
         }
         s.resumed = true;
+        s.last_values = Some(out.clone());
         Ok(out)
     })
 }
 
 fn save_checkpoint(values: &Map, interrupt: &AtomicBool) -> ScriptResult<String> {
+    let path = write_checkpoint(values)?;
+    if interrupt.load(Ordering::SeqCst) {
+        return Err(script_err(INTERRUPTED_SAVED));
+    }
+    Ok(path.display().to_string())
+}
+
+/// Writes the checkpoint of the current run: the tracked nets and optimizers, `values`, the
+/// generator and the metrics position. Remembers `values` as the last state map.
+fn write_checkpoint(values: &Map) -> ScriptResult<PathBuf> {
     let run = crate::run::current().ok_or_else(|| script_err("save_checkpoint: no run"))?;
     let dir = run.dir()?;
     let mut tensors: Vec<(String, CT)> = Vec::new();
@@ -365,9 +380,9 @@ fn save_checkpoint(values: &Map, interrupt: &AtomicBool) -> ScriptResult<String>
             }
         }
     }
-    let values = encode(&Dynamic::from_map(values.clone()), "", &mut tensors)?;
+    let encoded = encode(&Dynamic::from_map(values.clone()), "", &mut tensors)?;
     let state = json!({
-        "values": values,
+        "values": encoded,
         "rng": crate::rng::state(),
         "metrics_rows": crate::run::metrics::row_count(&run),
         "tracked": tracked.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(),
@@ -381,10 +396,85 @@ fn save_checkpoint(values: &Map, interrupt: &AtomicBool) -> ScriptResult<String>
     });
     let path = dir.join(FILE_NAME);
     file::write(&path, &tensors, &state).map_err(script_err)?;
-    if interrupt.load(Ordering::SeqCst) {
-        return Err(script_err(INTERRUPTED_SAVED));
+    STATE.with(|s| s.borrow_mut().last_values = Some(values.clone()));
+    Ok(path)
+}
+
+/// The names of the tracked nets and optimizers.
+pub fn tracked_names() -> Vec<String> {
+    STATE.with(|s| s.borrow().tracked.iter().map(|(n, _)| n.clone()).collect())
+}
+
+/// What [`save_live`] wrote.
+#[derive(Debug, Clone)]
+pub struct LiveSave {
+    /// The checkpoint file.
+    pub path: PathBuf,
+    /// The script of the run (for the resume command).
+    pub script: Option<PathBuf>,
+    /// The tracked nets and optimizers written.
+    pub tracked: Vec<String>,
+    /// The state map was given explicitly (its keys are in `live`).
+    pub explicit: bool,
+    /// State keys taken from the live variable of the same name.
+    pub live: Vec<String>,
+    /// State keys kept from the last `save_checkpoint` (no variable of that name and type).
+    pub kept: Vec<String>,
+}
+
+/// A checkpoint of a paused run, written from the prompt (`:save`, and `:quit` before it
+/// stops the run). The nets, optimizers and generator are saved as they are now. The state map
+/// is `explicit` if given; otherwise the last `save_checkpoint`'s map with each key replaced by
+/// the live variable of that name in `scope` when there is one of the same type (so a step
+/// counter is saved as it stands), the saved value otherwise.
+pub fn save_live(scope: &rhai::Scope, explicit: Option<Map>) -> Result<LiveSave, String> {
+    let tracked = tracked_names();
+    if tracked.is_empty() && explicit.is_none() {
+        return Err(
+            "this run tracks no nets or optimizers (track(name, value)), so there is nothing to checkpoint"
+                .into(),
+        );
     }
-    Ok(path.display().to_string())
+    let given = explicit.is_some();
+    let (values, live, kept) = match explicit {
+        Some(m) => {
+            let keys = m.keys().map(|k| k.to_string()).collect();
+            (m, keys, Vec::new())
+        }
+        None => {
+            let template = STATE
+                .with(|s| s.borrow().last_values.clone())
+                .unwrap_or_default();
+            let (mut live, mut kept) = (Vec::new(), Vec::new());
+            let mut values = Map::new();
+            for (k, saved) in template {
+                let current = scope.get(k.as_str()).map(Dynamic::flatten_clone);
+                match current {
+                    Some(v) if v.type_name() == saved.flatten_clone().type_name() => {
+                        values.insert(k.clone(), v);
+                        live.push(k.to_string());
+                    }
+                    _ => {
+                        values.insert(k.clone(), saved);
+                        kept.push(k.to_string());
+                    }
+                }
+            }
+            (values, live, kept)
+        }
+    };
+    let path = write_checkpoint(&values).map_err(|e| match *e {
+        rhai::EvalAltResult::ErrorRuntime(msg, _) => msg.to_string(),
+        other => other.to_string(),
+    })?;
+    Ok(LiveSave {
+        path,
+        script: crate::run::current().and_then(|r| r.script_path()),
+        tracked,
+        explicit: given,
+        live,
+        kept,
+    })
 }
 
 pub fn register(engine: &mut Engine, opts: &EngineOptions) {
@@ -392,6 +482,7 @@ pub fn register(engine: &mut Engine, opts: &EngineOptions) {
         let mut s = s.borrow_mut();
         s.tracked.clear();
         s.resumed = false;
+        s.last_values = None;
     });
     reg!(engine, "track", "Registers a net or optimizer for checkpoints; when resuming (--resume), loads its saved values now.", |name: &str, value: Dynamic| {
         track(name, value)

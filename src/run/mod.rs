@@ -286,6 +286,11 @@ impl RunHandle {
         self.0.borrow_mut().dir()
     }
 
+    /// The script the run executes, if it came from a file.
+    pub fn script_path(&self) -> Option<PathBuf> {
+        self.0.borrow().script_path.clone()
+    }
+
     /// The run directory if the script made one.
     pub fn dir_if_created(&self) -> Option<PathBuf> {
         self.0.borrow().dir.clone()

@@ -397,6 +397,18 @@ fn plot(h: &RunHandle, name: &str, keys: &Dynamic, opts: &Map) -> ScriptResult<S
             })
             .collect()
     };
+    if log_y && series.iter().all(|(_, s)| s.is_empty()) {
+        let st = h.0.borrow();
+        if keys
+            .iter()
+            .any(|k| !st.metrics.series(&x_key, k).is_empty())
+        {
+            return Err(script_err(format!(
+                "plot: {} has no positive values to draw on a log scale (log_y: true)",
+                keys.join(", ")
+            )));
+        }
+    }
     if series.iter().all(|(_, s)| s.is_empty()) {
         let logged = h.0.borrow().metrics.keys.join(", ");
         return Err(script_err(format!(
