@@ -26,6 +26,7 @@ macro_rules! reg {
 
 pub mod autograd;
 pub mod checkpoint;
+pub mod compare;
 pub mod data;
 pub mod device;
 pub mod diagnostics;

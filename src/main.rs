@@ -76,6 +76,27 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Draw logged metrics of several runs on one plot and print a table of them.
+    Compare {
+        /// Run directories (each with a metrics.jsonl).
+        #[arg(required = true)]
+        runs: Vec<PathBuf>,
+        /// The metrics to draw, comma-separated (e.g. e_x,e_z).
+        #[arg(long, value_delimiter = ',', required = true)]
+        y: Vec<String>,
+        /// The x axis key.
+        #[arg(long, default_value = "step")]
+        x: String,
+        /// The PNG to write (without it, only the table is printed).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// The plot's title.
+        #[arg(long)]
+        title: Option<String>,
+        /// Average runs whose directory names differ only in a trailing `-s<seed>`.
+        #[arg(long)]
+        mean_seeds: bool,
+    },
     /// An interactive prompt (`:help` lists its commands); FILE is loaded first.
     Repl {
         /// A script to load first (its functions and variables become available).
@@ -138,6 +159,30 @@ fn main() -> ExitCode {
             seed,
             json,
         } => eval(runs, samples, &generator, seed, json),
+        Command::Compare {
+            runs,
+            y,
+            x,
+            out,
+            title,
+            mean_seeds,
+        } => {
+            let args = ganscript::compare::CompareArgs {
+                runs,
+                keys: y,
+                x,
+                out,
+                title,
+                mean_seeds,
+            };
+            match ganscript::compare::main(&args) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Repl { file, seed, device } => repl(file, seed, device),
         Command::Check { files } => check(files),
         Command::Doc { name } => doc(name),

@@ -1,0 +1,167 @@
+//! `ganscript compare`: logged metrics of several runs on one plot (PNG) and in one table.
+//!
+//! ```text
+//! ganscript compare runs/magan runs/ebgan-m30 --y e_x,e_z --x epoch --out energies.png
+//! ganscript compare runs/roth-*-s1 runs/roth-*-s2 --y modes --mean-seeds --out modes.png
+//! ```
+//! Each run's `metrics.jsonl` is read; every (run, key) pair becomes a line. With `--mean-seeds`,
+//! runs whose directory names differ only in a trailing `-s<seed>` are averaged (at the x values
+//! all of them logged) and drawn as one line. The table printed gives each line's last value,
+//! its minimum and maximum.
+
+use crate::run::plot::{line_plot_png, Series};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// What to compare and where to draw it.
+pub struct CompareArgs {
+    pub runs: Vec<PathBuf>,
+    pub keys: Vec<String>,
+    pub x: String,
+    pub out: Option<PathBuf>,
+    pub title: Option<String>,
+    pub mean_seeds: bool,
+}
+
+/// The (x, y) points of `key` in the run directory `dir`, in logged order.
+pub fn read_series(dir: &Path, x: &str, key: &str) -> Result<Vec<(f64, f64)>, String> {
+    let path = dir.join("metrics.jsonl");
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut out = Vec::new();
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let row: serde_json::Value = serde_json::from_str(line)
+            .map_err(|e| format!("{}:{}: not a JSON object: {e}", path.display(), i + 1))?;
+        if let (Some(xv), Some(yv)) = (row[x].as_f64(), row[key].as_f64()) {
+            out.push((xv, yv));
+        }
+    }
+    if out.is_empty() {
+        return Err(format!(
+            "{}: no row has both `{x}` and `{key}`",
+            path.display()
+        ));
+    }
+    Ok(out)
+}
+
+/// The group name of a run directory: its file name without a trailing `-s<digits>`.
+pub fn seed_group(dir: &Path) -> String {
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| dir.display().to_string());
+    match name.rsplit_once("-s") {
+        Some((base, seed)) if !seed.is_empty() && seed.chars().all(|c| c.is_ascii_digit()) => {
+            base.to_string()
+        }
+        _ => name,
+    }
+}
+
+/// The mean of several series at the x values present in all of them.
+pub fn mean_series(all: &[Vec<(f64, f64)>]) -> Vec<(f64, f64)> {
+    let mut acc: BTreeMap<u64, (f64, f64, usize)> = BTreeMap::new();
+    for s in all {
+        for &(x, y) in s {
+            let e = acc.entry(x.to_bits()).or_insert((x, 0.0, 0));
+            e.1 += y;
+            e.2 += 1;
+        }
+    }
+    let mut out: Vec<(f64, f64)> = acc
+        .into_values()
+        .filter(|e| e.2 == all.len())
+        .map(|(x, sum, n)| (x, sum / n as f64))
+        .collect();
+    out.sort_by(|a, b| a.0.total_cmp(&b.0));
+    out
+}
+
+/// The lines to draw: one per (run or seed group, key).
+pub fn collect(args: &CompareArgs) -> Result<Vec<Series>, String> {
+    let mut groups: Vec<(String, Vec<PathBuf>)> = Vec::new();
+    for run in &args.runs {
+        let name = if args.mean_seeds {
+            seed_group(run)
+        } else {
+            run.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| run.display().to_string())
+        };
+        match groups.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, dirs)) if args.mean_seeds => dirs.push(run.clone()),
+            _ => groups.push((name, vec![run.clone()])),
+        }
+    }
+    let mut series = Vec::new();
+    for (name, dirs) in &groups {
+        for key in &args.keys {
+            let all = dirs
+                .iter()
+                .map(|d| read_series(d, &args.x, key))
+                .collect::<Result<Vec<_>, _>>()?;
+            let points = if all.len() == 1 {
+                all.into_iter().next().unwrap_or_default()
+            } else {
+                mean_series(&all)
+            };
+            let mut label = name.clone();
+            if args.keys.len() > 1 {
+                label = format!("{label} {key}");
+            }
+            if dirs.len() > 1 {
+                label = format!("{label} (mean of {})", dirs.len());
+            }
+            series.push((label, points));
+        }
+    }
+    Ok(series)
+}
+
+/// A table of each line's last, minimum and maximum value.
+pub fn table(series: &[Series], x: &str) -> String {
+    let width = series
+        .iter()
+        .map(|(n, _)| n.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    let mut s = format!(
+        "{:width$}  {:>10}  {:>12}  {:>12}  {:>12}\n",
+        "line",
+        format!("last {x}"),
+        "last",
+        "min",
+        "max"
+    );
+    for (name, p) in series {
+        let (lx, ly) = p.last().copied().unwrap_or((f64::NAN, f64::NAN));
+        let min = p.iter().map(|q| q.1).fold(f64::INFINITY, f64::min);
+        let max = p.iter().map(|q| q.1).fold(f64::NEG_INFINITY, f64::max);
+        s.push_str(&format!(
+            "{name:width$}  {lx:>10}  {ly:>12.4}  {min:>12.4}  {max:>12.4}\n"
+        ));
+    }
+    s
+}
+
+/// `ganscript compare`.
+pub fn main(args: &CompareArgs) -> Result<(), String> {
+    if args.keys.is_empty() {
+        return Err("compare: give the metrics to draw with --y KEY[,KEY...]".into());
+    }
+    let series = collect(args)?;
+    print!("{}", table(&series, &args.x));
+    if let Some(out) = &args.out {
+        let title = args.title.clone().unwrap_or_else(|| args.keys.join(", "));
+        let png = line_plot_png(&series, &args.x, "value", &title).map_err(|e| e.to_string())?;
+        crate::run::atomic_write(out, &png).map_err(|e| e.to_string())?;
+        eprintln!("wrote {}", out.display());
+    }
+    Ok(())
+}

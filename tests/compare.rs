@@ -1,0 +1,80 @@
+//! `ganscript compare`: metrics of several runs in one table and one plot.
+
+use std::path::Path;
+use std::process::Command;
+
+fn write_run(dir: &Path, name: &str, rows: &[(i64, f64)]) {
+    let d = dir.join(name);
+    std::fs::create_dir_all(&d).unwrap();
+    let text: String = rows
+        .iter()
+        .map(|(s, v)| format!("{{\"step\":{s},\"modes\":{v},\"other\":1}}\n"))
+        .collect();
+    std::fs::write(d.join("metrics.jsonl"), text).unwrap();
+}
+
+fn compare(dir: &Path, args: &[&str]) -> (bool, String, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_ganscript"))
+        .arg("compare")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn seeds_are_averaged_at_the_steps_all_of_them_logged_and_the_plot_is_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_run(tmp.path(), "a-s1", &[(100, 1.0), (200, 3.0), (300, 7.0)]);
+    write_run(tmp.path(), "a-s2", &[(100, 2.0), (200, 5.0)]);
+    write_run(tmp.path(), "b-s1", &[(100, 4.0), (200, 6.0)]);
+    let (ok, out, err) = compare(
+        tmp.path(),
+        &[
+            "a-s1",
+            "a-s2",
+            "b-s1",
+            "--y",
+            "modes",
+            "--mean-seeds",
+            "--out",
+            "p/modes.png",
+        ],
+    );
+    assert!(ok, "{err}");
+    let rows: Vec<Vec<&str>> = out
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    // a: the mean of the two seeds at steps 100 and 200 (step 300 is only in one): 1.5, 4.0.
+    assert_eq!(
+        rows[0],
+        ["a", "(mean", "of", "2)", "200", "4.0000", "1.5000", "4.0000"],
+        "{out}"
+    );
+    assert_eq!(rows[1], ["b", "200", "6.0000", "4.0000", "6.0000"], "{out}");
+    let img = image::open(tmp.path().join("p/modes.png")).unwrap();
+    assert_eq!((img.width(), img.height()), (800, 500));
+}
+
+#[test]
+fn a_run_without_the_metric_is_an_error_naming_the_file_and_no_plot_is_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_run(tmp.path(), "a", &[(1, 1.0)]);
+    let (ok, _, err) = compare(tmp.path(), &["a", "--y", "modes,e_x", "--out", "x.png"]);
+    assert!(!ok);
+    assert!(
+        err.contains("a/metrics.jsonl: no row has both `step` and `e_x`"),
+        "{err}"
+    );
+    assert!(!tmp.path().join("x.png").exists());
+    let (ok, _, err) = compare(tmp.path(), &["missing", "--y", "modes"]);
+    assert!(!ok);
+    assert!(err.contains("cannot read missing/metrics.jsonl"), "{err}");
+}
