@@ -294,18 +294,25 @@ fn per_sample_logits(out: &CT, n: usize) -> ScriptResult<CT> {
 /// `mean((1-σ(dr))² ‖∇D(real)‖₂² + σ(df)² ‖∇D(fake)‖₂²)`, pairing samples by index.
 /// The discriminator loss adds `γ/2 ·` this.
 pub fn roth_js(d: &mut Disc, real: &CT, fake: &CT) -> ScriptResult<CT> {
+    roth_js_with_logits(d, real, fake).map(|(omega, _, _)| omega)
+}
+
+/// [`roth_js`] and the logits `D(real)`, `D(fake)` it computed on the way (differentiable in
+/// D's parameters), so that the adversarial loss needs no second pair of forward passes.
+pub fn roth_js_with_logits(d: &mut Disc, real: &CT, fake: &CT) -> ScriptResult<(CT, CT, CT)> {
     check_pair(real, fake, "roth_js")?;
     let n = real.dim(0).or_script()?;
-    let (dr, gr) = input_grad(d, real)?;
-    let (df, gf) = input_grad(d, fake)?;
-    let dr = per_sample_logits(&dr, n)?;
-    let df = per_sample_logits(&df, n)?;
-    (|| {
+    let (dr_out, gr) = input_grad(d, real)?;
+    let (df_out, gf) = input_grad(d, fake)?;
+    let dr = per_sample_logits(&dr_out, n)?;
+    let df = per_sample_logits(&df_out, n)?;
+    let omega = (|| {
         let wr = sigmoid(&dr)?.affine(-1.0, 1.0)?.sqr()?;
         let wf = sigmoid(&df)?.sqr()?;
         ((wr * sq_l2_per_sample(&gr)?)? + (wf * sq_l2_per_sample(&gf)?)?)?.mean_all()
     })()
-    .ctx("roth_js")
+    .ctx("roth_js")?;
+    Ok((omega, dr_out, df_out))
 }
 
 pub fn register(engine: &mut Engine) {
@@ -340,6 +347,16 @@ pub fn register(engine: &mut Engine) {
         "Roth et al. regulariser mean((1-σ(D(real)))²‖∇D(real)‖² + σ(D(fake))²‖∇D(fake)‖²); the D loss adds γ/2 · this.",
         |ctx: NativeCallContext, d: FnPtr, real: Tensor, fake: Tensor| -> ScriptResult<Tensor> {
             roth_js(&mut |x: &CT| call_net(&ctx, &d, x), &real.0, &fake.0).map(Tensor)
+        });
+    reg!(engine, "roth_js_logits",
+        "roth_js and the logits it computed: #{ omega, d_real, d_fake } (D(real), D(fake), differentiable in D's parameters), so the D loss can use them instead of two more forward passes.",
+        |ctx: NativeCallContext, d: FnPtr, real: Tensor, fake: Tensor| -> ScriptResult<Map> {
+            let (omega, dr, df) = roth_js_with_logits(&mut |x: &CT| call_net(&ctx, &d, x), &real.0, &fake.0)?;
+            let mut m = Map::new();
+            m.insert("omega".into(), Dynamic::from(Tensor(omega)));
+            m.insert("d_real".into(), Dynamic::from(Tensor(dr)));
+            m.insert("d_fake".into(), Dynamic::from(Tensor(df)));
+            Ok(m)
         });
     reg!(
         engine,

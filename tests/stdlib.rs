@@ -29,6 +29,13 @@ for norm in ["l2", "l1", "linf"] {
 pairs.push(["r1", r1(D, real), gp::r1(D, real)]);
 pairs.push(["r2", r2(D, fake), gp::r2(D, fake)]);
 pairs.push(["roth_js", roth_js(D, real, fake), gp::roth_js(D, real, fake)]);
+// roth_js_logits: the same Ω, and its logits give the same D loss (value and parameter
+// gradients) as separate forward passes.
+let rl = roth_js_logits(D, real, fake);
+pairs.push(["roth_js_logits omega", roth_js(D, real, fake), rl.omega]);
+pairs.push(["roth_js_logits D loss",
+    d_loss("nsgan", D.call(real), D.call(fake)) + roth_js(D, real, fake),
+    d_loss("nsgan", rl.d_real, rl.d_fake) + rl.omega]);
 // the default options, with u drawn from the seeded generator by both
 seed(42);
 let native = gradient_penalty(D, real, fake);
