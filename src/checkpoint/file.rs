@@ -20,20 +20,12 @@ pub fn write(
     let mut meta = HashMap::new();
     let doc = serde_json::json!({ "format": FORMAT, "state": state });
     meta.insert(META_KEY.to_string(), doc.to_string());
-    let views: Vec<(&str, Tensor)> = tensors
-        .iter()
-        .map(|(k, t)| t.contiguous().map(|t| (k.as_str(), t)))
-        .collect::<candle_core::Result<_>>()
-        .map_err(|e| format!("checkpoint {}: {e}", path.display()))?;
-    let tmp = path.with_extension("tmp");
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    }
-    safetensors::serialize_to_file(views, Some(meta), &tmp)
-        .map_err(|e| format!("cannot write checkpoint {}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, path)
-        .map_err(|e| format!("cannot write checkpoint {}: {e}", path.display()))
+    crate::run::write_safetensors(
+        path,
+        tensors.iter().map(|(k, t)| (k.as_str(), t)),
+        Some(meta),
+    )
+    .map_err(|e| format!("cannot write checkpoint {e}"))
 }
 
 /// Reads a checkpoint: its tensors (on `device`) and its JSON state. Every problem (missing,

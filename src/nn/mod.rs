@@ -1050,23 +1050,8 @@ impl Net {
 
 /// Writes tensors as safetensors to `path.tmp`, then renames it to `path`.
 pub fn save_tensors_atomic(map: &HashMap<String, CT>, path: &Path) -> Result<(), String> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = std::path::PathBuf::from(tmp);
-    if let Some(dir) = path.parent() {
-        if !dir.as_os_str().is_empty() && !dir.exists() {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                format!(
-                    "save {}: cannot create {}: {e}",
-                    path.display(),
-                    dir.display()
-                )
-            })?;
-        }
-    }
-    candle_core::safetensors::save(map, &tmp)
-        .map_err(|e| format!("save {}: {e}", path.display()))?;
-    std::fs::rename(&tmp, path).map_err(|e| format!("save {}: {e}", path.display()))
+    crate::run::write_safetensors(path, map.iter().map(|(k, t)| (k.as_str(), t)), None)
+        .map_err(|e| format!("save {}: {e}", path.display()))
 }
 
 /// Reads every tensor of a safetensors file (on the current device), with clear errors.

@@ -60,22 +60,38 @@ pub fn current() -> Option<RunHandle> {
 
 /// Writes `bytes` to `path` atomically: `<path>.tmp` in the same directory, then a rename.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> ScriptResult<()> {
+    write_atomically(path, bytes).map_err(script_err)
+}
+
+/// [`atomic_write`] with a plain error message (for code outside a script call).
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)
-            .map_err(|e| script_err(format!("cannot create {}: {e}", parent.display())))?;
+            .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
     }
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, bytes)
-        .map_err(|e| script_err(format!("cannot write {}: {e}", tmp.display())))?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        script_err(format!(
-            "cannot rename {} to {}: {e}",
-            tmp.display(),
-            path.display()
-        ))
-    })
+    std::fs::write(&tmp, bytes).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, path)
+        .map_err(|e| format!("cannot rename {} to {}: {e}", tmp.display(), path.display()))
+}
+
+/// Serializes named tensors (and optional string metadata) as safetensors and writes the file
+/// atomically.
+pub fn write_safetensors<'a>(
+    path: &Path,
+    tensors: impl IntoIterator<Item = (&'a str, &'a candle_core::Tensor)>,
+    meta: Option<HashMap<String, String>>,
+) -> Result<(), String> {
+    let views: Vec<(&str, candle_core::Tensor)> = tensors
+        .into_iter()
+        .map(|(k, t)| t.contiguous().map(|t| (k, t)))
+        .collect::<candle_core::Result<_>>()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let bytes =
+        safetensors::serialize(views, meta).map_err(|e| format!("{}: {e}", path.display()))?;
+    write_atomically(path, &bytes)
 }
 
 /// (year, month, day, hour, minute, second) in UTC.
