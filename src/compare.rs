@@ -13,13 +13,26 @@ use crate::run::plot::{line_plot_png, Series};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// What to compare and where to draw it.
+/// What to compare and where to draw it (the arguments of `ganscript compare`).
+#[derive(clap::Args, Debug, Clone)]
 pub struct CompareArgs {
+    /// Run directories (each with a metrics.jsonl).
+    #[arg(required = true)]
     pub runs: Vec<PathBuf>,
+    /// The metrics to draw, comma-separated (e.g. e_x,e_z).
+    #[arg(long = "y", value_delimiter = ',', required = true)]
     pub keys: Vec<String>,
+    /// The x axis key.
+    #[arg(long, default_value = "step")]
     pub x: String,
+    /// The PNG to write (without it, only the table is printed).
+    #[arg(long)]
     pub out: Option<PathBuf>,
+    /// The plot's title.
+    #[arg(long)]
     pub title: Option<String>,
+    /// Average runs whose directory names differ only in a trailing `-s<seed>`.
+    #[arg(long)]
     pub mean_seeds: bool,
 }
 

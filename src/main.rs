@@ -27,35 +27,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a training script.
-    Run {
-        /// The script (.rhai).
-        file: PathBuf,
-        /// A setting the script reads with `setting(key, default)` (repeatable): numbers,
-        /// strings and true/false are parsed.
-        #[arg(long = "set", value_name = "KEY=VALUE")]
-        set: Vec<String>,
-        /// Seed of the random generator (a CPU run with the same seed is identical, bit for bit).
-        /// Default 0, or the seed of the run given with --resume.
-        #[arg(long)]
-        seed: Option<u64>,
-        /// Device: cpu, cuda or cuda:N.
-        #[arg(long, default_value = "cpu")]
-        device: String,
-        /// Run directory (default: runs/<script>-<timestamp>).
-        #[arg(long, conflicts_with = "resume")]
-        out: Option<PathBuf>,
-        /// Continue the run in RUN_DIR from its checkpoint, appending to its logs; its settings
-        /// are reused and --set values override them (a larger `epochs` extends a finished run).
-        #[arg(long, value_name = "RUN_DIR")]
-        resume: Option<PathBuf>,
-        /// Operation budget of the script (0: unlimited).
-        #[arg(long, default_value_t = 0)]
-        max_ops: u64,
-        /// Ctrl-C or `pause()` opens the REPL on the run's live state at the next step
-        /// boundary (`:continue` resumes, `:quit` stops).
-        #[arg(long, short = 'i')]
-        interactive: bool,
-    },
+    Run(RunArgs),
     /// Load runs' checkpoints, sample their generators and print the papers' metrics (MNIST
     /// score and feature distance, or mode coverage; with several runs, a cross-test of their
     /// discriminators).
@@ -77,26 +49,7 @@ enum Command {
         json: bool,
     },
     /// Draw logged metrics of several runs on one plot and print a table of them.
-    Compare {
-        /// Run directories (each with a metrics.jsonl).
-        #[arg(required = true)]
-        runs: Vec<PathBuf>,
-        /// The metrics to draw, comma-separated (e.g. e_x,e_z).
-        #[arg(long, value_delimiter = ',', required = true)]
-        y: Vec<String>,
-        /// The x axis key.
-        #[arg(long, default_value = "step")]
-        x: String,
-        /// The PNG to write (without it, only the table is printed).
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// The plot's title.
-        #[arg(long)]
-        title: Option<String>,
-        /// Average runs whose directory names differ only in a trailing `-s<seed>`.
-        #[arg(long)]
-        mean_seeds: bool,
-    },
+    Compare(ganscript::compare::CompareArgs),
     /// An interactive prompt (`:help` lists its commands); FILE is loaded first.
     Repl {
         /// A script to load first (its functions and variables become available).
@@ -133,25 +86,7 @@ fn main() -> ExitCode {
     }
     let cli = Cli::parse();
     match cli.command {
-        Command::Run {
-            file,
-            set,
-            seed,
-            device,
-            out,
-            max_ops,
-            interactive,
-            resume,
-        } => run(RunArgs {
-            file,
-            set,
-            seed,
-            device,
-            out,
-            max_ops,
-            interactive,
-            resume,
-        }),
+        Command::Run(args) => run(args),
         Command::Eval {
             runs,
             samples,
@@ -159,30 +94,13 @@ fn main() -> ExitCode {
             seed,
             json,
         } => eval(runs, samples, &generator, seed, json),
-        Command::Compare {
-            runs,
-            y,
-            x,
-            out,
-            title,
-            mean_seeds,
-        } => {
-            let args = ganscript::compare::CompareArgs {
-                runs,
-                keys: y,
-                x,
-                out,
-                title,
-                mean_seeds,
-            };
-            match ganscript::compare::main(&args) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::FAILURE
-                }
+        Command::Compare(args) => match ganscript::compare::main(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
             }
-        }
+        },
         Command::Repl { file, seed, device } => repl(file, seed, device),
         Command::Check { files } => check(files),
         Command::Doc { name } => doc(name),
@@ -194,15 +112,35 @@ fn fail(d: &ScriptDiagnostic) -> ExitCode {
     ExitCode::FAILURE
 }
 
+#[derive(clap::Args)]
 struct RunArgs {
+    /// The script (.rhai).
     file: PathBuf,
+    /// A setting the script reads with `setting(key, default)` (repeatable): numbers,
+    /// strings and true/false are parsed.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
+    /// Seed of the random generator (a CPU run with the same seed is identical, bit for bit).
+    /// Default 0, or the seed of the run given with --resume.
+    #[arg(long)]
     seed: Option<u64>,
+    /// Device: cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
     device: String,
+    /// Run directory (default: runs/<script>-<timestamp>).
+    #[arg(long, conflicts_with = "resume")]
     out: Option<PathBuf>,
-    max_ops: u64,
-    interactive: bool,
+    /// Continue the run in RUN_DIR from its checkpoint, appending to its logs; its settings
+    /// are reused and --set values override them (a larger `epochs` extends a finished run).
+    #[arg(long, value_name = "RUN_DIR")]
     resume: Option<PathBuf>,
+    /// Operation budget of the script (0: unlimited).
+    #[arg(long, default_value_t = 0)]
+    max_ops: u64,
+    /// Ctrl-C or `pause()` opens the REPL on the run's live state at the next step
+    /// boundary (`:continue` resumes, `:save` checkpoints, `:quit` checkpoints and stops).
+    #[arg(long, short = 'i')]
+    interactive: bool,
 }
 
 /// The settings (`given`) and seed recorded in a run directory's config.json.
