@@ -1,20 +1,23 @@
 #!/usr/bin/env bash
 # Evaluates the runs of scripts/experiments/run.sh and draws the figures of EXPERIMENTS.md.
 #
-#   scripts/experiments/report.sh [RUNS_DIR] [FIGURES_DIR]
+#   scripts/experiments/report.sh [RUNS_DIR] [FIGURES_DIR] [GROUP...]
 #
+# GROUP: magan roth maxmargin tempered (default: all four).
 # RUNS_DIR default runs/experiments; FIGURES_DIR default scripts/experiments/figures.
 # Writes FIGURES_DIR/*.png and RUNS_DIR/eval-*.txt (the tables quoted in EXPERIMENTS.md).
 set -uo pipefail
 GS=${GANSCRIPT:-target/release/ganscript}
 R=${1:-runs/experiments}
 F=${2:-scripts/experiments/figures}
+shift 2 2>/dev/null || shift $#
+WANT=" ${*:-magan roth maxmargin tempered} "
 mkdir -p "$F"
-have() { ls -d "$R"/$1 >/dev/null 2>&1; }
+have() { case $WANT in *" $2 "*) ls -d "$R"/$1 >/dev/null 2>&1 ;; *) return 1 ;; esac; }
 runs() { for p in "$@"; do for d in "$R"/$p; do [ -f "$d/done" ] && echo "$d"; done; done; }
 
 # 1. MAGAN vs EBGAN: energies, margin and convergence per epoch; sample quality.
-if have 'magan-s*'; then
+if have 'magan-s*' magan; then
   M=$(runs 'magan-s*' 'ebgan-m30-s*' 'ebgan-m70-s*')
   "$GS" compare $M --mean-seeds --x epoch --y e_x,e_z --out "$F/magan_energies.png" \
     --title "real (e_x) and fake (e_z) energy per epoch" > "$R/eval-magan-energies.txt"
@@ -29,7 +32,7 @@ if have 'magan-s*'; then
 fi
 
 # 2. Roth et al.'s 3-D mixture: modes captured over training, final scatter plots.
-if have 'roth-*'; then
+if have 'roth-*' roth; then
   M=$(runs 'roth-unreg-s*' 'roth-g0.1-s*' 'roth-g0.1-ann-s*')
   "$GS" compare $M --mean-seeds --y modes --out "$F/roth_modes.png" \
     --title "modes captured (of 7), mean over seeds" > "$R/eval-roth-modes.txt"
@@ -42,7 +45,7 @@ if have 'roth-*'; then
 fi
 
 # 3. Maximum-margin gradient penalties: feature distance at equal steps.
-if have 'mm-*'; then
+if have 'mm-*' maxmargin; then
   M=$(runs 'mm-l2-ls-s*' 'mm-l2-hinge-s*' 'mm-linf-hinge-s*')
   "$GS" eval $M > "$R/eval-maxmargin.txt"
   "$GS" compare $M --mean-seeds --y loss_d --out "$F/maxmargin_loss_d.png" \
@@ -51,7 +54,7 @@ if have 'mm-*'; then
 fi
 
 # 4. Tempered lens: with and without, λ's schedule.
-if have 'tan-*'; then
+if have 'tan-*' tempered; then
   M=$(runs 'tan-lens-s*' 'tan-nolens-s*')
   "$GS" eval $M > "$R/eval-tempered.txt"
   "$GS" compare $(runs 'tan-lens-s1') --y lambda,lens_dist --out "$F/tempered_lambda.png" \

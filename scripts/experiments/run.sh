@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerates every run behind EXPERIMENTS.md (about 1.5 to 2 hours on a 2-core CPU).
+# Regenerates every run behind EXPERIMENTS.md (about 3 hours on a 2-core CPU; one seed of everything is about 1.5 hours).
 #
 #   cargo build --release
 #   scripts/experiments/run.sh [OUT_DIR] [GROUP...]     # OUT_DIR default: runs/experiments
