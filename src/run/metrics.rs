@@ -92,6 +92,23 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// Adds the keys of `row` not seen before (`step` first, the others in order of first
+    /// appearance); true if there was one.
+    fn add_keys(&mut self, row: &[(String, MetricValue)]) -> bool {
+        let mut new_key = false;
+        for (k, _) in row {
+            if !self.keys.contains(k) {
+                if k == "step" {
+                    self.keys.insert(0, k.clone());
+                } else {
+                    self.keys.push(k.clone());
+                }
+                new_key = true;
+            }
+        }
+        new_key
+    }
+
     /// The `(x, y)` points of `key` against `x_key` (the row index when a row lacks `x_key`),
     /// finite values only.
     pub fn series(&self, x_key: &str, key: &str) -> Vec<(f64, f64)> {
@@ -164,17 +181,7 @@ pub fn log(handle: &RunHandle, values: &Map) -> ScriptResult<()> {
         row.iter().map(|(k, v)| (k.clone(), v.json())).collect();
     append_line(&dir.join("metrics.jsonl"), &Value::Object(json).to_string())?;
     let m = &mut st.metrics;
-    let mut new_key = false;
-    for (k, _) in &row {
-        if !m.keys.contains(k) {
-            if k == "step" {
-                m.keys.insert(0, k.clone());
-            } else {
-                m.keys.push(k.clone());
-            }
-            new_key = true;
-        }
-    }
+    let new_key = m.add_keys(&row);
     let csv = dir.join("metrics.csv");
     if new_key || !csv.exists() {
         m.rows.push(row);
@@ -262,15 +269,7 @@ pub fn restore(handle: &RunHandle, rows: usize) -> ScriptResult<()> {
             .iter()
             .map(|(k, v)| (k.clone(), MetricValue::from_json(v)))
             .collect();
-        for (k, _) in &row {
-            if !m.keys.contains(k) {
-                if k == "step" {
-                    m.keys.insert(0, k.clone());
-                } else {
-                    m.keys.push(k.clone());
-                }
-            }
-        }
+        m.add_keys(&row);
         m.rows.push(row);
     }
     let mut kept = lines[..rows].join("\n");
