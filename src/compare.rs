@@ -36,27 +36,36 @@ pub struct CompareArgs {
     pub mean_seeds: bool,
 }
 
-/// The (x, y) points of `key` in the run directory `dir`, in logged order.
-pub fn read_series(dir: &Path, x: &str, key: &str) -> Result<Vec<(f64, f64)>, String> {
+/// The rows of the run directory `dir`'s `metrics.jsonl`.
+pub fn read_rows(dir: &Path) -> Result<Vec<serde_json::Value>, String> {
     let path = dir.join("metrics.jsonl");
     let text = std::fs::read_to_string(&path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let mut out = Vec::new();
-    for (i, line) in text
-        .lines()
+    text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
-    {
-        let row: serde_json::Value = serde_json::from_str(line)
-            .map_err(|e| format!("{}:{}: not a JSON object: {e}", path.display(), i + 1))?;
-        if let (Some(xv), Some(yv)) = (row[x].as_f64(), row[key].as_f64()) {
-            out.push((xv, yv));
-        }
-    }
+        .map(|(i, line)| {
+            serde_json::from_str(line)
+                .map_err(|e| format!("{}:{}: not a JSON object: {e}", path.display(), i + 1))
+        })
+        .collect()
+}
+
+/// The (x, y) points of `key` in `rows` (read from `dir`), in logged order.
+pub fn series_of(
+    rows: &[serde_json::Value],
+    dir: &Path,
+    x: &str,
+    key: &str,
+) -> Result<Vec<(f64, f64)>, String> {
+    let out: Vec<(f64, f64)> = rows
+        .iter()
+        .filter_map(|row| Some((row[x].as_f64()?, row[key].as_f64()?)))
+        .collect();
     if out.is_empty() {
         return Err(format!(
             "{}: no row has both `{x}` and `{key}`",
-            path.display()
+            dir.join("metrics.jsonl").display()
         ));
     }
     Ok(out)
@@ -113,10 +122,15 @@ pub fn collect(args: &CompareArgs) -> Result<Vec<Series>, String> {
     }
     let mut series = Vec::new();
     for (name, dirs) in &groups {
+        let rows = dirs
+            .iter()
+            .map(|d| read_rows(d))
+            .collect::<Result<Vec<_>, _>>()?;
         for key in &args.keys {
             let all = dirs
                 .iter()
-                .map(|d| read_series(d, &args.x, key))
+                .zip(&rows)
+                .map(|(d, r)| series_of(r, d, &args.x, key))
                 .collect::<Result<Vec<_>, _>>()?;
             let points = if all.len() == 1 {
                 all.into_iter().next().unwrap_or_default()
