@@ -303,11 +303,11 @@ fn with_ctrl_c(args: &[&str], stdin: &str, cwd: &Path) -> (bool, String, String)
     (ok, format!("{first}{rest}"), err)
 }
 
+/// Runs `src` (an endless loop that prints "started" and counts `step`) with `-i`, presses
+/// Ctrl-C, evaluates `step > 0` at the prompt and quits; checks that and returns stderr.
 #[cfg(unix)]
-#[test]
-fn ctrl_c_pauses_an_interactive_run_at_the_next_step_boundary() {
+fn paused_by_ctrl_c(src: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
-    let src = "let step = 0;\nprint(\"started\");\nloop { step += 1; let x = zeros([4]).sum(); step_boundary(); }\n";
     std::fs::write(dir.path().join("long.rhai"), src).unwrap();
     let (ok, out, err) = with_ctrl_c(
         &["run", "long.rhai", "-i", "--out", "out"],
@@ -316,6 +316,15 @@ fn ctrl_c_pauses_an_interactive_run_at_the_next_step_boundary() {
     );
     assert!(ok, "{err}");
     assert_eq!(lines(&out), ["started", "true"], "{err}");
+    err
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_pauses_an_interactive_run_at_the_next_step_boundary() {
+    let err = paused_by_ctrl_c(
+        "let step = 0;\nprint(\"started\");\nloop { step += 1; let x = zeros([4]).sum(); step_boundary(); }\n",
+    );
     assert!(err.contains("before `step_boundary`"), "{err}");
 }
 
@@ -488,16 +497,9 @@ fn a_learning_rate_changed_at_the_paused_prompt_shows_in_the_logged_metrics() {
 #[cfg(unix)]
 #[test]
 fn ctrl_c_pauses_at_a_top_level_boundary_not_inside_a_function() {
-    let dir = tempfile::tempdir().unwrap();
-    let src = "fn inner(i) { log(#{ i: i }); }\nlet step = 0;\nprint(\"started\");\nloop { step += 1; inner(step); step_boundary(); }\n";
-    std::fs::write(dir.path().join("long.rhai"), src).unwrap();
-    let (ok, out, err) = with_ctrl_c(
-        &["run", "long.rhai", "-i", "--out", "out"],
-        "step > 0\n:quit\n",
-        dir.path(),
+    let err = paused_by_ctrl_c(
+        "fn inner(i) { log(#{ i: i }); }\nlet step = 0;\nprint(\"started\");\nloop { step += 1; inner(step); step_boundary(); }\n",
     );
-    assert!(ok, "{err}");
-    assert_eq!(lines(&out), ["started", "true"], "{err}");
     assert!(
         err.contains("long.rhai:4 (before `step_boundary`)"),
         "{err}"
