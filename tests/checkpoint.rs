@@ -1,16 +1,11 @@
 //! Run checkpoints: a run stopped and resumed equals the uninterrupted run bit for bit; bad
 //! checkpoints are clear errors that overwrite nothing; Ctrl-C saves a checkpoint and stops.
 
+mod common;
+
+use common::ganscript;
 use std::path::Path;
 use std::process::{Command, Output};
-
-fn ganscript(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ganscript"))
-        .args(args)
-        .env("GANSCRIPT_PROGRESS", "off")
-        .output()
-        .unwrap()
-}
 
 fn magan() -> String {
     format!("{}/scripts/magan.rhai", env!("CARGO_MANIFEST_DIR"))

@@ -1,7 +1,8 @@
 //! `ganscript compare`: metrics of several runs in one table and one plot.
 
+mod common;
+
 use std::path::Path;
-use std::process::Command;
 
 fn write_run(dir: &Path, name: &str, rows: &[(i64, f64)]) {
     let d = dir.join(name);
@@ -14,12 +15,7 @@ fn write_run(dir: &Path, name: &str, rows: &[(i64, f64)]) {
 }
 
 fn compare(dir: &Path, args: &[&str]) -> (bool, String, String) {
-    let o = Command::new(env!("CARGO_BIN_EXE_ganscript"))
-        .arg("compare")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
+    let o = common::ganscript_in(dir, &[&["compare"], args].concat());
     (
         o.status.success(),
         String::from_utf8_lossy(&o.stdout).into_owned(),

@@ -1,14 +1,8 @@
 //! `ganscript eval`: metrics of a run's generator from its checkpoint alone.
 
-use std::process::{Command, Output};
+mod common;
 
-fn ganscript(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ganscript"))
-        .args(args)
-        .env("GANSCRIPT_PROGRESS", "off")
-        .output()
-        .unwrap()
-}
+use common::ganscript;
 
 fn script(name: &str) -> String {
     format!("{}/scripts/{name}", env!("CARGO_MANIFEST_DIR"))

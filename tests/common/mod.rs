@@ -1,11 +1,29 @@
-//! Helpers shared by the oracle and stdlib tests: loading the oracle files, running scripts,
+//! Helpers shared by the tests: running the binary, loading the oracle files, running scripts,
 //! building the oracle's discriminators from tensor primitives in rhai, comparing numbers.
 #![allow(dead_code)]
 
 use ganscript::{script, EngineOptions};
 use rhai::{Dynamic, Scope};
 use serde_json::Value;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The ganscript binary with progress output off.
+pub fn command() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ganscript"));
+    c.env("GANSCRIPT_PROGRESS", "off");
+    c
+}
+
+/// Runs the ganscript binary with `args` and returns what it printed.
+pub fn ganscript(args: &[&str]) -> Output {
+    command().args(args).output().unwrap()
+}
+
+/// [`ganscript`] in the working directory `dir`.
+pub fn ganscript_in(dir: &Path, args: &[&str]) -> Output {
+    command().args(args).current_dir(dir).output().unwrap()
+}
 
 /// Every `*.json` in `$GANSCRIPT_ORACLE_DIR` (default `<crate>/../shared/oracle`), parsed.
 pub fn oracle_files() -> Vec<(String, Value)> {
