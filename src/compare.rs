@@ -186,8 +186,9 @@ pub fn main(args: &CompareArgs) -> Result<(), String> {
     print!("{}", table(&series, &args.x));
     if let Some(out) = &args.out {
         let title = args.title.clone().unwrap_or_else(|| args.keys.join(", "));
-        let png = line_plot_png(&series, &args.x, "value", &title).map_err(|e| e.to_string())?;
-        crate::run::atomic_write(out, &png).map_err(|e| e.to_string())?;
+        let png = line_plot_png(&series, &args.x, "value", &title)
+            .map_err(|e| crate::errors::message(&e))?;
+        crate::run::write_atomically(out, &png)?;
         eprintln!("wrote {}", out.display());
     }
     Ok(())

@@ -17,6 +17,15 @@ pub fn script_err(msg: impl Display) -> Box<EvalAltResult> {
     ))
 }
 
+/// The plain message of an error raised by a native function (without rhai's "Runtime error"
+/// prefix), for code that reports it outside a script.
+pub fn message(e: &EvalAltResult) -> String {
+    match e {
+        EvalAltResult::ErrorRuntime(msg, _) => msg.to_string(),
+        other => other.to_string(),
+    }
+}
+
 /// Converts any error (candle, io, ...) into a script error, with an optional context.
 pub trait OrScriptErr<T> {
     /// Converts the error as is.

@@ -463,10 +463,7 @@ pub fn save_live(scope: &rhai::Scope, explicit: Option<Map>) -> Result<LiveSave,
             (values, live, kept)
         }
     };
-    let path = write_checkpoint(&values).map_err(|e| match *e {
-        rhai::EvalAltResult::ErrorRuntime(msg, _) => msg.to_string(),
-        other => other.to_string(),
-    })?;
+    let path = write_checkpoint(&values).map_err(|e| crate::errors::message(&e))?;
     Ok(LiveSave {
         path,
         script: crate::run::current().and_then(|r| r.script_path()),
