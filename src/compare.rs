@@ -71,12 +71,16 @@ pub fn series_of(
     Ok(out)
 }
 
+/// The name of a run in tables and legends: its directory's file name.
+fn run_name(dir: &Path) -> String {
+    dir.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| dir.display().to_string())
+}
+
 /// The group name of a run directory: its file name without a trailing `-s<digits>`.
 pub fn seed_group(dir: &Path) -> String {
-    let name = dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| dir.display().to_string());
+    let name = run_name(dir);
     match name.rsplit_once("-s") {
         Some((base, seed)) if !seed.is_empty() && seed.chars().all(|c| c.is_ascii_digit()) => {
             base.to_string()
@@ -111,9 +115,7 @@ pub fn collect(args: &CompareArgs) -> Result<Vec<Series>, String> {
         let name = if args.mean_seeds {
             seed_group(run)
         } else {
-            run.file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| run.display().to_string())
+            run_name(run)
         };
         match groups.iter_mut().find(|(n, _)| *n == name) {
             Some((_, dirs)) if args.mean_seeds => dirs.push(run.clone()),
