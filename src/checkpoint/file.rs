@@ -25,7 +25,7 @@ pub fn write(
         tensors.iter().map(|(k, t)| (k.as_str(), t)),
         Some(meta),
     )
-    .map_err(|e| format!("cannot write checkpoint {e}"))
+    .map_err(|e| format!("cannot write checkpoint {}: {e}", path.display()))
 }
 
 /// Reads a checkpoint: its tensors (on `device`) and its JSON state. Every problem (missing,

@@ -78,7 +78,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
 }
 
 /// Serializes named tensors (and optional string metadata) as safetensors and writes the file
-/// atomically.
+/// atomically. The caller names the file in its error message.
 pub fn write_safetensors<'a>(
     path: &Path,
     tensors: impl IntoIterator<Item = (&'a str, &'a candle_core::Tensor)>,
@@ -88,9 +88,8 @@ pub fn write_safetensors<'a>(
         .into_iter()
         .map(|(k, t)| t.contiguous().map(|t| (k, t)))
         .collect::<candle_core::Result<_>>()
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    let bytes =
-        safetensors::serialize(views, meta).map_err(|e| format!("{}: {e}", path.display()))?;
+        .map_err(|e| e.to_string())?;
+    let bytes = safetensors::serialize(views, meta).map_err(|e| e.to_string())?;
     write_atomically(path, &bytes)
 }
 
