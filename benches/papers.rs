@@ -402,6 +402,7 @@ fn child(name: &str, a: &Args) -> R<()> {
 }
 
 fn main() {
+    ganscript::memory::keep_freed_memory();
     let a = parse_args();
     if let Some(name) = &a.child {
         if let Err(e) = child(name, &a) {

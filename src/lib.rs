@@ -35,6 +35,7 @@ pub mod engine;
 pub mod errors;
 pub mod eval;
 pub mod magan;
+pub mod memory;
 pub mod metrics;
 pub mod nn;
 pub mod objectives;

@@ -75,6 +75,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    ganscript::memory::keep_freed_memory();
     // Before any candle work on any thread: keep the graph of gradients (double backprop).
     if let Err(e) = ganscript::autograd::ensure_double_backprop() {
         eprintln!("error: {e}");

@@ -33,7 +33,8 @@ fn close(a: &Tensor, b: &Tensor, what: &str) {
     }
 }
 
-/// Value, dL/dx, dL/dw and the second-order d/dw ‖dL/dx‖² of L = Σ f(x, w)² for both versions.
+/// Value, dL/dx, dL/dw and the second-order d/dw ‖dL/dx‖² and d/dx ‖dL/dw‖² of L = Σ f(x, w)²
+/// for both versions.
 fn compare(
     x_shape: &[usize],
     w_shape: &[usize],
@@ -56,14 +57,26 @@ fn compare(
         let gw = g.get(w.as_tensor()).unwrap().clone();
         let pen = gx.sqr().unwrap().sum_all().unwrap();
         let gw2 = pen.backward().unwrap().get(w.as_tensor()).unwrap().clone();
-        results.push((y, gx, gw, gw2));
+        let pen_w = gw.sqr().unwrap().sum_all().unwrap();
+        let gx2 = pen_w
+            .backward()
+            .unwrap()
+            .get(x.as_tensor())
+            .unwrap()
+            .clone();
+        results.push((y, gx, gw, gw2, gx2));
     }
     let (a, b) = (&results[0], &results[1]);
     close(&a.0, &b.0, &format!("{what} value"));
     close(&a.1, &b.1, &format!("{what} dL/dx"));
     close(&a.2, &b.2, &format!("{what} dL/dw"));
-    close(&a.3, &b.3, &format!("{what} second order"));
+    close(&a.3, &b.3, &format!("{what} second order d/dw ‖dL/dx‖²"));
+    close(&a.4, &b.4, &format!("{what} second order d/dx ‖dL/dw‖²"));
 }
+
+/// Batch sizes: one sample; a few; more samples than one chunk holds, in several chunks per
+/// thread with a remainder (the small images here put many samples in a chunk).
+const BATCHES: [usize; 3] = [1, 3, 67];
 
 #[test]
 fn conv2d_matches_candle() {
@@ -74,13 +87,15 @@ fn conv2d_matches_candle() {
         (2, 5, 2, 4, 1, 0),
         (3, 4, 5, 4, 1, 0),
     ] {
-        compare(
-            &[2, c, h, h],
-            &[o, c, k, k],
-            |x, w| conv::conv2d(x, w, s, p),
-            |x, w| x.conv2d(w, p, s, 1, 1),
-            &format!("conv2d c{c} h{h} o{o} k{k} s{s} p{p}"),
-        );
+        for n in BATCHES {
+            compare(
+                &[n, c, h, h],
+                &[o, c, k, k],
+                |x, w| conv::conv2d(x, w, s, p),
+                |x, w| x.conv2d(w, p, s, 1, 1),
+                &format!("conv2d n{n} c{c} h{h} o{o} k{k} s{s} p{p}"),
+            );
+        }
     }
 }
 
@@ -93,12 +108,14 @@ fn conv_transpose2d_matches_candle() {
         (2, 3, 2, 3, 2, 1, 1),
         (2, 5, 3, 3, 1, 1, 0),
     ] {
-        compare(
-            &[2, c, h, h],
-            &[c, o, k, k],
-            |x, w| conv::conv_transpose2d(x, w, s, p, op),
-            |x, w| x.conv_transpose2d(w, p, op, s, 1),
-            &format!("conv_transpose2d c{c} h{h} o{o} k{k} s{s} p{p} op{op}"),
-        );
+        for n in BATCHES {
+            compare(
+                &[n, c, h, h],
+                &[c, o, k, k],
+                |x, w| conv::conv_transpose2d(x, w, s, p, op),
+                |x, w| x.conv_transpose2d(w, p, op, s, 1),
+                &format!("conv_transpose2d n{n} c{c} h{h} o{o} k{k} s{s} p{p} op{op}"),
+            );
+        }
     }
 }

@@ -20,6 +20,7 @@ pub mod spec;
 
 use crate::device::{current_device, default_dtype};
 use crate::rng;
+use crate::tensor::fused::{channel_add, channel_dot, channel_mul, channel_sum};
 use candle_core::{DType, Device, Tensor as CT, Var};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -47,7 +48,7 @@ pub enum Act {
 impl Act {
     pub fn apply(&self, x: &CT) -> candle_core::Result<CT> {
         match self {
-            Act::Relu => x.relu(),
+            Act::Relu => crate::tensor::leaky_relu(x, 0.0),
             Act::LeakyRelu(s) => crate::tensor::leaky_relu(x, *s),
             Act::Tanh => x.tanh(),
             Act::Sigmoid => crate::tensor::sigmoid(x),
@@ -717,7 +718,7 @@ impl Net {
             }
             Layer::Linear { w, b } => {
                 let wt = &p(w);
-                let (out, inp) = (wt.dims()[0], wt.dims()[1]);
+                let inp = wt.dims()[1];
                 if x.rank() != 2 || x.dims()[1] != inp {
                     return Err(msg(format!(
                         "{}: expected input [N, {inp}], got {:?}",
@@ -727,7 +728,7 @@ impl Net {
                 }
                 let y = x.matmul(&wt.t()?)?;
                 match b {
-                    Some(b) => y.broadcast_add(&p(b).reshape((1, out))?)?,
+                    Some(b) => channel_add(&y, &p(b))?,
                     None => y,
                 }
             }
@@ -775,9 +776,9 @@ impl Net {
             }
             Layer::BatchNorm { w, b, mean, var } => {
                 let c = w.as_tensor().dims()[0];
-                let (dims, bshape): (Vec<usize>, Vec<usize>) = match x.rank() {
-                    2 => (vec![0], vec![1, c]),
-                    4 => (vec![0, 2, 3], vec![1, c, 1, 1]),
+                let dims: Vec<usize> = match x.rank() {
+                    2 => vec![0],
+                    4 => vec![0, 2, 3],
                     _ => {
                         return Err(msg(format!(
                             "{}: expected input [N, {c}] or [N, {c}, H, W], got {:?}",
@@ -793,7 +794,7 @@ impl Net {
                         x.dims()
                     )));
                 }
-                let xhat = if training {
+                let y = if training {
                     let n: usize = dims.iter().map(|&d| x.dims()[d]).product();
                     if n < 2 {
                         return Err(msg(format!(
@@ -803,27 +804,27 @@ impl Net {
                             x.dims()
                         )));
                     }
-                    let mu = x.mean_keepdim(dims.as_slice())?;
-                    let xc = x.broadcast_sub(&mu)?;
-                    let v = xc.sqr()?.mean_keepdim(dims.as_slice())?;
+                    let mu = (channel_sum(x)? / n as f64)?;
+                    let xc = channel_add(x, &mu.neg()?)?;
+                    let v = (channel_dot(&xc, &xc)? / n as f64)?;
                     if mode.is_none() {
                         let m = BN_MOMENTUM;
-                        let mu_d = mu.detach().flatten_all()?;
-                        let v_d = (v.detach().flatten_all()? * (n as f64 / (n as f64 - 1.0)))?;
+                        let mu_d = mu.detach();
+                        let v_d = (v.detach() * (n as f64 / (n as f64 - 1.0)))?;
                         let new_mean = ((mean.borrow().clone() * (1.0 - m))? + (mu_d * m)?)?;
                         let new_var = ((var.borrow().clone() * (1.0 - m))? + (v_d * m)?)?;
                         *mean.borrow_mut() = new_mean;
                         *var.borrow_mut() = new_var;
                     }
-                    xc.broadcast_div(&(v + BN_EPS)?.sqrt()?)?
+                    let scale = (p(w) / (v + BN_EPS)?.sqrt()?)?;
+                    channel_add(&channel_mul(&xc, &scale)?, &p(b))?
                 } else {
-                    let mu = mean.borrow().reshape(bshape.as_slice())?;
-                    let v = var.borrow().reshape(bshape.as_slice())?;
-                    x.broadcast_sub(&mu)?
-                        .broadcast_div(&(v + BN_EPS)?.sqrt()?)?
+                    // x·s + (b − mean·s) with s = w / √(var + ε)
+                    let scale = (p(w) / (var.borrow().clone() + BN_EPS)?.sqrt()?)?;
+                    let shift = (p(b) - (mean.borrow().clone() * &scale)?)?;
+                    channel_add(&channel_mul(x, &scale)?, &shift)?
                 };
-                xhat.broadcast_mul(&p(w).reshape(bshape.as_slice())?)?
-                    .broadcast_add(&p(b).reshape(bshape.as_slice())?)?
+                y
             }
             Layer::LayerNorm { w, b } => {
                 let d = w.as_tensor().dims()[0];
@@ -1087,10 +1088,7 @@ fn check_conv(x: &CT, c: usize, label: &dyn Fn() -> String) -> candle_core::Resu
 fn add_bias(y: CT, b: Option<CT>) -> candle_core::Result<CT> {
     match b {
         None => Ok(y),
-        Some(b) => {
-            let c = b.elem_count();
-            y.broadcast_add(&b.reshape((1, c, 1, 1))?)
-        }
+        Some(b) => channel_add(&y, &b),
     }
 }
 

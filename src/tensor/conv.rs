@@ -2,22 +2,34 @@
 //!
 //! candle's CPU `conv_transpose2d` is a naive loop, and candle differentiates `conv2d` with it,
 //! so every convolutional backward pass (and a gradient penalty differentiates twice) runs
-//! through that loop. Here both convolutions are a matrix product plus one of a pair of
-//! adjoint custom ops, `im2col` (gather image patches into columns) and `col2im` (scatter-add
-//! columns back into an image). Each op's backward is the other one, so gradients of any
-//! order stay fast. On other devices candle's own kernels are used.
+//! through that loop. Here a convolution is three custom ops that are closed under
+//! differentiation (each is bilinear, and the adjoint of each is built from the other two):
+//!
+//! - [`Conv`]`(x, w)`: the convolution `y = w ⋆ x`;
+//! - [`ConvT`]`(y, w)`: its adjoint in `x` (the transposed convolution, `∂/∂x ⟨y, w ⋆ x⟩`);
+//! - [`WGrad`]`(x, y)`: its adjoint in `w` (the weight gradient, `∂/∂w ⟨y, w ⋆ x⟩`).
+//!
+//! With `⟨Conv(x, w), y⟩ = ⟨x, ConvT(y, w)⟩ = ⟨w, WGrad(x, y)⟩`, each op's backward pass is a
+//! pair of the others, so gradients of any order stay fast. The work is done in chunks of a few
+//! samples at a time, in parallel (rayon): a chunk's image patches are gathered into a small
+//! column buffer (im2col), multiplied by the weight (the `gemm` crate, as candle's matmul), and
+//! the result written straight into the NCHW output (or scattered back, col2im). Nothing larger
+//! than a chunk's columns is ever allocated besides the outputs, and nothing is kept for the
+//! backward pass but the op's two inputs. On other devices candle's own kernels are used.
 
-use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor, WithDType};
 use rayon::prelude::*;
 
-/// Geometry shared by the two ops: an image [N, C, H, W], a k×k window, stride and padding,
-/// and the grid of window positions [Ho, Wo].
+/// Geometry shared by the three ops: an image [N, C, H, W], a weight [O, C, kh, kw], stride and
+/// padding, and the grid of window positions [Ho, Wo] (the convolution's output is
+/// [N, O, Ho, Wo]).
 #[derive(Clone, Copy, Debug)]
 struct Geometry {
     n: usize,
     c: usize,
     h: usize,
     w: usize,
+    o: usize,
     kh: usize,
     kw: usize,
     stride: usize,
@@ -26,12 +38,37 @@ struct Geometry {
     wo: usize,
 }
 
+/// Columns per chunk the GEMM should see at least (fewer samples per chunk would make it a
+/// matrix-vector product).
+const CHUNK_COLUMNS: usize = 512;
+
 impl Geometry {
-    fn cols_shape(&self) -> (usize, usize) {
-        (self.c * self.kh * self.kw, self.n * self.ho * self.wo)
+    /// Rows of the column matrix: C·kh·kw.
+    fn k(&self) -> usize {
+        self.c * self.kh * self.kw
     }
-    fn image_shape(&self) -> (usize, usize, usize, usize) {
-        (self.n, self.c, self.h, self.w)
+    /// Window positions per sample: Ho·Wo.
+    fn positions(&self) -> usize {
+        self.ho * self.wo
+    }
+    fn plane(&self) -> usize {
+        self.h * self.w
+    }
+    fn image_shape(&self) -> Shape {
+        (self.n, self.c, self.h, self.w).into()
+    }
+    fn output_shape(&self) -> Shape {
+        (self.n, self.o, self.ho, self.wo).into()
+    }
+    fn weight_shape(&self) -> Shape {
+        (self.o, self.c, self.kh, self.kw).into()
+    }
+    /// Samples per chunk: enough for [`CHUNK_COLUMNS`] columns, but no fewer chunks than
+    /// threads where the batch allows.
+    fn chunk(&self) -> usize {
+        let threads = rayon::current_num_threads().max(1);
+        let want = CHUNK_COLUMNS.div_ceil(self.positions().max(1));
+        want.clamp(1, self.n.div_ceil(threads).max(1))
     }
     /// Image row of window row `o` at kernel offset `k`, if inside the image.
     #[inline]
@@ -40,12 +77,319 @@ impl Geometry {
             .checked_sub(self.padding)
             .filter(|&i| i < size)
     }
+    /// The window columns `ow` whose image column at kernel offset `kj` is inside the image.
+    #[inline]
+    fn valid_cols(&self, kj: usize) -> std::ops::Range<usize> {
+        // iw = ow·s + kj − p ∈ [0, w)  ⇔  ow ∈ [⌈(p − kj)/s⌉, ⌈(w + p − kj)/s⌉)
+        let (s, p) = (self.stride, self.padding);
+        let lo = p.saturating_sub(kj).div_ceil(s);
+        let hi = (self.w + p).saturating_sub(kj).div_ceil(s).min(self.wo);
+        lo.min(hi)..hi
+    }
 }
 
-/// Patches of an image as columns: [C·kh·kw, N·Ho·Wo].
-struct Im2Col(Geometry);
-/// The adjoint of [`Im2Col`]: columns summed back into an image [N, C, H, W].
-struct Col2Im(Geometry);
+/// Element types the ops run on.
+trait Float: WithDType + Copy + Default + Send + Sync + std::ops::AddAssign + 'static {}
+impl Float for f32 {}
+impl Float for f64 {}
+
+/// `dst (+)= lhs · rhs` for an m×k and a k×n matrix, each given by its data and (row, column)
+/// strides; `acc` adds to `dst` instead of overwriting it.
+#[allow(clippy::too_many_arguments)]
+fn matmul<T: Float>(
+    (m, n, k): (usize, usize, usize),
+    dst: &mut [T],
+    (drs, dcs): (usize, usize),
+    acc: bool,
+    lhs: &[T],
+    (lrs, lcs): (usize, usize),
+    rhs: &[T],
+    (rrs, rcs): (usize, usize),
+    threads: usize,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    let last = |rs: usize, cs: usize, rows: usize, cols: usize| (rows - 1) * rs + (cols - 1) * cs;
+    assert!(last(drs, dcs, m, n) < dst.len(), "matmul: dst too small");
+    if k > 0 {
+        assert!(last(lrs, lcs, m, k) < lhs.len(), "matmul: lhs too small");
+        assert!(last(rrs, rcs, k, n) < rhs.len(), "matmul: rhs too small");
+    }
+    let parallelism = if threads > 1 {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: the asserts above keep every index the strides reach inside the slices; `dst`
+    // does not alias `lhs` or `rhs` (a `&mut` borrow).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            dcs as isize,
+            drs as isize,
+            acc,
+            lhs.as_ptr(),
+            lcs as isize,
+            lrs as isize,
+            rhs.as_ptr(),
+            rcs as isize,
+            rrs as isize,
+            if acc { T::from_f64(1.0) } else { T::zero() },
+            T::from_f64(1.0),
+            false,
+            false,
+            false,
+            parallelism,
+        )
+    }
+}
+
+/// The patches of `nb` images (`img`, [nb, C, H, W]) as columns: `cols` [C·kh·kw, nb·Ho·Wo].
+fn im2col<T: Float>(g: &Geometry, img: &[T], nb: usize, cols: &mut [T]) {
+    let (p, plane) = (g.positions(), g.plane());
+    let ncols = nb * p;
+    for (r, row) in cols.chunks_mut(ncols).enumerate() {
+        let c = r / (g.kh * g.kw);
+        let (ki, kj) = ((r / g.kw) % g.kh, r % g.kw);
+        let valid = g.valid_cols(kj);
+        for b in 0..nb {
+            let base = (b * g.c + c) * plane;
+            for oh in 0..g.ho {
+                let dst = &mut row[b * p + oh * g.wo..b * p + (oh + 1) * g.wo];
+                let Some(ih) = g.src(oh, ki, g.h) else {
+                    dst.fill(T::zero());
+                    continue;
+                };
+                dst[..valid.start].fill(T::zero());
+                dst[valid.end..].fill(T::zero());
+                if valid.is_empty() {
+                    continue;
+                }
+                let src = &img[base + ih * g.w..base + (ih + 1) * g.w];
+                let first = valid.start * g.stride + kj - g.padding;
+                if g.stride == 1 {
+                    dst[valid.clone()].copy_from_slice(&src[first..first + valid.len()]);
+                } else {
+                    for (i, d) in dst[valid.clone()].iter_mut().enumerate() {
+                        *d = src[first + i * g.stride];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The adjoint of [`im2col`]: columns [C·kh·kw, nb·Ho·Wo] summed into `img` [nb, C, H, W]
+/// (which the caller zeroes).
+fn col2im<T: Float>(g: &Geometry, cols: &[T], nb: usize, img: &mut [T]) {
+    let (p, plane) = (g.positions(), g.plane());
+    let ncols = nb * p;
+    for (r, row) in cols.chunks(ncols).enumerate() {
+        let c = r / (g.kh * g.kw);
+        let (ki, kj) = ((r / g.kw) % g.kh, r % g.kw);
+        let valid = g.valid_cols(kj);
+        if valid.is_empty() {
+            continue;
+        }
+        for b in 0..nb {
+            let base = (b * g.c + c) * plane;
+            for oh in 0..g.ho {
+                let Some(ih) = g.src(oh, ki, g.h) else {
+                    continue;
+                };
+                let src = &row[b * p + oh * g.wo + valid.start..b * p + oh * g.wo + valid.end];
+                let dst = &mut img[base + ih * g.w..base + (ih + 1) * g.w];
+                let first = valid.start * g.stride + kj - g.padding;
+                for (i, &v) in src.iter().enumerate() {
+                    dst[first + i * g.stride] += v;
+                }
+            }
+        }
+    }
+}
+
+/// The rows of `nb` samples of an [nb, O, P] tensor side by side: [O, nb·P].
+fn gather_rows<T: Float>(y: &[T], nb: usize, o: usize, p: usize, out: &mut Vec<T>) {
+    out.resize(o * nb * p, T::zero());
+    for b in 0..nb {
+        for oo in 0..o {
+            out[oo * nb * p + b * p..oo * nb * p + (b + 1) * p]
+                .copy_from_slice(&y[(b * o + oo) * p..(b * o + oo + 1) * p]);
+        }
+    }
+}
+
+/// The inverse of [`gather_rows`]: [O, nb·P] back into [nb, O, P].
+fn scatter_rows<T: Float>(m: &[T], nb: usize, o: usize, p: usize, y: &mut [T]) {
+    for b in 0..nb {
+        for oo in 0..o {
+            y[(b * o + oo) * p..(b * o + oo + 1) * p]
+                .copy_from_slice(&m[oo * nb * p + b * p..oo * nb * p + (b + 1) * p]);
+        }
+    }
+}
+
+/// Threads for one chunk's GEMM: all of them when the batch is a single chunk, else one
+/// (the chunks run in parallel).
+fn gemm_threads(chunks: usize) -> usize {
+    if chunks <= 1 {
+        rayon::current_num_threads()
+    } else {
+        1
+    }
+}
+
+/// `y [N, O, Ho, Wo] = w [O, C, kh, kw] ⋆ x [N, C, H, W]`.
+fn conv_fwd<T: Float>(g: &Geometry, x: &[T], w: &[T]) -> Vec<T> {
+    let (k, p, o) = (g.k(), g.positions(), g.o);
+    let bg = g.chunk();
+    let threads = gemm_threads(g.n.div_ceil(bg));
+    let mut y = vec![T::zero(); g.n * o * p];
+    if y.is_empty() {
+        return y;
+    }
+    y.par_chunks_mut(bg * o * p).enumerate().for_each_init(
+        || (Vec::new(), Vec::new()),
+        |(cols, tmp): &mut (Vec<T>, Vec<T>), (ci, yc)| {
+            let (b0, nb) = (ci * bg, yc.len() / (o * p));
+            let img = &x[b0 * g.c * g.plane()..(b0 + nb) * g.c * g.plane()];
+            cols.resize(k * nb * p, T::zero());
+            im2col(g, img, nb, cols);
+            let dims = (o, nb * p, k);
+            if nb == 1 {
+                matmul(dims, yc, (p, 1), false, w, (k, 1), cols, (p, 1), threads);
+            } else {
+                tmp.resize(o * nb * p, T::zero());
+                matmul(
+                    dims,
+                    tmp,
+                    (nb * p, 1),
+                    false,
+                    w,
+                    (k, 1),
+                    cols,
+                    (nb * p, 1),
+                    threads,
+                );
+                scatter_rows(tmp, nb, o, p, yc);
+            }
+        },
+    );
+    y
+}
+
+/// `x [N, C, H, W] = ConvT(y [N, O, Ho, Wo], w [O, C, kh, kw])`: the adjoint of [`conv_fwd`]
+/// in `x`.
+fn conv_t_fwd<T: Float>(g: &Geometry, y: &[T], w: &[T]) -> Vec<T> {
+    let (k, p, o, plane) = (g.k(), g.positions(), g.o, g.plane());
+    let bg = g.chunk();
+    let threads = gemm_threads(g.n.div_ceil(bg));
+    let mut x = vec![T::zero(); g.n * g.c * plane];
+    if x.is_empty() {
+        return x;
+    }
+    x.par_chunks_mut(bg * g.c * plane)
+        .enumerate()
+        .for_each_init(
+            || (Vec::new(), Vec::new()),
+            |(cols, tmp): &mut (Vec<T>, Vec<T>), (ci, xc)| {
+                let (b0, nb) = (ci * bg, xc.len() / (g.c * plane));
+                let yc = &y[b0 * o * p..(b0 + nb) * o * p];
+                cols.resize(k * nb * p, T::zero());
+                // cols [K, nb·P] = wᵀ [K, O] · y [O, nb·P]
+                let dims = (k, nb * p, o);
+                if nb == 1 {
+                    matmul(dims, cols, (p, 1), false, w, (1, k), yc, (p, 1), threads);
+                } else {
+                    gather_rows(yc, nb, o, p, tmp);
+                    matmul(
+                        dims,
+                        cols,
+                        (nb * p, 1),
+                        false,
+                        w,
+                        (1, k),
+                        tmp,
+                        (nb * p, 1),
+                        threads,
+                    );
+                }
+                col2im(g, cols, nb, xc);
+            },
+        );
+    x
+}
+
+/// `w [O, C, kh, kw] = WGrad(x [N, C, H, W], y [N, O, Ho, Wo])`: the adjoint of [`conv_fwd`]
+/// in `w`, `Σₙ yₙ · im2col(xₙ)ᵀ`. The batch is split into a fixed number of parts (one per
+/// thread) summed in order, so the result does not depend on scheduling.
+fn wgrad_fwd<T: Float>(g: &Geometry, x: &[T], y: &[T]) -> Vec<T> {
+    let (k, p, o, plane) = (g.k(), g.positions(), g.o, g.plane());
+    let bg = g.chunk();
+    let chunks = g.n.div_ceil(bg);
+    let parts = rayon::current_num_threads().clamp(1, chunks.max(1));
+    let threads = gemm_threads(parts);
+    let per_part = chunks.div_ceil(parts);
+    let partial: Vec<Vec<T>> = (0..parts)
+        .into_par_iter()
+        .map(|part| {
+            let mut acc = vec![T::zero(); o * k];
+            let (mut cols, mut tmp) = (Vec::new(), Vec::new());
+            for ci in part * per_part..((part + 1) * per_part).min(chunks) {
+                let b0 = ci * bg;
+                let nb = bg.min(g.n - b0);
+                cols.resize(k * nb * p, T::zero());
+                im2col(
+                    g,
+                    &x[b0 * g.c * plane..(b0 + nb) * g.c * plane],
+                    nb,
+                    &mut cols,
+                );
+                let yc = &y[b0 * o * p..(b0 + nb) * o * p];
+                let lhs: &[T] = if nb == 1 {
+                    yc
+                } else {
+                    gather_rows(yc, nb, o, p, &mut tmp);
+                    &tmp
+                };
+                // acc [O, K] += y [O, nb·P] · colsᵀ [nb·P, K]
+                let acc_before = ci > part * per_part;
+                let dims = (o, k, nb * p);
+                matmul(
+                    dims,
+                    &mut acc,
+                    (k, 1),
+                    acc_before,
+                    lhs,
+                    (nb * p, 1),
+                    &cols,
+                    (1, nb * p),
+                    threads,
+                );
+            }
+            acc
+        })
+        .collect();
+    let mut parts_iter = partial.into_iter();
+    let mut total = parts_iter.next().unwrap_or_else(|| vec![T::zero(); o * k]);
+    for part in parts_iter {
+        for (t, v) in total.iter_mut().zip(part) {
+            *t += v;
+        }
+    }
+    total
+}
+
+/// The convolution `y = w ⋆ x` (args `x`, `w`).
+struct Conv(Geometry);
+/// The transposed convolution (args `y`, `w`), the adjoint of [`Conv`] in `x`.
+struct ConvT(Geometry);
+/// The weight gradient (args `x`, `y`), the adjoint of [`Conv`] in `w`.
+struct WGrad(Geometry);
 
 fn contiguous<'a, T>(data: &'a [T], layout: &Layout, op: &str) -> Result<&'a [T]> {
     match layout.contiguous_offsets() {
@@ -54,102 +398,135 @@ fn contiguous<'a, T>(data: &'a [T], layout: &Layout, op: &str) -> Result<&'a [T]
     }
 }
 
-fn im2col<T: Copy + Default + Send + Sync>(g: &Geometry, img: &[T]) -> Vec<T> {
-    let (rows, cols) = g.cols_shape();
-    let mut out = vec![T::default(); rows * cols];
-    let plane = g.h * g.w;
-    out.par_chunks_mut(cols).enumerate().for_each(|(r, row)| {
-        let c = r / (g.kh * g.kw);
-        let ki = (r / g.kw) % g.kh;
-        let kj = r % g.kw;
-        for n in 0..g.n {
-            let base = (n * g.c + c) * plane;
-            for oh in 0..g.ho {
-                let Some(ih) = g.src(oh, ki, g.h) else {
-                    continue;
-                };
-                let dst = &mut row[(n * g.ho + oh) * g.wo..(n * g.ho + oh + 1) * g.wo];
-                let src_row = &img[base + ih * g.w..base + (ih + 1) * g.w];
-                for (ow, d) in dst.iter_mut().enumerate() {
-                    if let Some(iw) = g.src(ow, kj, g.w) {
-                        *d = src_row[iw];
-                    }
-                }
-            }
+/// Runs `f` on the two inputs' data as f32 or f64 slices (both of one dtype).
+fn dispatch(
+    op: &str,
+    (s1, l1): (&CpuStorage, &Layout),
+    (s2, l2): (&CpuStorage, &Layout),
+    f32_fn: impl FnOnce(&[f32], &[f32]) -> Vec<f32>,
+    f64_fn: impl FnOnce(&[f64], &[f64]) -> Vec<f64>,
+) -> Result<CpuStorage> {
+    Ok(match (s1, s2) {
+        (CpuStorage::F32(a), CpuStorage::F32(b)) => {
+            CpuStorage::F32(f32_fn(contiguous(a, l1, op)?, contiguous(b, l2, op)?))
         }
-    });
-    out
-}
-
-fn col2im<T: Copy + Default + Send + Sync + std::ops::AddAssign>(
-    g: &Geometry,
-    cols: &[T],
-) -> Vec<T> {
-    let ncols = g.n * g.ho * g.wo;
-    let plane = g.h * g.w;
-    let mut out = vec![T::default(); g.n * g.c * plane];
-    out.par_chunks_mut(plane).enumerate().for_each(|(nc, img)| {
-        let (n, c) = (nc / g.c, nc % g.c);
-        for ki in 0..g.kh {
-            for kj in 0..g.kw {
-                let r = (c * g.kh + ki) * g.kw + kj;
-                let row = &cols[r * ncols + n * g.ho * g.wo..r * ncols + (n + 1) * g.ho * g.wo];
-                for oh in 0..g.ho {
-                    let Some(ih) = g.src(oh, ki, g.h) else {
-                        continue;
-                    };
-                    let src = &row[oh * g.wo..(oh + 1) * g.wo];
-                    let dst = &mut img[ih * g.w..(ih + 1) * g.w];
-                    for (ow, &v) in src.iter().enumerate() {
-                        if let Some(iw) = g.src(ow, kj, g.w) {
-                            dst[iw] += v;
-                        }
-                    }
-                }
-            }
+        (CpuStorage::F64(a), CpuStorage::F64(b)) => {
+            CpuStorage::F64(f64_fn(contiguous(a, l1, op)?, contiguous(b, l2, op)?))
         }
-    });
-    out
+        _ => candle_core::bail!("{op}: both inputs must be f32 or both f64"),
+    })
 }
 
-impl CustomOp1 for Im2Col {
+fn apply(a: &Tensor, b: &Tensor, op: impl CustomOp2 + Send + Sync + 'static) -> Result<Tensor> {
+    a.contiguous()?.apply_op2(&b.contiguous()?, op)
+}
+
+impl CustomOp2 for Conv {
     fn name(&self) -> &'static str {
-        "im2col"
+        "conv2d"
     }
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let g = &self.0;
-        let out = match storage {
-            CpuStorage::F32(v) => CpuStorage::F32(im2col(g, contiguous(v, layout, "im2col")?)),
-            CpuStorage::F64(v) => CpuStorage::F64(im2col(g, contiguous(v, layout, "im2col")?)),
-            _ => candle_core::bail!("im2col: only f32 and f64 are supported"),
-        };
-        Ok((out, g.cols_shape().into()))
+        let out = dispatch(
+            "conv2d",
+            (s1, l1),
+            (s2, l2),
+            |x, w| conv_fwd(g, x, w),
+            |x, w| conv_fwd(g, x, w),
+        )?;
+        Ok((out, g.output_shape()))
     }
-    fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(grad.contiguous()?.apply_op1(Col2Im(self.0))?))
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _res: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let dx = apply(dy, w, ConvT(self.0))?;
+        let dw = apply(x, dy, WGrad(self.0))?;
+        Ok((Some(dx), Some(dw)))
     }
 }
 
-impl CustomOp1 for Col2Im {
+impl CustomOp2 for ConvT {
     fn name(&self) -> &'static str {
-        "col2im"
+        "conv_transpose2d"
     }
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let g = &self.0;
-        let out = match storage {
-            CpuStorage::F32(v) => CpuStorage::F32(col2im(g, contiguous(v, layout, "col2im")?)),
-            CpuStorage::F64(v) => CpuStorage::F64(col2im(g, contiguous(v, layout, "col2im")?)),
-            _ => candle_core::bail!("col2im: only f32 and f64 are supported"),
-        };
-        Ok((out, g.image_shape().into()))
+        let out = dispatch(
+            "conv_transpose2d",
+            (s1, l1),
+            (s2, l2),
+            |y, w| conv_t_fwd(g, y, w),
+            |y, w| conv_t_fwd(g, y, w),
+        )?;
+        Ok((out, g.image_shape()))
     }
-    fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(grad.contiguous()?.apply_op1(Im2Col(self.0))?))
+    fn bwd(
+        &self,
+        y: &Tensor,
+        w: &Tensor,
+        _res: &Tensor,
+        dx: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let dy = apply(dx, w, Conv(self.0))?;
+        let dw = apply(dx, y, WGrad(self.0))?;
+        Ok((Some(dy), Some(dw)))
     }
 }
 
-fn fast_path(x: &Tensor) -> bool {
-    x.device().is_cpu() && matches!(x.dtype(), candle_core::DType::F32 | candle_core::DType::F64)
+impl CustomOp2 for WGrad {
+    fn name(&self) -> &'static str {
+        "conv2d_weight_grad"
+    }
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let g = &self.0;
+        let out = dispatch(
+            "conv2d_weight_grad",
+            (s1, l1),
+            (s2, l2),
+            |x, y| wgrad_fwd(g, x, y),
+            |x, y| wgrad_fwd(g, x, y),
+        )?;
+        Ok((out, g.weight_shape()))
+    }
+    fn bwd(
+        &self,
+        x: &Tensor,
+        y: &Tensor,
+        _res: &Tensor,
+        dw: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let dx = apply(y, dw, ConvT(self.0))?;
+        let dy = apply(x, dw, Conv(self.0))?;
+        Ok((Some(dx), Some(dy)))
+    }
+}
+
+fn fast_path(x: &Tensor, w: &Tensor) -> bool {
+    x.device().is_cpu()
+        && x.dtype() == w.dtype()
+        && matches!(x.dtype(), candle_core::DType::F32 | candle_core::DType::F64)
 }
 
 /// `conv2d(x [N,C,H,W], w [O,C,kh,kw])` with stride and zero padding (no dilation, one group).
@@ -167,29 +544,23 @@ pub fn conv2d(x: &Tensor, w: &Tensor, stride: usize, padding: usize) -> Result<T
             "conv2d: a {kh}x{kw} kernel does not fit the {h}x{wd} input with padding {padding}"
         );
     }
-    if !fast_path(x) {
+    if !fast_path(x, w) {
         return x.conv2d(w, padding, stride, 1, 1);
     }
-    let ho = (h + 2 * padding - kh) / stride + 1;
-    let wo = (wd + 2 * padding - kw) / stride + 1;
     let g = Geometry {
         n,
         c,
         h,
         w: wd,
+        o,
         kh,
         kw,
         stride,
         padding,
-        ho,
-        wo,
+        ho: (h + 2 * padding - kh) / stride + 1,
+        wo: (wd + 2 * padding - kw) / stride + 1,
     };
-    let cols = x.contiguous()?.apply_op1(Im2Col(g))?;
-    w.reshape((o, c * kh * kw))?
-        .matmul(&cols)?
-        .reshape((o, n, ho, wo))?
-        .transpose(0, 1)?
-        .contiguous()
+    apply(x, w, Conv(g))
 }
 
 /// `conv_transpose2d(x [N,C,H,W], w [C,O,kh,kw])` with stride, padding and output padding.
@@ -218,15 +589,17 @@ pub fn conv_transpose2d(
     let wo = ((wd - 1) * stride + kw + output_padding)
         .checked_sub(2 * padding)
         .ok_or_else(too_much)?;
-    if !fast_path(x) {
+    if !fast_path(x, w) {
         return x.conv_transpose2d(w, padding, output_padding, stride, 1);
     }
-    // The output image is what im2col with the same window would read the input grid from.
+    // The transposed convolution of x by w is the adjoint of the convolution of an [N, O, ho,
+    // wo] image by w (read as a conv weight [C, O, kh, kw]) whose window grid is x's [h, wd].
     let g = Geometry {
         n,
         c: o,
         h: ho,
         w: wo,
+        o: c,
         kh,
         kw,
         stride,
@@ -234,7 +607,5 @@ pub fn conv_transpose2d(
         ho: h,
         wo: wd,
     };
-    let xt = x.transpose(0, 1)?.reshape((c, n * h * wd))?;
-    let cols = w.reshape((c, o * kh * kw))?.t()?.matmul(&xt)?;
-    cols.contiguous()?.apply_op1(Col2Im(g))
+    apply(x, w, ConvT(g))
 }

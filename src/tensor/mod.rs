@@ -5,6 +5,7 @@
 
 pub mod conv;
 mod format;
+pub mod fused;
 pub mod register;
 
 use crate::device::{current_device, default_dtype};
@@ -234,10 +235,7 @@ pub fn softplus(x: &CTensor) -> candle_core::Result<CTensor> {
     x.relu()? + (neg_abs.exp()? + 1.0)?.log()?
 }
 
-/// `max(x, 0) + slope * min(x, 0)`.
-pub fn leaky_relu(x: &CTensor, slope: f64) -> candle_core::Result<CTensor> {
-    x.relu()? - (x.neg()?.relu()? * slope)?
-}
+pub use fused::leaky_relu;
 
 pub fn sigmoid(x: &CTensor) -> candle_core::Result<CTensor> {
     candle_nn::ops::sigmoid(x)

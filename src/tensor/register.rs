@@ -982,19 +982,14 @@ pub fn conv_transpose2d(
         usize_arg(padding, "padding")?,
         usize_arg(out_pad, "output padding")?,
     );
-    let r = x
-        .conv_transpose2d(w, p, o, s, 1)
-        .and_then(|y| add_channel_bias(y, b));
+    let r = super::conv::conv_transpose2d(x, w, s, p, o).and_then(|y| add_channel_bias(y, b));
     t(r, "conv_transpose2d")
 }
 
 fn add_channel_bias(y: CT, b: Option<&CT>) -> candle_core::Result<CT> {
     match b {
         None => Ok(y),
-        Some(b) => {
-            let c = b.elem_count();
-            y.broadcast_add(&b.reshape((1, c, 1, 1))?)
-        }
+        Some(b) => super::fused::channel_add(&y, b),
     }
 }
 

@@ -1,0 +1,463 @@
+//! Fused CPU kernels, differentiable to any order, for the per-channel maps of biases and batch
+//! norm and for (leaky) ReLU.
+//!
+//! Composed from candle primitives, a bias or a batch-norm scale is a broadcast, whose backward
+//! pass is candle's reduction over the batch and spatial dimensions: single-threaded and
+//! strided, it was the largest cost after the matrix products in a DCGAN step. A leaky ReLU
+//! composed as `relu(x) − s·relu(−x)` is four passes forward and a dozen backward. Here each is
+//! one parallel pass, and the ops form sets closed under differentiation, so second-order
+//! gradients (gradient penalties) use them too:
+//!
+//! - `channel_add(x, b) = x + b[c]`: backward `(g, channel_sum(g))`;
+//! - `channel_mul(x, s) = x · s[c]`: backward `(channel_mul(g, s), channel_dot(g, x))`;
+//! - `channel_sum(x)[c] = Σ x[·, c, ·]`: backward `channel_expand(g)`, and back again;
+//! - `channel_dot(x, y)[c] = Σ (x·y)[·, c, ·]`: backward `(channel_mul(y, g), channel_mul(x, g))`;
+//! - `leaky_relu(x, s)`: backward `leaky_relu_grad(x, g, s) = g · (x > 0 ? 1 : s)`, which is
+//!   linear in `g` and piecewise constant in `x` (its derivative in `x` is zero).
+//!
+//! "Channel" is dimension 1 of a tensor of rank ≥ 2 ([N, C] or [N, C, H, W]); the per-channel
+//! vectors have C elements. On other devices, or dtypes other than f32/f64, the same maps are
+//! composed from candle primitives.
+
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, WithDType};
+use rayon::prelude::*;
+
+/// A tensor seen as [outer, C, inner] around its channel dimension.
+#[derive(Clone, Debug)]
+struct Channels {
+    shape: Shape,
+    outer: usize,
+    c: usize,
+    inner: usize,
+}
+
+impl Channels {
+    fn of(x: &Tensor, op: &str) -> Result<Channels> {
+        let d = x.dims();
+        if d.len() < 2 {
+            candle_core::bail!("{op}: expected a tensor [N, C, ...], got shape {d:?}");
+        }
+        Ok(Channels {
+            shape: x.shape().clone(),
+            outer: d[0],
+            c: d[1],
+            inner: d[2..].iter().product(),
+        })
+    }
+    fn check_vector(&self, v: &Tensor, op: &str) -> Result<()> {
+        if v.elem_count() != self.c {
+            candle_core::bail!(
+                "{op}: expected {} per-channel values for a tensor of shape {:?}, got shape {:?}",
+                self.c,
+                self.shape.dims(),
+                v.dims()
+            );
+        }
+        Ok(())
+    }
+    /// The shape a per-channel vector broadcasts from: [1, C, 1, ...].
+    fn broadcast_shape(&self) -> Vec<usize> {
+        let mut s = vec![1; self.shape.rank()];
+        s[1] = self.c;
+        s
+    }
+}
+
+trait Float: WithDType + Copy + Send + Sync + 'static {}
+impl Float for f32 {}
+impl Float for f64 {}
+
+fn contiguous<'a, T>(data: &'a [T], layout: &Layout, op: &str) -> Result<&'a [T]> {
+    match layout.contiguous_offsets() {
+        Some((a, b)) => Ok(&data[a..b]),
+        None => candle_core::bail!("{op}: expected a contiguous input"),
+    }
+}
+
+/// Work per parallel task, in elements.
+const GRAIN: usize = 1 << 15;
+/// Tensors smaller than this are done on the calling thread: waking rayon's workers costs more
+/// than the pass.
+const PARALLEL_MIN: usize = 1 << 17;
+
+/// Fills `out` by `f(offset, piece)` over pieces of `out` whose lengths are multiples of
+/// `unit`, in parallel for large outputs.
+fn fill_pieces<T: Float>(out: &mut [T], unit: usize, f: impl Fn(usize, &mut [T]) + Sync) {
+    let unit = unit.max(1);
+    if out.len() < PARALLEL_MIN {
+        f(0, out);
+        return;
+    }
+    let piece = GRAIN.div_ceil(unit) * unit;
+    out.par_chunks_mut(piece)
+        .enumerate()
+        .for_each(|(i, o)| f(i * piece, o));
+}
+
+/// `out[i] = f(x[i], v[c(i)])` for a per-channel vector `v`.
+fn map_channels<T: Float>(g: &Channels, x: &[T], v: &[T], f: impl Fn(T, T) -> T + Sync) -> Vec<T> {
+    let mut out = vec![T::zero(); x.len()];
+    fill_pieces(&mut out, g.c * g.inner, |start, o| {
+        let x = &x[start..start + o.len()];
+        if g.inner == 1 {
+            // [N, C]: rows of C values.
+            for (o, x) in o.chunks_mut(g.c).zip(x.chunks(g.c)) {
+                for ((o, &x), &v) in o.iter_mut().zip(x).zip(v) {
+                    *o = f(x, v);
+                }
+            }
+        } else {
+            for (plane, (o, x)) in o.chunks_mut(g.inner).zip(x.chunks(g.inner)).enumerate() {
+                let v = v[plane % g.c];
+                for (o, &x) in o.iter_mut().zip(x) {
+                    *o = f(x, v);
+                }
+            }
+        }
+    });
+    out
+}
+
+/// `out[c] = Σ f(x, y)` over channel `c` (f64 accumulation per plane).
+fn reduce_channels<T: Float>(
+    g: &Channels,
+    x: &[T],
+    y: &[T],
+    f: impl Fn(T, T) -> T + Sync,
+) -> Vec<T> {
+    if g.inner == 1 {
+        let mut acc = vec![0f64; g.c];
+        for (x, y) in x.chunks(g.c).zip(y.chunks(g.c)) {
+            for ((a, &x), &y) in acc.iter_mut().zip(x).zip(y) {
+                *a += f(x, y).to_f64();
+            }
+        }
+        return acc.into_iter().map(T::from_f64).collect();
+    }
+    let channel = |c: usize| {
+        let mut total = 0f64;
+        for n in 0..g.outer {
+            let start = (n * g.c + c) * g.inner;
+            let (xs, ys) = (&x[start..start + g.inner], &y[start..start + g.inner]);
+            let mut plane = T::zero();
+            for (&x, &y) in xs.iter().zip(ys) {
+                plane += f(x, y);
+            }
+            total += plane.to_f64();
+        }
+        T::from_f64(total)
+    };
+    if x.len() < PARALLEL_MIN {
+        (0..g.c).map(channel).collect()
+    } else {
+        (0..g.c).into_par_iter().map(channel).collect()
+    }
+}
+
+/// Runs `f` on the data of two inputs of one dtype (f32 or f64).
+macro_rules! with_two {
+    ($op:expr, $s1:expr, $l1:expr, $s2:expr, $l2:expr, |$a:ident, $b:ident| $body:expr) => {
+        match ($s1, $s2) {
+            (CpuStorage::F32($a), CpuStorage::F32($b)) => {
+                let ($a, $b) = (contiguous($a, $l1, $op)?, contiguous($b, $l2, $op)?);
+                CpuStorage::F32($body)
+            }
+            (CpuStorage::F64($a), CpuStorage::F64($b)) => {
+                let ($a, $b) = (contiguous($a, $l1, $op)?, contiguous($b, $l2, $op)?);
+                CpuStorage::F64($body)
+            }
+            _ => candle_core::bail!("{}: both inputs must be f32 or both f64", $op),
+        }
+    };
+}
+
+struct ChannelAdd(Channels);
+struct ChannelMul(Channels);
+struct ChannelSum(Channels);
+struct ChannelExpand(Channels);
+struct ChannelDot(Channels);
+struct LeakyRelu(f64);
+struct LeakyReluGrad(f64);
+
+impl CustomOp2 for ChannelAdd {
+    fn name(&self) -> &'static str {
+        "channel_add"
+    }
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let g = &self.0;
+        let out = with_two!("channel_add", s1, l1, s2, l2, |x, b| map_channels(
+            g,
+            x,
+            b,
+            |x, b| x + b
+        ));
+        Ok((out, g.shape.clone()))
+    }
+    fn bwd(
+        &self,
+        _x: &Tensor,
+        _b: &Tensor,
+        _res: &Tensor,
+        g: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        Ok((Some(g.clone()), Some(channel_sum(g)?)))
+    }
+}
+
+impl CustomOp2 for ChannelMul {
+    fn name(&self) -> &'static str {
+        "channel_mul"
+    }
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let g = &self.0;
+        let out = with_two!("channel_mul", s1, l1, s2, l2, |x, s| map_channels(
+            g,
+            x,
+            s,
+            |x, s| x * s
+        ));
+        Ok((out, g.shape.clone()))
+    }
+    fn bwd(
+        &self,
+        x: &Tensor,
+        s: &Tensor,
+        _res: &Tensor,
+        g: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        Ok((Some(channel_mul(g, s)?), Some(channel_dot(g, x)?)))
+    }
+}
+
+impl CustomOp1 for ChannelSum {
+    fn name(&self) -> &'static str {
+        "channel_sum"
+    }
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let g = &self.0;
+        let out = with_two!("channel_sum", s, l, s, l, |x, _x| reduce_channels(
+            g,
+            x,
+            x,
+            |x, _| x
+        ));
+        Ok((out, g.c.into()))
+    }
+    fn bwd(&self, _x: &Tensor, _res: &Tensor, g: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(
+            g.contiguous()?.apply_op1(ChannelExpand(self.0.clone()))?,
+        ))
+    }
+}
+
+impl CustomOp1 for ChannelExpand {
+    fn name(&self) -> &'static str {
+        "channel_expand"
+    }
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let g = &self.0;
+        let len = g.outer * g.c * g.inner;
+        let out = match s {
+            CpuStorage::F32(v) => {
+                let v = contiguous(v, l, "channel_expand")?;
+                CpuStorage::F32(map_channels(g, &vec![0f32; len], v, |_, v| v))
+            }
+            CpuStorage::F64(v) => {
+                let v = contiguous(v, l, "channel_expand")?;
+                CpuStorage::F64(map_channels(g, &vec![0f64; len], v, |_, v| v))
+            }
+            _ => candle_core::bail!("channel_expand: only f32 and f64 are supported"),
+        };
+        Ok((out, g.shape.clone()))
+    }
+    fn bwd(&self, _v: &Tensor, _res: &Tensor, g: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(channel_sum(g)?))
+    }
+}
+
+impl CustomOp2 for ChannelDot {
+    fn name(&self) -> &'static str {
+        "channel_dot"
+    }
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let g = &self.0;
+        let out = with_two!("channel_dot", s1, l1, s2, l2, |x, y| reduce_channels(
+            g,
+            x,
+            y,
+            |x, y| x * y
+        ));
+        Ok((out, g.c.into()))
+    }
+    fn bwd(
+        &self,
+        x: &Tensor,
+        y: &Tensor,
+        _res: &Tensor,
+        g: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        Ok((Some(channel_mul(y, g)?), Some(channel_mul(x, g)?)))
+    }
+}
+
+fn par_map2<T: Float>(x: &[T], y: &[T], f: impl Fn(T, T) -> T + Sync) -> Vec<T> {
+    let mut out = vec![T::zero(); x.len()];
+    fill_pieces(&mut out, 1, |start, o| {
+        let (x, y) = (&x[start..start + o.len()], &y[start..start + o.len()]);
+        for ((o, &x), &y) in o.iter_mut().zip(x).zip(y) {
+            *o = f(x, y);
+        }
+    });
+    out
+}
+
+fn leaky<T: Float>(x: &[T], slope: f64) -> Vec<T> {
+    let (k, zero) = (T::from_f64(slope), T::zero());
+    par_map2(x, x, |x, _| if x > zero { x } else { x * k })
+}
+
+fn leaky_grad<T: Float>(x: &[T], g: &[T], slope: f64) -> Vec<T> {
+    let (k, zero) = (T::from_f64(slope), T::zero());
+    par_map2(x, g, |x, g| if x > zero { g } else { g * k })
+}
+
+impl CustomOp1 for LeakyRelu {
+    fn name(&self) -> &'static str {
+        "leaky_relu"
+    }
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let slope = self.0;
+        let out = with_two!("leaky_relu", s, l, s, l, |x, _x| leaky(x, slope));
+        Ok((out, l.shape().clone()))
+    }
+    fn bwd(&self, x: &Tensor, _res: &Tensor, g: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(leaky_relu_grad(x, g, self.0)?))
+    }
+}
+
+impl CustomOp2 for LeakyReluGrad {
+    fn name(&self) -> &'static str {
+        "leaky_relu_grad"
+    }
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let slope = self.0;
+        let out = with_two!("leaky_relu_grad", s1, l1, s2, l2, |x, g| leaky_grad(
+            x, g, slope
+        ));
+        Ok((out, l1.shape().clone()))
+    }
+    fn bwd(
+        &self,
+        x: &Tensor,
+        _g: &Tensor,
+        _res: &Tensor,
+        gg: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        // Piecewise constant in x (zero derivative almost everywhere), linear in g. candle
+        // needs a gradient for every tracked input, so x gets explicit zeros.
+        Ok((Some(x.zeros_like()?), Some(leaky_relu_grad(x, gg, self.0)?)))
+    }
+}
+
+fn fast(x: &Tensor) -> bool {
+    x.device().is_cpu() && matches!(x.dtype(), candle_core::DType::F32 | candle_core::DType::F64)
+}
+
+fn fast2(x: &Tensor, v: &Tensor) -> bool {
+    fast(x) && x.dtype() == v.dtype() && x.device().same_device(v.device())
+}
+
+/// `x + b[c]` for a per-channel vector `b`.
+pub fn channel_add(x: &Tensor, b: &Tensor) -> Result<Tensor> {
+    let g = Channels::of(x, "channel_add")?;
+    g.check_vector(b, "channel_add")?;
+    if !fast2(x, b) {
+        return x.broadcast_add(&b.reshape(g.broadcast_shape())?);
+    }
+    x.contiguous()?
+        .apply_op2(&b.flatten_all()?.contiguous()?, ChannelAdd(g))
+}
+
+/// `x · s[c]` for a per-channel vector `s`.
+pub fn channel_mul(x: &Tensor, s: &Tensor) -> Result<Tensor> {
+    let g = Channels::of(x, "channel_mul")?;
+    g.check_vector(s, "channel_mul")?;
+    if !fast2(x, s) {
+        return x.broadcast_mul(&s.reshape(g.broadcast_shape())?);
+    }
+    x.contiguous()?
+        .apply_op2(&s.flatten_all()?.contiguous()?, ChannelMul(g))
+}
+
+/// Dimensions other than the channel one.
+fn other_dims(rank: usize) -> Vec<usize> {
+    (0..rank).filter(|&d| d != 1).collect()
+}
+
+/// The per-channel sums `[C]` of `x`.
+pub fn channel_sum(x: &Tensor) -> Result<Tensor> {
+    let g = Channels::of(x, "channel_sum")?;
+    if !fast(x) {
+        return x.sum_keepdim(other_dims(x.rank()))?.flatten_all();
+    }
+    x.contiguous()?.apply_op1(ChannelSum(g))
+}
+
+/// The per-channel sums `[C]` of `x · y` (same shapes).
+pub fn channel_dot(x: &Tensor, y: &Tensor) -> Result<Tensor> {
+    let g = Channels::of(x, "channel_dot")?;
+    if x.dims() != y.dims() {
+        candle_core::bail!(
+            "channel_dot: shapes {:?} and {:?} differ",
+            x.dims(),
+            y.dims()
+        );
+    }
+    if !fast2(x, y) {
+        return (x * y)?.sum_keepdim(other_dims(x.rank()))?.flatten_all();
+    }
+    x.contiguous()?.apply_op2(&y.contiguous()?, ChannelDot(g))
+}
+
+/// `x` where positive, `slope · x` elsewhere (slope 0: ReLU). Its derivative at 0 is `slope`,
+/// as in PyTorch.
+pub fn leaky_relu(x: &Tensor, slope: f64) -> Result<Tensor> {
+    if !fast(x) {
+        return x.relu()? - (x.neg()?.relu()? * slope)?;
+    }
+    x.contiguous()?.apply_op1(LeakyRelu(slope))
+}
+
+/// `g · (x > 0 ? 1 : slope)`: the backward pass of [`leaky_relu`].
+fn leaky_relu_grad(x: &Tensor, g: &Tensor, slope: f64) -> Result<Tensor> {
+    if !fast2(x, g) {
+        let mask = x.gt(0.0)?.to_dtype(x.dtype())?;
+        return g * ((mask * (1.0 - slope))? + slope)?;
+    }
+    x.contiguous()?
+        .apply_op2(&g.contiguous()?, LeakyReluGrad(slope))
+}

@@ -1,0 +1,134 @@
+//! The fused per-channel and leaky-ReLU kernels equal the same maps composed from candle
+//! primitives: values, first-order and second-order gradients (f64).
+
+use candle_core::{DType, Device, Tensor, Var};
+use ganscript::tensor::fused;
+
+fn rand(shape: &[usize], seed: u64) -> Var {
+    ganscript::rng::seed(seed);
+    let n = shape.iter().product();
+    let t = Tensor::from_vec(ganscript::rng::normal_vec(n, 0.0, 1.0), shape, &Device::Cpu);
+    Var::from_tensor(&t.unwrap()).unwrap()
+}
+
+fn values(t: &Tensor) -> Vec<f64> {
+    t.flatten_all()
+        .unwrap()
+        .to_dtype(DType::F64)
+        .unwrap()
+        .to_vec1()
+        .unwrap()
+}
+
+fn close(a: &Tensor, b: &Tensor, what: &str) {
+    assert_eq!(a.dims(), b.dims(), "{what}: shapes");
+    for (i, (x, y)) in values(a).iter().zip(values(b)).enumerate() {
+        assert!(
+            (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0),
+            "{what}[{i}]: {x} vs {y}"
+        );
+    }
+}
+
+/// The ops a batch-norm layer and a conv bias use, in one scalar.
+struct Ops {
+    add: fn(&Tensor, &Tensor) -> candle_core::Result<Tensor>,
+    mul: fn(&Tensor, &Tensor) -> candle_core::Result<Tensor>,
+    sum: fn(&Tensor) -> candle_core::Result<Tensor>,
+    dot: fn(&Tensor, &Tensor) -> candle_core::Result<Tensor>,
+    leaky: fn(&Tensor, f64) -> candle_core::Result<Tensor>,
+}
+
+fn bshape(x: &Tensor) -> Vec<usize> {
+    let mut s = vec![1; x.rank()];
+    s[1] = x.dims()[1];
+    s
+}
+
+fn others(x: &Tensor) -> Vec<usize> {
+    (0..x.rank()).filter(|&d| d != 1).collect()
+}
+
+const COMPOSED: Ops = Ops {
+    add: |x, b| x.broadcast_add(&b.reshape(bshape(x))?),
+    mul: |x, s| x.broadcast_mul(&s.reshape(bshape(x))?),
+    sum: |x| x.sum_keepdim(others(x))?.flatten_all(),
+    dot: |x, y| (x * y)?.sum_keepdim(others(x))?.flatten_all(),
+    leaky: |x, s| x.relu()? - (x.neg()?.relu()? * s)?,
+};
+
+const FUSED: Ops = Ops {
+    add: fused::channel_add,
+    mul: fused::channel_mul,
+    sum: fused::channel_sum,
+    dot: fused::channel_dot,
+    leaky: fused::leaky_relu,
+};
+
+/// L(x, b, s) through every op, its gradients, and the gradients of ‖∂L/∂x‖².
+fn run(ops: &Ops, x: &Var, b: &Var, s: &Var) -> Vec<Tensor> {
+    let (xt, bt, st) = (x.as_tensor(), b.as_tensor(), s.as_tensor());
+    let h = (ops.mul)(&(ops.add)(xt, bt).unwrap(), st).unwrap();
+    let h = (ops.leaky)(&h, 0.2).unwrap();
+    let stats = ((ops.sum)(&h).unwrap() * (ops.dot)(&h, xt).unwrap()).unwrap();
+    let l = ((h.sqr().unwrap().sum_all().unwrap() + (stats * st).unwrap().sum_all().unwrap())
+        .unwrap()
+        + (ops.sum)(&h.sqr().unwrap()).unwrap().sum_all().unwrap())
+    .unwrap();
+    let g = l.backward().unwrap();
+    let (gx, gb, gs) = (
+        g.get(xt).unwrap().clone(),
+        g.get(bt).unwrap().clone(),
+        g.get(st).unwrap().clone(),
+    );
+    let p = gx.sqr().unwrap().sum_all().unwrap();
+    let g2 = p.backward().unwrap();
+    vec![
+        h,
+        l,
+        gx,
+        gb,
+        gs,
+        g2.get(xt).unwrap().clone(),
+        g2.get(bt).unwrap().clone(),
+        g2.get(st).unwrap().clone(),
+    ]
+}
+
+#[test]
+fn fused_channel_ops_and_leaky_relu_match_composed_ones() {
+    ganscript::autograd::ensure_double_backprop().unwrap();
+    // [N, C, H, W] (small and above the parallel threshold) and [N, C] (linear layers).
+    for shape in [
+        vec![3, 4, 5, 5],
+        vec![8, 16, 32, 33],
+        vec![7, 6],
+        vec![600, 300],
+    ] {
+        let c = shape[1];
+        let (x, b, s) = (rand(&shape, 1), rand(&[c], 2), rand(&[c], 3));
+        let names = [
+            "value", "L", "dL/dx", "dL/db", "dL/ds", "d²/dx", "d²/db", "d²/ds",
+        ];
+        let (a, e) = (run(&FUSED, &x, &b, &s), run(&COMPOSED, &x, &b, &s));
+        for ((a, e), name) in a.iter().zip(&e).zip(names) {
+            close(a, e, &format!("{shape:?} {name}"));
+        }
+    }
+}
+
+#[test]
+fn fused_ops_reject_mismatched_shapes() {
+    let x = rand(&[2, 3, 4, 4], 1);
+    let v = rand(&[4], 2);
+    let err = fused::channel_add(x.as_tensor(), v.as_tensor()).unwrap_err();
+    assert!(
+        err.to_string().contains("expected 3 per-channel values"),
+        "{err}"
+    );
+    let err = fused::channel_sum(v.as_tensor()).unwrap_err();
+    assert!(
+        err.to_string().contains("expected a tensor [N, C, ...]"),
+        "{err}"
+    );
+}
