@@ -15,8 +15,11 @@
 //! column buffer (im2col), multiplied by the weight (the `gemm` crate, as candle's matmul), and
 //! the result written straight into the NCHW output (or scattered back, col2im). Nothing larger
 //! than a chunk's columns is ever allocated besides the outputs, and nothing is kept for the
-//! backward pass but the op's two inputs. On other devices candle's own kernels are used.
+//! backward pass but the op's two inputs. A backward pass skips the gradients nobody asked for
+//! ([`needs_grad`]: the weights' while a penalty differentiates with respect to D's input, the
+//! data's, a frozen net's). On other devices candle's own kernels are used.
 
+use crate::autograd::needs_grad;
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor, WithDType};
 use rayon::prelude::*;
 
@@ -449,9 +452,13 @@ impl CustomOp2 for Conv {
         _res: &Tensor,
         dy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let dx = apply(dy, w, ConvT(self.0))?;
-        let dw = apply(x, dy, WGrad(self.0))?;
-        Ok((Some(dx), Some(dw)))
+        let dx = needs_grad(x)
+            .then(|| apply(dy, w, ConvT(self.0)))
+            .transpose()?;
+        let dw = needs_grad(w)
+            .then(|| apply(x, dy, WGrad(self.0)))
+            .transpose()?;
+        Ok((dx, dw))
     }
 }
 
@@ -483,9 +490,13 @@ impl CustomOp2 for ConvT {
         _res: &Tensor,
         dx: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let dy = apply(dx, w, Conv(self.0))?;
-        let dw = apply(dx, y, WGrad(self.0))?;
-        Ok((Some(dy), Some(dw)))
+        let dy = needs_grad(y)
+            .then(|| apply(dx, w, Conv(self.0)))
+            .transpose()?;
+        let dw = needs_grad(w)
+            .then(|| apply(dx, y, WGrad(self.0)))
+            .transpose()?;
+        Ok((dy, dw))
     }
 }
 
@@ -517,9 +528,13 @@ impl CustomOp2 for WGrad {
         _res: &Tensor,
         dw: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let dx = apply(y, dw, ConvT(self.0))?;
-        let dy = apply(x, dw, Conv(self.0))?;
-        Ok((Some(dx), Some(dy)))
+        let dx = needs_grad(x)
+            .then(|| apply(y, dw, ConvT(self.0)))
+            .transpose()?;
+        let dy = needs_grad(y)
+            .then(|| apply(x, dw, Conv(self.0)))
+            .transpose()?;
+        Ok((dx, dy))
     }
 }
 

@@ -19,6 +19,7 @@
 //! vectors have C elements. On other devices, or dtypes other than f32/f64, the same maps are
 //! composed from candle primitives.
 
+use crate::autograd::needs_grad;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, WithDType};
 use rayon::prelude::*;
 
@@ -202,11 +203,14 @@ impl CustomOp2 for ChannelAdd {
     fn bwd(
         &self,
         _x: &Tensor,
-        _b: &Tensor,
+        b: &Tensor,
         _res: &Tensor,
         g: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        Ok((Some(g.clone()), Some(channel_sum(g)?)))
+        Ok((
+            Some(g.clone()),
+            needs_grad(b).then(|| channel_sum(g)).transpose()?,
+        ))
     }
 }
 
@@ -237,7 +241,10 @@ impl CustomOp2 for ChannelMul {
         _res: &Tensor,
         g: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        Ok((Some(channel_mul(g, s)?), Some(channel_dot(g, x)?)))
+        Ok((
+            needs_grad(x).then(|| channel_mul(g, s)).transpose()?,
+            needs_grad(s).then(|| channel_dot(g, x)).transpose()?,
+        ))
     }
 }
 
@@ -314,7 +321,10 @@ impl CustomOp2 for ChannelDot {
         _res: &Tensor,
         g: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        Ok((Some(channel_mul(y, g)?), Some(channel_mul(x, g)?)))
+        Ok((
+            needs_grad(x).then(|| channel_mul(y, g)).transpose()?,
+            needs_grad(y).then(|| channel_mul(x, g)).transpose()?,
+        ))
     }
 }
 
@@ -379,7 +389,10 @@ impl CustomOp2 for LeakyReluGrad {
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         // Piecewise constant in x (zero derivative almost everywhere), linear in g. candle
         // needs a gradient for every tracked input, so x gets explicit zeros.
-        Ok((Some(x.zeros_like()?), Some(leaky_relu_grad(x, gg, self.0)?)))
+        Ok((
+            needs_grad(x).then(|| x.zeros_like()).transpose()?,
+            Some(leaky_relu_grad(x, gg, self.0)?),
+        ))
     }
 }
 

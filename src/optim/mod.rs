@@ -5,7 +5,9 @@
 //! per-parameter state (step count, moment buffers). `opt.step(loss)` differentiates the loss
 //! and updates only its own parameters; a parameter the loss does not depend on is left
 //! unchanged, and its step count does not advance (as in PyTorch). Updates are computed on
-//! detached tensors in each parameter's dtype and written in place with `Var::set`.
+//! detached tensors in each parameter's dtype and written in place with `Var::set`; Adam and
+//! Adamax on the CPU update the parameter and their moments in place in three fused passes
+//! ([`fused`]) with the same arithmetic.
 //!
 //! Update rules (g the gradient, t the parameter's step count):
 //! - `sgd`: `buf = μ·buf + g` (`buf = g` at the first step), `p -= lr·buf`;
@@ -13,6 +15,8 @@
 //!   `p -= lr/(1−β1ᵗ) · m / (√v / √(1−β2ᵗ) + eps)`;
 //! - `adamax`: `m = β1 m + (1−β1) g`, `u = max(β2·u, |g| + eps)`, `p -= lr/(1−β1ᵗ) · m / u`;
 //! - `rmsprop`: `v = α v + (1−α) g²`, `p -= lr·g / (√v + eps)`.
+
+mod fused;
 
 use crate::errors::{script_err, OrScriptErr, ScriptResult};
 use crate::nn::Net;
@@ -136,7 +140,12 @@ impl Optimizer {
                 loss.dims()
             ));
         };
-        let store = loss.backward().map_err(|e| format!("{kind}.step: {e}"))?;
+        let store = {
+            let inner = self.0.borrow();
+            let wanted: Vec<&CT> = inner.params.iter().map(|p| p.var.as_tensor()).collect();
+            crate::autograd::backward_for(&loss, &wanted)
+                .map_err(|e| format!("{kind}.step: {e}"))?
+        };
         let grads: Vec<Option<CT>> = self
             .0
             .borrow()
@@ -244,6 +253,7 @@ impl Optimizer {
                     Some(t) if t.dims() == pt.dims() => t
                         .to_dtype(pt.dtype())
                         .and_then(|t| t.to_device(pt.device()))
+                        .and_then(|t| t.copy())
                         .map(Some)
                         .map_err(|e| format!("tensor \"{name}\": {e}")),
                     Some(t) => Err(format!(
@@ -296,7 +306,56 @@ impl Optimizer {
     }
 }
 
+/// Adam and Adamax as the three in-place passes of [`fused`]; false (nothing done) where they do
+/// not apply.
+fn fused_update(kind: &Kind, lr: f64, p: &mut ParamState, g: &CT) -> candle_core::Result<bool> {
+    use fused::Pass;
+    let x = p.var.as_tensor();
+    let (beta1, beta2, eps, wd, adam) = match *kind {
+        Kind::Adam {
+            beta1,
+            beta2,
+            eps,
+            weight_decay,
+        } => (beta1, beta2, eps, weight_decay, true),
+        Kind::Adamax {
+            beta1,
+            beta2,
+            eps,
+            weight_decay,
+        } => (beta1, beta2, eps, weight_decay, false),
+        _ => return Ok(false),
+    };
+    if !fused::applies(x, g) {
+        return Ok(false);
+    }
+    // The moments, updated in place (zeros before the first step; restored ones are copies).
+    let moment = |s: &Option<CT>| match s {
+        Some(t) if fused::applies(t, x) => Ok(t.clone()),
+        _ => x.zeros_like(),
+    };
+    let (m, v) = (moment(&p.m)?, moment(&p.v)?);
+    p.step += 1;
+    let t = p.step as i32;
+    let k = lr / (1.0 - beta1.powi(t));
+    fused::apply(&m, g, x, Pass::Moment { beta1, wd })?;
+    if adam {
+        fused::apply(&v, g, x, Pass::Square { beta2, wd })?;
+        let s = 1.0 / (1.0 - beta2.powi(t)).sqrt();
+        fused::apply(x, &m, &v, Pass::AdamStep { s, eps, k })?;
+    } else {
+        fused::apply(&v, g, x, Pass::Inf { beta2, eps, wd })?;
+        fused::apply(x, &m, &v, Pass::AdamaxStep { k })?;
+    }
+    p.m = Some(m);
+    p.v = Some(v);
+    Ok(true)
+}
+
 fn update(kind: &Kind, lr: f64, p: &mut ParamState, g: CT) -> candle_core::Result<()> {
+    if fused_update(kind, lr, p, &g)? {
+        return Ok(());
+    }
     let x = p.var.as_tensor().detach();
     p.step += 1;
     let t = p.step as i32;
