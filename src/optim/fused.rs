@@ -3,6 +3,7 @@
 //! parameter-sized tensor. The arithmetic is the composed version's, operation by operation in
 //! the parameter's dtype, so the results are the same.
 
+use crate::tensor::cpu_slice;
 use candle_core::{CpuStorage, InplaceOp3, Layout, Result, Tensor, WithDType};
 use rayon::prelude::*;
 
@@ -22,6 +23,7 @@ pub enum Pass {
     AdamaxStep { k: f64 },
 }
 
+const OP: &str = "optimizer update";
 const PARALLEL_MIN: usize = 1 << 17;
 const GRAIN: usize = 1 << 15;
 
@@ -73,16 +75,9 @@ fn run<T: WithDType>(pass: Pass, a: &mut [T], b: &[T], c: &[T]) {
     }
 }
 
-fn slice<'a, T>(data: &'a [T], l: &Layout) -> Result<&'a [T]> {
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&data[a..b]),
-        None => candle_core::bail!("optimizer update: expected contiguous tensors"),
-    }
-}
-
 impl InplaceOp3 for Pass {
     fn name(&self) -> &'static str {
-        "optimizer_update"
+        OP
     }
     fn cpu_fwd(
         &self,
@@ -97,12 +92,18 @@ impl InplaceOp3 for Pass {
             candle_core::bail!("optimizer update: expected contiguous tensors")
         };
         match (s1, s2, s3) {
-            (CpuStorage::F32(a), CpuStorage::F32(b), CpuStorage::F32(c)) => {
-                run(*self, &mut a[a0..a1], slice(b, l2)?, slice(c, l3)?)
-            }
-            (CpuStorage::F64(a), CpuStorage::F64(b), CpuStorage::F64(c)) => {
-                run(*self, &mut a[a0..a1], slice(b, l2)?, slice(c, l3)?)
-            }
+            (CpuStorage::F32(a), CpuStorage::F32(b), CpuStorage::F32(c)) => run(
+                *self,
+                &mut a[a0..a1],
+                cpu_slice(b, l2, OP)?,
+                cpu_slice(c, l3, OP)?,
+            ),
+            (CpuStorage::F64(a), CpuStorage::F64(b), CpuStorage::F64(c)) => run(
+                *self,
+                &mut a[a0..a1],
+                cpu_slice(b, l2, OP)?,
+                cpu_slice(c, l3, OP)?,
+            ),
             _ => candle_core::bail!("optimizer update: tensors must all be f32 or all f64"),
         }
         Ok(())

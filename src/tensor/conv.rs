@@ -5,9 +5,9 @@
 //! through that loop. Here a convolution is three custom ops that are closed under
 //! differentiation (each is bilinear, and the adjoint of each is built from the other two):
 //!
-//! - [`Conv`]`(x, w)`: the convolution `y = w ⋆ x`;
-//! - [`ConvT`]`(y, w)`: its adjoint in `x` (the transposed convolution, `∂/∂x ⟨y, w ⋆ x⟩`);
-//! - [`WGrad`]`(x, y)`: its adjoint in `w` (the weight gradient, `∂/∂w ⟨y, w ⋆ x⟩`).
+//! - `Conv(x, w)`: the convolution `y = w ⋆ x`;
+//! - `ConvT(y, w)`: its adjoint in `x` (the transposed convolution, `∂/∂x ⟨y, w ⋆ x⟩`);
+//! - `WGrad(x, y)`: its adjoint in `w` (the weight gradient, `∂/∂w ⟨y, w ⋆ x⟩`).
 //!
 //! With `⟨Conv(x, w), y⟩ = ⟨x, ConvT(y, w)⟩ = ⟨w, WGrad(x, y)⟩`, each op's backward pass is a
 //! pair of the others, so gradients of any order stay fast. The work is done in chunks of a few
@@ -19,6 +19,7 @@
 //! ([`needs_grad`]: the weights' while a penalty differentiates with respect to D's input, the
 //! data's, a frozen net's). On other devices candle's own kernels are used.
 
+use super::cpu_slice;
 use crate::autograd::needs_grad;
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor, WithDType};
 use rayon::prelude::*;
@@ -439,46 +440,41 @@ fn wgrad_fwd<T: Float>(g: &Geometry, x: &[T], y: &[T]) -> Vec<T> {
     w
 }
 
-/// The convolution `y = w ⋆ x` (args `x`, `w`).
-struct Conv(Geometry);
-/// The transposed convolution (args `y`, `w`), the adjoint of [`Conv`] in `x`.
-struct ConvT(Geometry);
-/// The weight gradient (args `x`, `y`), the adjoint of [`Conv`] in `w`.
-struct WGrad(Geometry);
+/// The three ops.
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    /// The convolution `y = w ⋆ x` (args `x`, `w`).
+    Conv,
+    /// The transposed convolution (args `y`, `w`), the adjoint of `Conv` in `x`.
+    ConvT,
+    /// The weight gradient (args `x`, `y`), the adjoint of `Conv` in `w`.
+    WGrad,
+}
 
-fn contiguous<'a, T>(data: &'a [T], layout: &Layout, op: &str) -> Result<&'a [T]> {
-    match layout.contiguous_offsets() {
-        Some((a, b)) => Ok(&data[a..b]),
-        None => candle_core::bail!("{op}: expected a contiguous input"),
+/// One of the ops on one geometry, as a candle custom op.
+struct ConvOp(Kind, Geometry);
+
+impl ConvOp {
+    fn apply(kind: Kind, g: Geometry, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+        a.contiguous()?.apply_op2(&b.contiguous()?, ConvOp(kind, g))
     }
 }
 
-/// Runs `f` on the two inputs' data as f32 or f64 slices (both of one dtype).
-fn dispatch(
-    op: &str,
-    (s1, l1): (&CpuStorage, &Layout),
-    (s2, l2): (&CpuStorage, &Layout),
-    f32_fn: impl FnOnce(&[f32], &[f32]) -> Vec<f32>,
-    f64_fn: impl FnOnce(&[f64], &[f64]) -> Vec<f64>,
-) -> Result<CpuStorage> {
-    Ok(match (s1, s2) {
-        (CpuStorage::F32(a), CpuStorage::F32(b)) => {
-            CpuStorage::F32(f32_fn(contiguous(a, l1, op)?, contiguous(b, l2, op)?))
+fn run<T: Float>(kind: Kind, g: &Geometry, a: &[T], b: &[T]) -> Vec<T> {
+    match kind {
+        Kind::Conv => conv_fwd(g, a, b),
+        Kind::ConvT => conv_t_fwd(g, a, b),
+        Kind::WGrad => wgrad_fwd(g, a, b),
+    }
+}
+
+impl CustomOp2 for ConvOp {
+    fn name(&self) -> &'static str {
+        match self.0 {
+            Kind::Conv => "conv2d",
+            Kind::ConvT => "conv_transpose2d",
+            Kind::WGrad => "conv2d_weight_grad",
         }
-        (CpuStorage::F64(a), CpuStorage::F64(b)) => {
-            CpuStorage::F64(f64_fn(contiguous(a, l1, op)?, contiguous(b, l2, op)?))
-        }
-        _ => candle_core::bail!("{op}: both inputs must be f32 or both f64"),
-    })
-}
-
-fn apply(a: &Tensor, b: &Tensor, op: impl CustomOp2 + Send + Sync + 'static) -> Result<Tensor> {
-    a.contiguous()?.apply_op2(&b.contiguous()?, op)
-}
-
-impl CustomOp2 for Conv {
-    fn name(&self) -> &'static str {
-        "conv2d"
     }
     fn cpu_fwd(
         &self,
@@ -487,106 +483,48 @@ impl CustomOp2 for Conv {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let g = &self.0;
-        let out = dispatch(
-            "conv2d",
-            (s1, l1),
-            (s2, l2),
-            |x, w| conv_fwd(g, x, w),
-            |x, w| conv_fwd(g, x, w),
-        )?;
-        Ok((out, g.output_shape()))
+        let (kind, g) = (self.0, &self.1);
+        let op = self.name();
+        let out = match (s1, s2) {
+            (CpuStorage::F32(a), CpuStorage::F32(b)) => {
+                CpuStorage::F32(run(kind, g, cpu_slice(a, l1, op)?, cpu_slice(b, l2, op)?))
+            }
+            (CpuStorage::F64(a), CpuStorage::F64(b)) => {
+                CpuStorage::F64(run(kind, g, cpu_slice(a, l1, op)?, cpu_slice(b, l2, op)?))
+            }
+            _ => candle_core::bail!("{op}: both inputs must be f32 or both f64"),
+        };
+        let shape = match kind {
+            Kind::Conv => g.output_shape(),
+            Kind::ConvT => g.image_shape(),
+            Kind::WGrad => g.weight_shape(),
+        };
+        Ok((out, shape))
     }
+    /// With `⟨Conv(x, w), y⟩ = ⟨x, ConvT(y, w)⟩ = ⟨w, WGrad(x, y)⟩`, each op's gradient in each
+    /// argument is one of the others applied to the incoming gradient `d` and the other argument.
     fn bwd(
         &self,
-        x: &Tensor,
-        w: &Tensor,
+        a: &Tensor,
+        b: &Tensor,
         _res: &Tensor,
-        dy: &Tensor,
+        d: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let dx = needs_grad(x)
-            .then(|| apply(dy, w, ConvT(self.0)))
-            .transpose()?;
-        let dw = needs_grad(w)
-            .then(|| apply(x, dy, WGrad(self.0)))
-            .transpose()?;
-        Ok((dx, dw))
-    }
-}
-
-impl CustomOp2 for ConvT {
-    fn name(&self) -> &'static str {
-        "conv_transpose2d"
-    }
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let g = &self.0;
-        let out = dispatch(
-            "conv_transpose2d",
-            (s1, l1),
-            (s2, l2),
-            |y, w| conv_t_fwd(g, y, w),
-            |y, w| conv_t_fwd(g, y, w),
-        )?;
-        Ok((out, g.image_shape()))
-    }
-    fn bwd(
-        &self,
-        y: &Tensor,
-        w: &Tensor,
-        _res: &Tensor,
-        dx: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let dy = needs_grad(y)
-            .then(|| apply(dx, w, Conv(self.0)))
-            .transpose()?;
-        let dw = needs_grad(w)
-            .then(|| apply(dx, y, WGrad(self.0)))
-            .transpose()?;
-        Ok((dy, dw))
-    }
-}
-
-impl CustomOp2 for WGrad {
-    fn name(&self) -> &'static str {
-        "conv2d_weight_grad"
-    }
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let g = &self.0;
-        let out = dispatch(
-            "conv2d_weight_grad",
-            (s1, l1),
-            (s2, l2),
-            |x, y| wgrad_fwd(g, x, y),
-            |x, y| wgrad_fwd(g, x, y),
-        )?;
-        Ok((out, g.weight_shape()))
-    }
-    fn bwd(
-        &self,
-        x: &Tensor,
-        y: &Tensor,
-        _res: &Tensor,
-        dw: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let dx = needs_grad(x)
-            .then(|| apply(y, dw, ConvT(self.0)))
-            .transpose()?;
-        let dy = needs_grad(y)
-            .then(|| apply(x, dw, Conv(self.0)))
-            .transpose()?;
-        Ok((dx, dy))
+        use Kind::*;
+        let ((ka, a1, a2), (kb, b1, b2)) = match self.0 {
+            Conv => ((ConvT, d, b), (WGrad, a, d)),
+            ConvT => ((Conv, d, b), (WGrad, d, a)),
+            WGrad => ((ConvT, b, d), (Conv, a, d)),
+        };
+        let g = self.1;
+        Ok((
+            needs_grad(a)
+                .then(|| ConvOp::apply(ka, g, a1, a2))
+                .transpose()?,
+            needs_grad(b)
+                .then(|| ConvOp::apply(kb, g, b1, b2))
+                .transpose()?,
+        ))
     }
 }
 
@@ -627,7 +565,7 @@ pub fn conv2d(x: &Tensor, w: &Tensor, stride: usize, padding: usize) -> Result<T
         ho: (h + 2 * padding - kh) / stride + 1,
         wo: (wd + 2 * padding - kw) / stride + 1,
     };
-    apply(x, w, Conv(g))
+    ConvOp::apply(Kind::Conv, g, x, w)
 }
 
 /// `conv_transpose2d(x [N,C,H,W], w [C,O,kh,kw])` with stride, padding and output padding.
@@ -674,5 +612,5 @@ pub fn conv_transpose2d(
         ho: h,
         wo: wd,
     };
-    apply(x, w, ConvT(g))
+    ConvOp::apply(Kind::ConvT, g, x, w)
 }

@@ -19,6 +19,7 @@
 //! vectors have C elements. On other devices, or dtypes other than f32/f64, the same maps are
 //! composed from candle primitives.
 
+use super::cpu_slice;
 use crate::autograd::needs_grad;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, WithDType};
 use rayon::prelude::*;
@@ -67,13 +68,6 @@ impl Channels {
 trait Float: WithDType + Copy + Send + Sync + 'static {}
 impl Float for f32 {}
 impl Float for f64 {}
-
-fn contiguous<'a, T>(data: &'a [T], layout: &Layout, op: &str) -> Result<&'a [T]> {
-    match layout.contiguous_offsets() {
-        Some((a, b)) => Ok(&data[a..b]),
-        None => candle_core::bail!("{op}: expected a contiguous input"),
-    }
-}
 
 /// Work per parallel task, in elements.
 const GRAIN: usize = 1 << 15;
@@ -160,11 +154,11 @@ macro_rules! with_two {
     ($op:expr, $s1:expr, $l1:expr, $s2:expr, $l2:expr, |$a:ident, $b:ident| $body:expr) => {
         match ($s1, $s2) {
             (CpuStorage::F32($a), CpuStorage::F32($b)) => {
-                let ($a, $b) = (contiguous($a, $l1, $op)?, contiguous($b, $l2, $op)?);
+                let ($a, $b) = (cpu_slice($a, $l1, $op)?, cpu_slice($b, $l2, $op)?);
                 CpuStorage::F32($body)
             }
             (CpuStorage::F64($a), CpuStorage::F64($b)) => {
-                let ($a, $b) = (contiguous($a, $l1, $op)?, contiguous($b, $l2, $op)?);
+                let ($a, $b) = (cpu_slice($a, $l1, $op)?, cpu_slice($b, $l2, $op)?);
                 CpuStorage::F64($body)
             }
             _ => candle_core::bail!("{}: both inputs must be f32 or both f64", $op),
@@ -278,11 +272,11 @@ impl CustomOp1 for ChannelExpand {
         let len = g.outer * g.c * g.inner;
         let out = match s {
             CpuStorage::F32(v) => {
-                let v = contiguous(v, l, "channel_expand")?;
+                let v = cpu_slice(v, l, "channel_expand")?;
                 CpuStorage::F32(map_channels(g, &vec![0f32; len], v, |_, v| v))
             }
             CpuStorage::F64(v) => {
-                let v = contiguous(v, l, "channel_expand")?;
+                let v = cpu_slice(v, l, "channel_expand")?;
                 CpuStorage::F64(map_channels(g, &vec![0f64; len], v, |_, v| v))
             }
             _ => candle_core::bail!("channel_expand: only f32 and f64 are supported"),

@@ -46,6 +46,19 @@ impl std::fmt::Display for Tensor {
 
 pub use format::summary_line;
 
+/// The elements of a contiguous CPU tensor's storage (for custom ops); an error naming `op`
+/// for a strided one.
+pub(crate) fn cpu_slice<'a, T>(
+    data: &'a [T],
+    layout: &candle_core::Layout,
+    op: &str,
+) -> candle_core::Result<&'a [T]> {
+    match layout.contiguous_offsets() {
+        Some((a, b)) => Ok(&data[a..b]),
+        None => candle_core::bail!("{op}: expected a contiguous input"),
+    }
+}
+
 /// Reads a shape from a script value: an array of non-negative integers, or one integer.
 pub fn shape_from(value: &Dynamic) -> ScriptResult<Vec<usize>> {
     if let Some(n) = value.clone().try_cast::<INT>() {
