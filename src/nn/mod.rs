@@ -726,7 +726,7 @@ impl Net {
                         x.dims()
                     )));
                 }
-                let y = x.matmul(&wt.t()?)?;
+                let y = crate::tensor::matmul::mm(x, false, wt, true)?;
                 match b {
                     Some(b) => channel_add(&y, &p(b))?,
                     None => y,

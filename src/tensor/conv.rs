@@ -93,14 +93,17 @@ impl Geometry {
 }
 
 /// Element types the ops run on.
-trait Float: WithDType + Copy + Default + Send + Sync + std::ops::AddAssign + 'static {}
+pub(super) trait Float:
+    WithDType + Copy + Default + Send + Sync + std::ops::AddAssign + 'static
+{
+}
 impl Float for f32 {}
 impl Float for f64 {}
 
 /// `dst (+)= lhs · rhs` for an m×k and a k×n matrix, each given by its data and (row, column)
 /// strides; `acc` adds to `dst` instead of overwriting it.
 #[allow(clippy::too_many_arguments)]
-fn matmul<T: Float>(
+pub(super) fn matmul<T: Float>(
     (m, n, k): (usize, usize, usize),
     dst: &mut [T],
     (drs, dcs): (usize, usize),

@@ -6,6 +6,7 @@
 pub mod conv;
 mod format;
 pub mod fused;
+pub mod matmul;
 pub mod register;
 
 use crate::device::{current_device, default_dtype};
