@@ -794,7 +794,7 @@ impl Net {
                         x.dims()
                     )));
                 }
-                let y = if training {
+                if training {
                     let n: usize = dims.iter().map(|&d| x.dims()[d]).product();
                     if n < 2 {
                         return Err(msg(format!(
@@ -823,8 +823,7 @@ impl Net {
                     let scale = (p(w) / (var.borrow().clone() + BN_EPS)?.sqrt()?)?;
                     let shift = (p(b) - (mean.borrow().clone() * &scale)?)?;
                     channel_add(&channel_mul(x, &scale)?, &shift)?
-                };
-                y
+                }
             }
             Layer::LayerNorm { w, b } => {
                 let d = w.as_tensor().dims()[0];
