@@ -19,7 +19,6 @@
 //! ([`needs_grad`]: the weights' while a penalty differentiates with respect to D's input, the
 //! data's, a frozen net's). On other devices candle's own kernels are used.
 
-use super::cpu_slice;
 use crate::autograd::needs_grad;
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor, WithDType};
 use rayon::prelude::*;
@@ -488,15 +487,7 @@ impl CustomOp2 for ConvOp {
     ) -> Result<(CpuStorage, Shape)> {
         let (kind, g) = (self.0, &self.1);
         let op = self.name();
-        let out = match (s1, s2) {
-            (CpuStorage::F32(a), CpuStorage::F32(b)) => {
-                CpuStorage::F32(run(kind, g, cpu_slice(a, l1, op)?, cpu_slice(b, l2, op)?))
-            }
-            (CpuStorage::F64(a), CpuStorage::F64(b)) => {
-                CpuStorage::F64(run(kind, g, cpu_slice(a, l1, op)?, cpu_slice(b, l2, op)?))
-            }
-            _ => candle_core::bail!("{op}: both inputs must be f32 or both f64"),
-        };
+        let out = with_two!(op, s1, l1, s2, l2, |a, b| run(kind, g, a, b));
         let shape = match kind {
             Kind::Conv => g.output_shape(),
             Kind::ConvT => g.image_shape(),

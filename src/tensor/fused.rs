@@ -149,23 +149,6 @@ fn reduce_channels<T: Float>(
     }
 }
 
-/// Runs `f` on the data of two inputs of one dtype (f32 or f64).
-macro_rules! with_two {
-    ($op:expr, $s1:expr, $l1:expr, $s2:expr, $l2:expr, |$a:ident, $b:ident| $body:expr) => {
-        match ($s1, $s2) {
-            (CpuStorage::F32($a), CpuStorage::F32($b)) => {
-                let ($a, $b) = (cpu_slice($a, $l1, $op)?, cpu_slice($b, $l2, $op)?);
-                CpuStorage::F32($body)
-            }
-            (CpuStorage::F64($a), CpuStorage::F64($b)) => {
-                let ($a, $b) = (cpu_slice($a, $l1, $op)?, cpu_slice($b, $l2, $op)?);
-                CpuStorage::F64($body)
-            }
-            _ => candle_core::bail!("{}: both inputs must be f32 or both f64", $op),
-        }
-    };
-}
-
 struct ChannelAdd(Channels);
 struct ChannelMul(Channels);
 struct ChannelSum(Channels);

@@ -7,7 +7,6 @@
 //! crate's, reading transposed operands through their strides (no copies).
 
 use super::conv::{matmul, Float};
-use super::cpu_slice;
 use crate::autograd::needs_grad;
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 
@@ -59,19 +58,7 @@ impl CustomOp2 for Mm {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let out = match (s1, s2) {
-            (CpuStorage::F32(a), CpuStorage::F32(b)) => CpuStorage::F32(product(
-                self,
-                cpu_slice(a, l1, "matmul")?,
-                cpu_slice(b, l2, "matmul")?,
-            )),
-            (CpuStorage::F64(a), CpuStorage::F64(b)) => CpuStorage::F64(product(
-                self,
-                cpu_slice(a, l1, "matmul")?,
-                cpu_slice(b, l2, "matmul")?,
-            )),
-            _ => candle_core::bail!("matmul: both inputs must be f32 or both f64"),
-        };
+        let out = with_two!("matmul", s1, l1, s2, l2, |a, b| product(self, a, b));
         Ok((out, (self.m, self.n).into()))
     }
     /// With `C = op(A)·op(B)` and incoming `D = ∂L/∂C`: `∂L/∂op(A) = D·op(B)ᵀ` and

@@ -3,6 +3,30 @@
 //!
 //! `register` holds the rhai registration of the tensor API.
 
+/// In a custom op's `cpu_fwd`: evaluates `$body` on the elements of two contiguous CPU inputs
+/// of one dtype (f32 or f64, bound to `$a`, `$b`) and wraps the resulting `Vec` as storage.
+macro_rules! with_two {
+    ($op:expr, $s1:expr, $l1:expr, $s2:expr, $l2:expr, |$a:ident, $b:ident| $body:expr) => {
+        match ($s1, $s2) {
+            (candle_core::CpuStorage::F32($a), candle_core::CpuStorage::F32($b)) => {
+                let ($a, $b) = (
+                    $crate::tensor::cpu_slice($a, $l1, $op)?,
+                    $crate::tensor::cpu_slice($b, $l2, $op)?,
+                );
+                candle_core::CpuStorage::F32($body)
+            }
+            (candle_core::CpuStorage::F64($a), candle_core::CpuStorage::F64($b)) => {
+                let ($a, $b) = (
+                    $crate::tensor::cpu_slice($a, $l1, $op)?,
+                    $crate::tensor::cpu_slice($b, $l2, $op)?,
+                );
+                candle_core::CpuStorage::F64($body)
+            }
+            _ => candle_core::bail!("{}: both inputs must be f32 or both f64", $op),
+        }
+    };
+}
+
 pub mod conv;
 mod format;
 pub mod fused;
