@@ -4,8 +4,8 @@
 //! the parameter's dtype, so the results are the same.
 
 use crate::tensor::cpu_slice;
+use crate::tensor::fused::fill_pieces;
 use candle_core::{CpuStorage, InplaceOp3, Layout, Result, Tensor, WithDType};
-use rayon::prelude::*;
 
 /// One element-wise in-place map `a ← f(a, b, c)`; the f64 constants are converted to the
 /// tensors' dtype, as candle's affine ops do.
@@ -24,8 +24,6 @@ pub enum Pass {
 }
 
 const OP: &str = "optimizer update";
-const PARALLEL_MIN: usize = 1 << 17;
-const GRAIN: usize = 1 << 15;
 
 fn run<T: WithDType>(pass: Pass, a: &mut [T], b: &[T], c: &[T]) {
     let t = T::from_f64;
@@ -66,13 +64,9 @@ fn run<T: WithDType>(pass: Pass, a: &mut [T], b: &[T], c: &[T]) {
             }
         }
     };
-    if a.len() < PARALLEL_MIN {
-        piece(a, b, c);
-    } else {
-        a.par_chunks_mut(GRAIN)
-            .zip(b.par_chunks(GRAIN).zip(c.par_chunks(GRAIN)))
-            .for_each(|(a, (b, c))| piece(a, b, c));
-    }
+    fill_pieces(a, 1, |start, a| {
+        piece(a, &b[start..start + a.len()], &c[start..start + a.len()])
+    });
 }
 
 impl InplaceOp3 for Pass {

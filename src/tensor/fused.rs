@@ -77,7 +77,7 @@ const PARALLEL_MIN: usize = 1 << 17;
 
 /// Fills `out` by `f(offset, piece)` over pieces of `out` whose lengths are multiples of
 /// `unit`, in parallel for large outputs.
-fn fill_pieces<T: Float>(out: &mut [T], unit: usize, f: impl Fn(usize, &mut [T]) + Sync) {
+pub(crate) fn fill_pieces<T: Send>(out: &mut [T], unit: usize, f: impl Fn(usize, &mut [T]) + Sync) {
     let unit = unit.max(1);
     if out.len() < PARALLEL_MIN {
         f(0, out);
