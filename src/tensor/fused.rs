@@ -19,9 +19,10 @@
 //! vectors have C elements. On other devices, or dtypes other than f32/f64, the same maps are
 //! composed from candle primitives.
 
+use super::conv::Float;
 use super::cpu_slice;
 use crate::autograd::needs_grad;
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, WithDType};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 /// A tensor seen as [outer, C, inner] around its channel dimension.
@@ -65,10 +66,6 @@ impl Channels {
     }
 }
 
-trait Float: WithDType + Copy + Send + Sync + 'static {}
-impl Float for f32 {}
-impl Float for f64 {}
-
 /// Work per parallel task, in elements.
 const GRAIN: usize = 1 << 15;
 /// Tensors smaller than this are done on the calling thread: waking rayon's workers costs more
@@ -108,6 +105,17 @@ fn map_channels<T: Float>(g: &Channels, x: &[T], v: &[T], f: impl Fn(T, T) -> T 
                     *o = f(x, v);
                 }
             }
+        }
+    });
+    out
+}
+
+/// `out[i] = v[c(i)]`: a per-channel vector over a tensor of `g`'s shape.
+fn expand_channels<T: Float>(g: &Channels, v: &[T]) -> Vec<T> {
+    let mut out = vec![T::zero(); g.outer * g.c * g.inner];
+    fill_pieces(&mut out, g.c * g.inner, |_, o| {
+        for (plane, o) in o.chunks_mut(g.inner.max(1)).enumerate() {
+            o.fill(v[plane % g.c]);
         }
     });
     out
@@ -252,15 +260,12 @@ impl CustomOp1 for ChannelExpand {
     }
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let g = &self.0;
-        let len = g.outer * g.c * g.inner;
         let out = match s {
             CpuStorage::F32(v) => {
-                let v = cpu_slice(v, l, "channel_expand")?;
-                CpuStorage::F32(map_channels(g, &vec![0f32; len], v, |_, v| v))
+                CpuStorage::F32(expand_channels(g, cpu_slice(v, l, "channel_expand")?))
             }
             CpuStorage::F64(v) => {
-                let v = cpu_slice(v, l, "channel_expand")?;
-                CpuStorage::F64(map_channels(g, &vec![0f64; len], v, |_, v| v))
+                CpuStorage::F64(expand_channels(g, cpu_slice(v, l, "channel_expand")?))
             }
             _ => candle_core::bail!("channel_expand: only f32 and f64 are supported"),
         };
