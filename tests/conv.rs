@@ -86,6 +86,9 @@ fn conv2d_matches_candle() {
         (2, 7, 3, 3, 1, 1),
         (2, 5, 2, 4, 1, 0),
         (3, 4, 5, 4, 1, 0),
+        // 64 channels and more: the columns are gathered channels-last
+        (64, 5, 3, 3, 2, 1),
+        (70, 4, 2, 4, 1, 0),
     ] {
         for n in BATCHES {
             compare(
@@ -107,6 +110,12 @@ fn conv_transpose2d_matches_candle() {
         (2, 4, 3, 4, 2, 1, 0),
         (2, 3, 2, 3, 2, 1, 1),
         (2, 5, 3, 3, 1, 1, 0),
+        // 64 output channels and more (the image side of the adjoint): channels-last columns;
+        // the stride-1 "same" case runs as a channels-last convolution of its 64-channel input
+        (2, 3, 64, 4, 2, 1, 0),
+        (3, 1, 64, 4, 1, 0, 0),
+        (2, 3, 66, 3, 2, 1, 1),
+        (64, 5, 2, 3, 1, 1, 0),
     ] {
         for n in BATCHES {
             compare(

@@ -1,0 +1,190 @@
+//! Columns in the image's own layout: `cols` [C·kh·kw, nb·Ho·Wo], row (c, ki, kj) holding that
+//! kernel tap's view of every window. Each row is gathered one image row at a time (Wo values,
+//! strided by the stride), which is fast where the image rows are long and the channels few
+//! (the first layers, the lens), slow where they are short (deep layers: see
+//! [`super::channels_last`]).
+
+use super::{buf, matmul, side_by_side, transpose, Float, Geometry, Scratch};
+
+impl Geometry {
+    /// Image row of window row `o` at kernel offset `k`, if inside the image.
+    #[inline]
+    fn src(&self, o: usize, k: usize, size: usize) -> Option<usize> {
+        (o * self.stride + k)
+            .checked_sub(self.padding)
+            .filter(|&i| i < size)
+    }
+    /// The window columns `ow` whose image column at kernel offset `kj` is inside the image.
+    #[inline]
+    fn valid_cols(&self, kj: usize) -> std::ops::Range<usize> {
+        // iw = ow·s + kj − p ∈ [0, w)  ⇔  ow ∈ [⌈(p − kj)/s⌉, ⌈(w + p − kj)/s⌉)
+        let (s, p) = (self.stride, self.padding);
+        let lo = p.saturating_sub(kj).div_ceil(s);
+        let hi = (self.w + p).saturating_sub(kj).div_ceil(s).min(self.wo);
+        lo.min(hi)..hi
+    }
+}
+
+/// The patches of `nb` images (`img`, [nb, C, H, W]) as columns: `cols` [C·kh·kw, nb·Ho·Wo].
+fn im2col<T: Float>(g: &Geometry, img: &[T], nb: usize, cols: &mut [T]) {
+    let (p, plane) = (g.positions(), g.plane());
+    let ncols = nb * p;
+    for (r, row) in cols.chunks_mut(ncols).enumerate() {
+        let c = r / (g.kh * g.kw);
+        let (ki, kj) = ((r / g.kw) % g.kh, r % g.kw);
+        let valid = g.valid_cols(kj);
+        for b in 0..nb {
+            let base = (b * g.c + c) * plane;
+            for oh in 0..g.ho {
+                let dst = &mut row[b * p + oh * g.wo..b * p + (oh + 1) * g.wo];
+                let Some(ih) = g.src(oh, ki, g.h) else {
+                    dst.fill(T::zero());
+                    continue;
+                };
+                dst[..valid.start].fill(T::zero());
+                dst[valid.end..].fill(T::zero());
+                if valid.is_empty() {
+                    continue;
+                }
+                let src = &img[base + ih * g.w..base + (ih + 1) * g.w];
+                let first = valid.start * g.stride + kj - g.padding;
+                if g.stride == 1 {
+                    dst[valid.clone()].copy_from_slice(&src[first..first + valid.len()]);
+                } else {
+                    for (i, d) in dst[valid.clone()].iter_mut().enumerate() {
+                        *d = src[first + i * g.stride];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The adjoint of [`im2col`]: columns [C·kh·kw, nb·Ho·Wo] summed into `img` [nb, C, H, W]
+/// (which the caller zeroes).
+fn col2im<T: Float>(g: &Geometry, cols: &[T], nb: usize, img: &mut [T]) {
+    let (p, plane) = (g.positions(), g.plane());
+    let ncols = nb * p;
+    for (r, row) in cols.chunks(ncols).enumerate() {
+        let c = r / (g.kh * g.kw);
+        let (ki, kj) = ((r / g.kw) % g.kh, r % g.kw);
+        let valid = g.valid_cols(kj);
+        if valid.is_empty() {
+            continue;
+        }
+        for b in 0..nb {
+            let base = (b * g.c + c) * plane;
+            for oh in 0..g.ho {
+                let Some(ih) = g.src(oh, ki, g.h) else {
+                    continue;
+                };
+                let src = &row[b * p + oh * g.wo + valid.start..b * p + oh * g.wo + valid.end];
+                let dst = &mut img[base + ih * g.w..base + (ih + 1) * g.w];
+                let first = valid.start * g.stride + kj - g.padding;
+                for (i, &v) in src.iter().enumerate() {
+                    dst[first + i * g.stride] += v;
+                }
+            }
+        }
+    }
+}
+
+/// The inverse of [`super::side_by_side`]: [O, nb·P] back into [nb, O, P].
+fn scatter_rows<T: Float>(m: &[T], nb: usize, o: usize, p: usize, y: &mut [T]) {
+    for b in 0..nb {
+        for oo in 0..o {
+            y[(b * o + oo) * p..(b * o + oo + 1) * p]
+                .copy_from_slice(&m[oo * nb * p + b * p..oo * nb * p + (b + 1) * p]);
+        }
+    }
+}
+
+/// One chunk of the convolution: `y [O, nb·P] = w [O, K] · cols [K, nb·P]`.
+pub(super) fn forward<T: Float>(
+    g: &Geometry,
+    (x, nb): (&[T], usize),
+    w: &[T],
+    y: &mut [T],
+    s: &mut Scratch<T>,
+    threads: usize,
+) {
+    let (k, p, o) = (g.k(), g.positions(), g.o);
+    let cols = buf(&mut s.cols, k * nb * p);
+    im2col(g, x, nb, cols);
+    let dims = (o, nb * p, k);
+    if nb == 1 {
+        matmul(dims, y, (p, 1), false, w, (k, 1), cols, (p, 1), threads);
+    } else {
+        let tmp = buf(&mut s.tmp, o * nb * p);
+        let ld = nb * p;
+        matmul(dims, tmp, (ld, 1), false, w, (k, 1), cols, (ld, 1), threads);
+        scatter_rows(tmp, nb, o, p, y);
+    }
+}
+
+/// One chunk of the transposed convolution: `cols [K, nb·P] = wᵀ [K, O] · y [O, nb·P]`,
+/// summed back into the image `x` (which arrives zeroed).
+pub(super) fn transposed<T: Float>(
+    g: &Geometry,
+    (y, nb): (&[T], usize),
+    w: &[T],
+    x: &mut [T],
+    s: &mut Scratch<T>,
+    threads: usize,
+) {
+    let (k, p, o) = (g.k(), g.positions(), g.o);
+    let Scratch { cols, tmp, .. } = s;
+    let rhs = side_by_side(y, nb, (o, p), tmp);
+    let cols = buf(cols, k * nb * p);
+    let ld = nb * p;
+    matmul(
+        (k, ld, o),
+        cols,
+        (ld, 1),
+        false,
+        w,
+        (1, k),
+        rhs,
+        (ld, 1),
+        threads,
+    );
+    col2im(g, cols, nb, x);
+}
+
+/// One chunk of the weight gradient, formed transposed: `accᵀ [K, O] (+)= cols [K, nb·P] ·
+/// yᵀ [nb·P, O]` (the `gemm` crate then reads the columns as they lie instead of repacking
+/// them: measured 1.5–2.5× faster on the DCGAN and lens layers).
+pub(super) fn wgrad<T: Float>(
+    g: &Geometry,
+    (x, y, nb): (&[T], &[T], usize),
+    acc: &mut [T],
+    accumulate: bool,
+    s: &mut Scratch<T>,
+    threads: usize,
+) {
+    let (k, p, o) = (g.k(), g.positions(), g.o);
+    let Scratch { cols, tmp, .. } = s;
+    let cols = buf(cols, k * nb * p);
+    im2col(g, x, nb, cols);
+    let lhs = side_by_side(y, nb, (o, p), tmp);
+    let ld = nb * p;
+    matmul(
+        (k, o, ld),
+        acc,
+        (o, 1),
+        accumulate,
+        cols,
+        (ld, 1),
+        lhs,
+        (1, ld),
+        threads,
+    );
+}
+
+/// The summed [`wgrad`] accumulators, [K, O], as the weight's gradient [O, K].
+pub(super) fn wgrad_result<T: Float>(g: &Geometry, acc: Vec<T>) -> Vec<T> {
+    let (k, o) = (g.k(), g.o);
+    let mut w = vec![T::zero(); o * k];
+    transpose(&acc, o, (k, o), &mut w, k);
+    w
+}
