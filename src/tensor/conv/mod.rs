@@ -201,12 +201,18 @@ fn buf<T: Float>(v: &mut Vec<T>, n: usize) -> &mut [T] {
 
 /// `dst[j·drs + i] = src[i·srs + j]` for `i < rows`, `j < cols`: a transpose, by tiles that
 /// stay in cache.
-fn transpose<T: Float>(
+fn transpose<T: Float>(src: &[T], srs: usize, dims: (usize, usize), dst: &mut [T], drs: usize) {
+    transpose_into(src, srs, dims, dst, drs, false)
+}
+
+/// [`transpose`], adding to `dst` instead of overwriting it where `add`.
+fn transpose_into<T: Float>(
     src: &[T],
     srs: usize,
     (rows, cols): (usize, usize),
     dst: &mut [T],
     drs: usize,
+    add: bool,
 ) {
     const TILE: usize = 16;
     for i0 in (0..rows).step_by(TILE) {
@@ -214,7 +220,11 @@ fn transpose<T: Float>(
             let j1 = (j0 + TILE).min(cols);
             for i in i0..(i0 + TILE).min(rows) {
                 for (j, &v) in (j0..j1).zip(&src[i * srs + j0..i * srs + j1]) {
-                    dst[j * drs + i] = v;
+                    if add {
+                        dst[j * drs + i] += v;
+                    } else {
+                        dst[j * drs + i] = v;
+                    }
                 }
             }
         }
@@ -349,7 +359,8 @@ fn conv_t_fwd<T: Float>(g: &Geometry, y: &[T], w: &[T]) -> Vec<T> {
 
 /// `w [O, C, kh, kw] = WGrad(x [N, C, H, W], y [N, O, Ho, Wo])`: the adjoint of [`conv_fwd`]
 /// in `w`, `Σₙ yₙ · im2col(xₙ)ᵀ`. The batch is split into a fixed number of parts (one per
-/// thread) summed in order, so the result does not depend on scheduling.
+/// thread) summed in order while they are put in the weight's layout (in parallel, by rows of
+/// the result), so the result does not depend on scheduling.
 fn wgrad_fwd<T: Float>(g: &Geometry, x: &[T], y: &[T]) -> Vec<T> {
     let (k, p, o, plane) = (g.k(), g.positions(), g.o, g.plane());
     let bg = g.chunk();
@@ -378,17 +389,10 @@ fn wgrad_fwd<T: Float>(g: &Geometry, x: &[T], y: &[T]) -> Vec<T> {
             acc
         })
         .collect();
-    let mut parts_iter = partial.into_iter();
-    let mut total = parts_iter.next().unwrap_or_else(|| vec![T::zero(); o * k]);
-    for part in parts_iter {
-        for (t, v) in total.iter_mut().zip(part) {
-            *t += v;
-        }
-    }
     if last {
-        channels_last::wgrad_result(g, total)
+        channels_last::wgrad_result(g, &partial)
     } else {
-        planar::wgrad_result(g, total)
+        planar::wgrad_result(g, &partial)
     }
 }
 

@@ -4,7 +4,8 @@
 //! (the first layers, the lens), slow where they are short (deep layers: see
 //! [`super::channels_last`]).
 
-use super::{buf, matmul, side_by_side, transpose, Float, Geometry, Scratch};
+use super::{buf, matmul, side_by_side, transpose_into, Float, Geometry, Scratch};
+use rayon::prelude::*;
 
 impl Geometry {
     /// Image row of window row `o` at kernel offset `k`, if inside the image.
@@ -181,10 +182,18 @@ pub(super) fn wgrad<T: Float>(
     );
 }
 
-/// The summed [`wgrad`] accumulators, [K, O], as the weight's gradient [O, K].
-pub(super) fn wgrad_result<T: Float>(g: &Geometry, acc: Vec<T>) -> Vec<T> {
+/// The sum of the [`wgrad`] accumulators [K, O] (in order), as the weight's gradient [O, K].
+pub(super) fn wgrad_result<T: Float>(g: &Geometry, parts: &[Vec<T>]) -> Vec<T> {
+    const ROWS: usize = 16;
     let (k, o) = (g.k(), g.o);
     let mut w = vec![T::zero(); o * k];
-    transpose(&acc, o, (k, o), &mut w, k);
+    w.par_chunks_mut(ROWS * k)
+        .enumerate()
+        .for_each(|(t, rows)| {
+            for (i, part) in parts.iter().enumerate() {
+                let dims = (k, rows.len() / k);
+                transpose_into(&part[t * ROWS..], o, dims, rows, k, i > 0);
+            }
+        });
     w
 }
