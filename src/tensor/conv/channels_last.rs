@@ -51,8 +51,9 @@ fn from_padded<T: Float>(g: &Geometry, pad: &[T], nb: usize, img: &mut [T]) {
     }
 }
 
-/// `w` [O, C, kh, kw] in the columns' order, [O, kh, kw, C].
-fn weight_to_nhwc<T: Float>(g: &Geometry, w: &[T]) -> Vec<T> {
+/// `w` [O, C, kh, kw] in the columns' order, [O, kh, kw, C], as the transposed convolution's
+/// product reads it.
+pub(super) fn transposed_weight<T: Float>(g: &Geometry, w: &[T]) -> Vec<T> {
     let (c, kk) = (g.c, g.kh * g.kw);
     let mut out = vec![T::zero(); w.len()];
     for (src, dst) in w.chunks_exact(g.k()).zip(out.chunks_exact_mut(g.k())) {
@@ -103,11 +104,6 @@ fn positions_major<'a, T: Float>(
         transpose(src, p, (o, p), dst, o);
     }
     yt
-}
-
-/// The weight in the columns' order for the transposed convolution: `w'` [O, kh·kw·C].
-pub(super) fn transposed_weight<T: Float>(g: &Geometry, w: &[T]) -> Vec<T> {
-    weight_to_nhwc(g, w)
 }
 
 /// One chunk of the transposed convolution: `cols [nb·P, K] = yᵀ [nb·P, O] · w' [O, K]`,

@@ -166,7 +166,8 @@ pub(super) fn matmul<T: Float>(
 }
 
 /// A chunk's working buffers, kept per thread between calls (the same shapes come back every
-/// step): the padded channels-last image, the columns and a [O, nb·P] staging matrix.
+/// step): the padded channels-last image, the columns, and the chunk's `y` rearranged for the
+/// product ([O, nb·P] side by side, or [nb·P, O] transposed).
 #[derive(Default)]
 pub(super) struct Scratch<T> {
     pad: Vec<T>,

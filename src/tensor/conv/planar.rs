@@ -1,8 +1,8 @@
 //! Columns in the image's own layout: `cols` [C·kh·kw, nb·Ho·Wo], row (c, ki, kj) holding that
 //! kernel tap's view of every window. Each row is gathered one image row at a time (Wo values,
 //! strided by the stride), which is fast where the image rows are long and the channels few
-//! (the first layers, the lens), slow where they are short (deep layers: see
-//! [`super::channels_last`]).
+//! (the first layers, the lens). Used by every convolution, and by the adjoints of layers with
+//! few channels; the deep layers' adjoints gather channels-last ([`super::channels_last`]).
 
 use super::{buf, matmul, side_by_side, transpose_into, Float, Geometry, Scratch};
 use rayon::prelude::*;
