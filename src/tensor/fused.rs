@@ -24,6 +24,7 @@ use super::cpu_slice;
 use crate::autograd::needs_grad;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// A tensor seen as [outer, C, inner] around its channel dimension.
 #[derive(Clone, Debug)]
@@ -86,28 +87,47 @@ pub(crate) fn fill_pieces<T: Send>(out: &mut [T], unit: usize, f: impl Fn(usize,
         .for_each(|(i, o)| f(i * piece, o));
 }
 
+/// A vector of `n` elements filled by `f(offset, piece)` as [`fill_pieces`] fills a slice,
+/// without zeroing the memory first; `f` must write every element of its piece.
+fn filled<T: Float>(
+    n: usize,
+    unit: usize,
+    f: impl Fn(usize, &mut [MaybeUninit<T>]) + Sync,
+) -> Vec<T> {
+    let mut out = Vec::with_capacity(n);
+    fill_pieces(&mut out.spare_capacity_mut()[..n], unit, f);
+    // SAFETY: the pieces cover the first `n` elements and `f` wrote each one (a panic in `f`
+    // propagates before this line, and the vector is dropped with length 0).
+    unsafe { out.set_len(n) };
+    out
+}
+
 /// `out[i] = f(x[i], v[c(i)])` for a per-channel vector `v`.
-fn map_channels<T: Float>(g: &Channels, x: &[T], v: &[T], f: impl Fn(T, T) -> T + Sync) -> Vec<T> {
-    let mut out = vec![T::zero(); x.len()];
-    fill_pieces(&mut out, g.c * g.inner, |start, o| {
+fn map_channels<T: Float>(
+    g: &Channels,
+    x: &[T],
+    v: &[T],
+    f: impl Fn(T, T) -> T + Sync + Copy,
+) -> Vec<T> {
+    filled(x.len(), g.c * g.inner, |start, o| {
+        let f = f;
         let x = &x[start..start + o.len()];
         if g.inner == 1 {
             // [N, C]: rows of C values.
             for (o, x) in o.chunks_mut(g.c).zip(x.chunks(g.c)) {
                 for ((o, &x), &v) in o.iter_mut().zip(x).zip(v) {
-                    *o = f(x, v);
+                    o.write(f(x, v));
                 }
             }
         } else {
             for (plane, (o, x)) in o.chunks_mut(g.inner).zip(x.chunks(g.inner)).enumerate() {
                 let v = v[plane % g.c];
                 for (o, &x) in o.iter_mut().zip(x) {
-                    *o = f(x, v);
+                    o.write(f(x, v));
                 }
             }
         }
-    });
-    out
+    })
 }
 
 /// `out[i] = v[c(i)]`: a per-channel vector over a tensor of `g`'s shape.
@@ -121,12 +141,38 @@ fn expand_channels<T: Float>(g: &Channels, v: &[T]) -> Vec<T> {
     out
 }
 
+/// `Σ f(x[i], y[i])` in [`LANES`] interleaved partial sums: one running sum is a chain of
+/// dependent additions that cannot be vectorised (measured 4–5× slower than the pass's memory
+/// traffic on a [64, 32, 32, 32] activation).
+#[inline(always)]
+fn plane_sum<T: Float>(x: &[T], y: &[T], f: impl Fn(T, T) -> T + Copy) -> T {
+    let mut lanes = [T::zero(); LANES];
+    let (xc, yc) = (x.chunks_exact(LANES), y.chunks_exact(LANES));
+    let (xr, yr) = (xc.remainder(), yc.remainder());
+    for (xs, ys) in xc.zip(yc) {
+        for ((l, &x), &y) in lanes.iter_mut().zip(xs).zip(ys) {
+            *l += f(x, y);
+        }
+    }
+    for ((l, &x), &y) in lanes.iter_mut().zip(xr).zip(yr) {
+        *l += f(x, y);
+    }
+    let mut sum = T::zero();
+    for l in lanes {
+        sum += l;
+    }
+    sum
+}
+
+/// Partial sums in [`plane_sum`]: two AVX-512 registers of f32.
+const LANES: usize = 32;
+
 /// `out[c] = Σ f(x, y)` over channel `c` (f64 accumulation per plane).
 fn reduce_channels<T: Float>(
     g: &Channels,
     x: &[T],
     y: &[T],
-    f: impl Fn(T, T) -> T + Sync,
+    f: impl Fn(T, T) -> T + Sync + Copy,
 ) -> Vec<T> {
     if g.inner == 1 {
         let mut acc = vec![0f64; g.c];
@@ -142,11 +188,7 @@ fn reduce_channels<T: Float>(
         for n in 0..g.outer {
             let start = (n * g.c + c) * g.inner;
             let (xs, ys) = (&x[start..start + g.inner], &y[start..start + g.inner]);
-            let mut plane = T::zero();
-            for (&x, &y) in xs.iter().zip(ys) {
-                plane += f(x, y);
-            }
-            total += plane.to_f64();
+            total += plane_sum(xs, ys, f).to_f64();
         }
         T::from_f64(total)
     };
@@ -310,25 +352,35 @@ impl CustomOp2 for ChannelDot {
     }
 }
 
-fn par_map2<T: Float>(x: &[T], y: &[T], f: impl Fn(T, T) -> T + Sync) -> Vec<T> {
-    let mut out = vec![T::zero(); x.len()];
-    fill_pieces(&mut out, 1, |start, o| {
+/// `out[i] = f(x[i], y[i])`. `f` is copied into each piece's loop so that what it captures
+/// (a slope) stays in registers: a captured reference is reloaded per element, which kept the
+/// loop scalar.
+fn par_map2<T: Float>(x: &[T], y: &[T], f: impl Fn(T, T) -> T + Sync + Copy) -> Vec<T> {
+    filled(x.len(), 1, |start, o| {
+        let f = f;
         let (x, y) = (&x[start..start + o.len()], &y[start..start + o.len()]);
         for ((o, &x), &y) in o.iter_mut().zip(x).zip(y) {
-            *o = f(x, y);
+            o.write(f(x, y));
         }
-    });
-    out
+    })
+}
+
+/// `x · (1 if x > 0 else k)`, written as a product by a selected constant so that it compiles
+/// to a compare and a blend rather than a branch (which random signs mispredict half the time:
+/// the branchy form ran 40× slower than candle's ReLU on a [64, 32, 32, 32] activation).
+#[inline(always)]
+fn scaled<T: Float>(x: T, v: T, k: T) -> T {
+    v * if x > T::zero() { T::one() } else { k }
 }
 
 fn leaky<T: Float>(x: &[T], slope: f64) -> Vec<T> {
-    let (k, zero) = (T::from_f64(slope), T::zero());
-    par_map2(x, x, |x, _| if x > zero { x } else { x * k })
+    let k = T::from_f64(slope);
+    par_map2(x, x, move |x, _| scaled(x, x, k))
 }
 
 fn leaky_grad<T: Float>(x: &[T], g: &[T], slope: f64) -> Vec<T> {
-    let (k, zero) = (T::from_f64(slope), T::zero());
-    par_map2(x, g, |x, g| if x > zero { g } else { g * k })
+    let k = T::from_f64(slope);
+    par_map2(x, g, move |x, g| scaled(x, g, k))
 }
 
 impl CustomOp1 for LeakyRelu {
