@@ -20,11 +20,13 @@ fn values(t: &Tensor) -> Vec<f64> {
         .unwrap()
 }
 
+/// Equal to 1e-8 relative, in f64: the fused reductions sum the up to 135k terms of a channel
+/// in another order than candle does, and the second derivatives cancel (seen: 1.1e-9).
 fn close(a: &Tensor, b: &Tensor, what: &str) {
     assert_eq!(a.dims(), b.dims(), "{what}: shapes");
     for (i, (x, y)) in values(a).iter().zip(values(b)).enumerate() {
         assert!(
-            (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0),
+            (x - y).abs() <= 1e-8 * x.abs().max(y.abs()).max(1.0),
             "{what}[{i}]: {x} vs {y}"
         );
     }

@@ -210,22 +210,40 @@ fn transpose<T: Float>(src: &[T], srs: usize, dims: (usize, usize), dst: &mut [T
 fn transpose_into<T: Float>(
     src: &[T],
     srs: usize,
-    (rows, cols): (usize, usize),
+    dims: (usize, usize),
     dst: &mut [T],
     drs: usize,
     add: bool,
 ) {
+    if add {
+        transpose_tiles::<T, true>(src, srs, dims, dst, drs)
+    } else {
+        transpose_tiles::<T, false>(src, srs, dims, dst, drs)
+    }
+}
+
+/// The tiles of [`transpose_into`], each written one contiguous run of `dst` at a time (the
+/// add-or-overwrite choice made once, at compile time).
+#[inline(always)]
+fn transpose_tiles<T: Float, const ADD: bool>(
+    src: &[T],
+    srs: usize,
+    (rows, cols): (usize, usize),
+    dst: &mut [T],
+    drs: usize,
+) {
     const TILE: usize = 16;
     for i0 in (0..rows).step_by(TILE) {
-        for j0 in (0..cols).step_by(TILE) {
-            let j1 = (j0 + TILE).min(cols);
-            for i in i0..(i0 + TILE).min(rows) {
-                for (j, &v) in (j0..j1).zip(&src[i * srs + j0..i * srs + j1]) {
-                    if add {
-                        dst[j * drs + i] += v;
-                    } else {
-                        dst[j * drs + i] = v;
-                    }
+        let i1 = (i0 + TILE).min(rows);
+        for j in 0..cols {
+            let d = &mut dst[j * drs + i0..j * drs + i1];
+            let s = &src[i0 * srs + j..];
+            for (ii, d) in d.iter_mut().enumerate() {
+                let v = s[ii * srs];
+                if ADD {
+                    *d += v;
+                } else {
+                    *d = v;
                 }
             }
         }
