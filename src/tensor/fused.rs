@@ -117,8 +117,7 @@ fn map_channels<T: Float>(
     v: &[T],
     f: impl Fn(T, T) -> T + Sync + Copy,
 ) -> Vec<T> {
-    filled(x.len(), g.c * g.inner, |start, o| {
-        let f = f;
+    filled(x.len(), g.c * g.inner, move |start, o| {
         let x = &x[start..start + o.len()];
         if g.inner == 1 {
             // [N, C]: rows of C values.
@@ -162,11 +161,10 @@ fn reduce_channels<T: Float>(
     g: &Channels,
     x: &[T],
     y: &[T],
-    f: impl Fn(T, T) -> T + Sync + Copy,
+    f: impl Fn(T, T) -> T + Send + Sync + Copy,
 ) -> Vec<T> {
     let sample = g.c * g.inner;
-    let part = |(xs, ys): (&[T], &[T])| {
-        let f = f;
+    let part = move |(xs, ys): (&[T], &[T])| {
         let mut acc = vec![0f64; sample];
         vectorized(|| {
             for (xs, ys) in xs.chunks_exact(sample).zip(ys.chunks_exact(sample)) {
@@ -348,12 +346,11 @@ impl CustomOp2 for ChannelDot {
     }
 }
 
-/// `out[i] = f(x[i], y[i])`. `f` is copied into each piece's loop so that what it captures
-/// (a slope) stays in registers: a captured reference is reloaded per element, which kept the
-/// loop scalar.
+/// `out[i] = f(x[i], y[i])`. `f` is moved into the pieces' closure so that what it captures (a
+/// slope) is loaded once: through a captured reference it was reloaded per element, which kept
+/// the loop scalar.
 fn par_map2<T: Float>(x: &[T], y: &[T], f: impl Fn(T, T) -> T + Sync + Copy) -> Vec<T> {
-    filled(x.len(), 1, |start, o| {
-        let f = f;
+    filled(x.len(), 1, move |start, o| {
         let (x, y) = (&x[start..start + o.len()], &y[start..start + o.len()]);
         for ((o, &x), &y) in o.iter_mut().zip(x).zip(y) {
             o.write(f(x, y));
