@@ -8,6 +8,7 @@
 //! column gathering of a chunk 6.1 → 3.3 ms.
 
 use super::{buf, matmul, side_by_side, transpose, transpose_into, Float, Geometry, Scratch};
+use crate::tensor::fused::vectorized;
 use rayon::prelude::*;
 
 impl Geometry {
@@ -77,6 +78,7 @@ fn im2col<T: Float>(g: &Geometry, pad: &[T], nb: usize, cols: &mut [T]) {
 
 /// The adjoint of [`im2col`]: rows [nb·Ho·Wo, kh·kw·C] summed into `pad` (which the caller
 /// zeroes).
+#[inline(always)]
 fn col2im<T: Float>(g: &Geometry, cols: &[T], nb: usize, pad: &mut [T]) {
     let (c, s, p) = (g.c, g.stride, g.positions());
     let (hp, wp) = g.padded();
@@ -133,7 +135,7 @@ pub(super) fn transposed<T: Float>(
     );
     let pad = buf(pad, g.padded_len(nb));
     pad.fill(T::zero());
-    col2im(g, cols, nb, pad);
+    vectorized(|| col2im(g, cols, nb, pad));
     from_padded(g, pad, nb, x);
 }
 

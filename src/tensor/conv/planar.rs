@@ -5,6 +5,7 @@
 //! few channels; the deep layers' adjoints gather channels-last ([`super::channels_last`]).
 
 use super::{buf, matmul, side_by_side, transpose_into, Float, Geometry, Scratch};
+use crate::tensor::fused::vectorized;
 use rayon::prelude::*;
 
 impl Geometry {
@@ -27,6 +28,7 @@ impl Geometry {
 }
 
 /// The patches of `nb` images (`img`, [nb, C, H, W]) as columns: `cols` [C·kh·kw, nb·Ho·Wo].
+#[inline(always)]
 fn im2col<T: Float>(g: &Geometry, img: &[T], nb: usize, cols: &mut [T]) {
     let (p, plane) = (g.positions(), g.plane());
     let ncols = nb * p;
@@ -63,6 +65,7 @@ fn im2col<T: Float>(g: &Geometry, img: &[T], nb: usize, cols: &mut [T]) {
 
 /// The adjoint of [`im2col`]: columns [C·kh·kw, nb·Ho·Wo] summed into `img` [nb, C, H, W]
 /// (which the caller zeroes).
+#[inline(always)]
 fn col2im<T: Float>(g: &Geometry, cols: &[T], nb: usize, img: &mut [T]) {
     let (p, plane) = (g.positions(), g.plane());
     let ncols = nb * p;
@@ -111,7 +114,7 @@ pub(super) fn forward<T: Float>(
 ) {
     let (k, p, o) = (g.k(), g.positions(), g.o);
     let cols = buf(&mut s.cols, k * nb * p);
-    im2col(g, x, nb, cols);
+    vectorized(|| im2col(g, x, nb, cols));
     let dims = (o, nb * p, k);
     if nb == 1 {
         matmul(dims, y, (p, 1), false, w, (k, 1), cols, (p, 1), threads);
@@ -149,7 +152,7 @@ pub(super) fn transposed<T: Float>(
         (ld, 1),
         threads,
     );
-    col2im(g, cols, nb, x);
+    vectorized(|| col2im(g, cols, nb, x));
 }
 
 /// One chunk of the weight gradient, formed transposed: `accᵀ [K, O] (+)= cols [K, nb·P] ·
@@ -166,7 +169,7 @@ pub(super) fn wgrad<T: Float>(
     let (k, p, o) = (g.k(), g.positions(), g.o);
     let Scratch { cols, tmp, .. } = s;
     let cols = buf(cols, k * nb * p);
-    im2col(g, x, nb, cols);
+    vectorized(|| im2col(g, x, nb, cols));
     let lhs = side_by_side(y, nb, (o, p), tmp);
     let ld = nb * p;
     matmul(
