@@ -117,6 +117,8 @@ fn map_channels<T: Float>(
     v: &[T],
     f: impl Fn(T, T) -> T + Sync + Copy,
 ) -> Vec<T> {
+    // Every element of the output is written only if the rows and the vector match.
+    assert!(v.len() == g.c && x.len() == g.outer * g.c * g.inner);
     filled(x.len(), g.c * g.inner, move |start, o| {
         let x = &x[start..start + o.len()];
         if g.inner == 1 {
@@ -350,6 +352,7 @@ impl CustomOp2 for ChannelDot {
 /// slope) is loaded once: through a captured reference it was reloaded per element, which kept
 /// the loop scalar.
 fn par_map2<T: Float>(x: &[T], y: &[T], f: impl Fn(T, T) -> T + Sync + Copy) -> Vec<T> {
+    assert_eq!(x.len(), y.len());
     filled(x.len(), 1, move |start, o| {
         let (x, y) = (&x[start..start + o.len()], &y[start..start + o.len()]);
         for ((o, &x), &y) in o.iter_mut().zip(x).zip(y) {
