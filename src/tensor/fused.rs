@@ -141,13 +141,12 @@ fn map_channels<T: Float>(
 
 /// `out[i] = v[c(i)]`: a per-channel vector over a tensor of `g`'s shape.
 fn expand_channels<T: Float>(g: &Channels, v: &[T]) -> Vec<T> {
-    let mut out = vec![T::zero(); g.outer * g.c * g.inner];
-    fill_pieces(&mut out, g.c * g.inner, |_, o| {
+    assert_eq!(v.len(), g.c);
+    filled(g.outer * g.c * g.inner, g.c * g.inner, |_, o| {
         for (plane, o) in o.chunks_mut(g.inner.max(1)).enumerate() {
-            o.fill(v[plane % g.c]);
+            o.fill(MaybeUninit::new(v[plane % g.c]));
         }
-    });
-    out
+    })
 }
 
 /// Samples per part of a channel reduction ([`reduce_channels`]).

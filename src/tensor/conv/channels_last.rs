@@ -63,16 +63,23 @@ pub(super) fn transposed_weight<T: Float>(g: &Geometry, w: &[T]) -> Vec<T> {
     out
 }
 
-/// The windows of `nb` padded channels-last images as rows: `cols` [nb·Ho·Wo, kh·kw·C].
-fn im2col<T: Float>(g: &Geometry, pad: &[T], nb: usize, cols: &mut [T]) {
+/// Where in `pad` each run of kw·C values of the columns `cols` [nb·Ho·Wo, kh·kw·C] lies, in
+/// the columns' order (window by window, kernel row by kernel row): the one description of the
+/// layout that [`im2col`] and its adjoint [`col2im`] share.
+fn window_runs(g: &Geometry, nb: usize) -> impl Iterator<Item = usize> + '_ {
     let (c, s, p) = (g.c, g.stride, g.positions());
     let (hp, wp) = g.padded();
-    let run = g.kw * c;
-    for (r, row) in cols.chunks_exact_mut(g.k()).take(nb * p).enumerate() {
+    (0..nb * p).flat_map(move |r| {
         let (b, oh, ow) = (r / p, (r % p) / g.wo, r % g.wo);
-        for (ki, dst) in row.chunks_exact_mut(run).enumerate() {
-            dst.copy_from_slice(&pad[((b * hp + oh * s + ki) * wp + ow * s) * c..][..run]);
-        }
+        (0..g.kh).map(move |ki| ((b * hp + oh * s + ki) * wp + ow * s) * c)
+    })
+}
+
+/// The windows of `nb` padded channels-last images as rows: `cols` [nb·Ho·Wo, kh·kw·C].
+fn im2col<T: Float>(g: &Geometry, pad: &[T], nb: usize, cols: &mut [T]) {
+    let run = g.kw * g.c;
+    for (dst, at) in cols.chunks_exact_mut(run).zip(window_runs(g, nb)) {
+        dst.copy_from_slice(&pad[at..][..run]);
     }
 }
 
@@ -80,16 +87,10 @@ fn im2col<T: Float>(g: &Geometry, pad: &[T], nb: usize, cols: &mut [T]) {
 /// zeroes).
 #[inline(always)]
 fn col2im<T: Float>(g: &Geometry, cols: &[T], nb: usize, pad: &mut [T]) {
-    let (c, s, p) = (g.c, g.stride, g.positions());
-    let (hp, wp) = g.padded();
-    let run = g.kw * c;
-    for (r, row) in cols.chunks_exact(g.k()).take(nb * p).enumerate() {
-        let (b, oh, ow) = (r / p, (r % p) / g.wo, r % g.wo);
-        for (ki, src) in row.chunks_exact(run).enumerate() {
-            let dst = &mut pad[((b * hp + oh * s + ki) * wp + ow * s) * c..][..run];
-            for (d, &v) in dst.iter_mut().zip(src) {
-                *d += v;
-            }
+    let run = g.kw * g.c;
+    for (src, at) in cols.chunks_exact(run).zip(window_runs(g, nb)) {
+        for (d, &v) in pad[at..][..run].iter_mut().zip(src) {
+            *d += v;
         }
     }
 }
