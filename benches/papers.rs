@@ -17,8 +17,9 @@
 //!
 //! `--unfrozen` runs D through `forward` instead of `forward_frozen` in the steps that do not
 //! update it (computing the parameter gradients those steps throw away), to measure what
-//! freezing saves. `--threads T` (default 2) sets `RAYON_NUM_THREADS` for the children (candle's CPU GEMM and
-//! the convolution kernels use rayon). JSON lines like torch_reference.py's are printed too.
+//! freezing saves. `--threads T` (default 2) sets `RAYON_NUM_THREADS` for the children: the size of
+//! candle's thread pool, which candle's element-wise ops and all of ganscript's kernels run on. JSON
+//! lines like torch_reference.py's are printed too.
 
 use candle_core::{DType, Device, Tensor as CT};
 use ganscript::engine::EngineOptions;
@@ -393,7 +394,7 @@ fn child(name: &str, a: &Args) -> R<()> {
         "rust_min_ms": (min(&r) * 100.0).round() / 100.0,
         "overhead_pct": ((ms - mr) / mr * 1000.0).round() / 10.0,
         "peak_mib": peak_mib().round(),
-        "threads": rayon::current_num_threads(),
+        "threads": ganscript::tensor::threads::count(),
         "iters": s.len(),
         "frozen_d": !a.unfrozen,
     });

@@ -9,7 +9,7 @@
 //! back, so the steady state allocates no new pages. The peak resident size can be higher
 //! (freed blocks are kept, fragments included).
 //!
-//! One arena for all threads: glibc gives each thread that allocates (rayon's workers,
+//! One arena for all threads: glibc gives each thread that allocates (the workers of
 //! candle's pool) its own arena of 64 MiB sub-heaps and unmaps a sub-heap as soon as it is
 //! empty, whatever the trim threshold, so those threads' buffers were page-faulted in again
 //! every step (measured on `roth_dcgan32`: 880k minor faults for 12 steps, 670k with one

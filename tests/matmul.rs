@@ -1,5 +1,6 @@
 //! The matmul custom op equals candle's matmul for every transpose combination: values, first-
-//! and second-order gradients (f64).
+//! and second-order gradients (f64), for a small product and for large ones, which are cut
+//! into blocks of rows or of columns that run in parallel.
 
 use candle_core::{DType, Device, Tensor, Var};
 use ganscript::tensor::matmul::mm;
@@ -46,8 +47,12 @@ fn run(f: &dyn Fn(&Tensor, &Tensor) -> Tensor, a: &Var, b: &Var) -> Vec<Tensor> 
 #[test]
 fn matmul_matches_candle_for_every_transpose() {
     ganscript::autograd::ensure_double_backprop().unwrap();
-    let (m, k, n) = (5, 7, 3);
-    for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
+    // Above 48·48·256 multiply-adds, with more rows than columns and the other way round, in
+    // blocks that are not multiples of each other.
+    let shapes = [(5, 7, 3), (301, 70, 40), (40, 70, 301)];
+    for ((m, k, n), (ta, tb)) in shapes.into_iter().flat_map(|s| {
+        [(false, false), (false, true), (true, false), (true, true)].map(|t| (s, t))
+    }) {
         let a = var(&if ta { [k, m] } else { [m, k] }, 1);
         let b = var(&if tb { [n, k] } else { [k, n] }, 2);
         let ours = run(&|a, b| mm(a, ta, b, tb).unwrap(), &a, &b);
@@ -61,7 +66,7 @@ fn matmul_matches_candle_for_every_transpose() {
             "d/da |dL/db|^2",
         ];
         for ((x, y), name) in ours.iter().zip(&theirs).zip(names) {
-            close(x, y, &format!("ta={ta} tb={tb} {name}"));
+            close(x, y, &format!("{m}×{k}×{n} ta={ta} tb={tb} {name}"));
         }
     }
 }

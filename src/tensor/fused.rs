@@ -21,9 +21,9 @@
 
 use super::conv::Float;
 use super::cpu_slice;
+use super::threads;
 use crate::autograd::needs_grad;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
-use rayon::prelude::*;
 use std::mem::MaybeUninit;
 
 /// A tensor seen as [outer, C, inner] around its channel dimension.
@@ -69,7 +69,7 @@ impl Channels {
 
 /// Work per parallel task, in elements.
 const GRAIN: usize = 1 << 15;
-/// Tensors smaller than this are done on the calling thread: waking rayon's workers costs more
+/// Tensors smaller than this are done on the calling thread: waking the pool's workers costs more
 /// than the pass.
 const PARALLEL_MIN: usize = 1 << 17;
 
@@ -90,9 +90,7 @@ pub(crate) fn fill_pieces<T: Send>(out: &mut [T], unit: usize, f: impl Fn(usize,
         return;
     }
     let piece = GRAIN.div_ceil(unit) * unit;
-    out.par_chunks_mut(piece)
-        .enumerate()
-        .for_each(|(i, o)| vectorized(|| f(i * piece, o)));
+    threads::for_each_chunk(out, piece, |i, o| vectorized(|| f(i * piece, o)));
 }
 
 /// A vector of `n` elements filled by `f(offset, piece)` as [`fill_pieces`] fills a slice,
@@ -180,7 +178,11 @@ fn reduce_channels<T: Float>(
     let parts: Vec<Vec<f64>> = if x.len() < PARALLEL_MIN {
         x.chunks(len).zip(y.chunks(len)).map(part).collect()
     } else {
-        x.par_chunks(len).zip(y.par_chunks(len)).map(part).collect()
+        let n = x.len().div_ceil(len);
+        threads::map(n, |i| {
+            let r = i * len..x.len().min((i + 1) * len);
+            part((&x[r.clone()], &y[r]))
+        })
     };
     (0..g.c)
         .map(|c| {

@@ -42,7 +42,7 @@ fn product<T: Float>(mm: &Mm, a: &[T], b: &[T]) -> Vec<T> {
         strides(mm.ta, a_cols),
         b,
         strides(mm.tb, b_cols),
-        rayon::current_num_threads(),
+        super::threads::count(),
     );
     out
 }

@@ -32,6 +32,7 @@ mod format;
 pub mod fused;
 pub mod matmul;
 pub mod register;
+pub mod threads;
 
 use crate::device::{current_device, default_dtype};
 use crate::errors::{script_err, OrScriptErr, ScriptResult};

@@ -9,7 +9,7 @@
 
 use super::{buf, matmul, side_by_side, transpose, transpose_into, Float, Geometry, Scratch};
 use crate::tensor::fused::vectorized;
-use rayon::prelude::*;
+use crate::tensor::threads;
 
 impl Geometry {
     /// Padded image height and width: H + 2p, W + 2p.
@@ -175,7 +175,7 @@ pub(super) fn wgrad<T: Float>(
 pub(super) fn wgrad_result<T: Float>(g: &Geometry, parts: &[Vec<T>]) -> Vec<T> {
     let (c, k, kk) = (g.c, g.k(), g.kh * g.kw);
     let mut w = vec![T::zero(); g.o * k];
-    w.par_chunks_mut(k).enumerate().for_each(|(oo, row)| {
+    threads::for_each_chunk(&mut w, k, |oo, row| {
         for (i, part) in parts.iter().enumerate() {
             transpose_into(&part[oo * k..], c, (kk, c), row, kk, i > 0);
         }

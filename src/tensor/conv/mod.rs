@@ -11,7 +11,7 @@
 //!
 //! With `⟨Conv(x, w), y⟩ = ⟨x, ConvT(y, w)⟩ = ⟨w, WGrad(x, y)⟩`, each op's backward pass is a
 //! pair of the others, so gradients of any order stay fast. The work is done in chunks of a few
-//! samples at a time, in parallel (rayon): a chunk's image patches are gathered into a small
+//! samples at a time, in parallel (on candle's pool, [`threads`]): a chunk's image patches are gathered into a small
 //! column buffer (im2col), multiplied by the weight (the `gemm` crate, as candle's matmul), and
 //! the result written into the NCHW output (or scattered back, col2im). The columns are laid out
 //! one of two ways, whichever is faster for the layer ([`planar`] for few channels and the
@@ -24,9 +24,9 @@
 mod channels_last;
 mod planar;
 
+use super::threads;
 use crate::autograd::needs_grad;
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor, WithDType};
-use rayon::prelude::*;
 
 /// Geometry shared by the three ops: an image [N, C, H, W], a weight [O, C, kh, kw], stride and
 /// padding, and the grid of window positions [Ho, Wo] (the convolution's output is
@@ -77,7 +77,7 @@ impl Geometry {
     /// Samples per chunk: enough for [`CHUNK_COLUMNS`] columns, but no fewer chunks than
     /// threads where the batch allows.
     fn chunk(&self) -> usize {
-        let threads = rayon::current_num_threads().max(1);
+        let threads = super::threads::count();
         let want = CHUNK_COLUMNS.div_ceil(self.positions().max(1));
         want.clamp(1, self.n.div_ceil(threads).max(1))
     }
@@ -110,8 +110,13 @@ impl Float for f64 {
     }
 }
 
+/// Products smaller than this many multiply-adds run on one thread (`gemm`'s own threshold).
+const PARALLEL_PRODUCT_MIN: usize = 48 * 48 * 256;
+
 /// `dst (+)= lhs · rhs` for an m×k and a k×n matrix, each given by its data and (row, column)
-/// strides; `acc` adds to `dst` instead of overwriting it.
+/// strides; `acc` adds to `dst` instead of overwriting it. With `threads` > 1 a large product
+/// is cut into that many blocks of rows (or of columns, where there are more), one
+/// single-threaded `gemm` call each, run on the pool ([`threads`](super::threads)).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn matmul<T: Float>(
     (m, n, k): (usize, usize, usize),
@@ -133,36 +138,62 @@ pub(super) fn matmul<T: Float>(
         assert!(last(lrs, lcs, m, k) < lhs.len(), "matmul: lhs too small");
         assert!(last(rrs, rcs, k, n) < rhs.len(), "matmul: rhs too small");
     }
-    let parallelism = if threads > 1 {
-        gemm::Parallelism::Rayon(threads)
+    // The blocks: rows [i0, i0 + bm) or columns [j0, j0 + bn) of dst, in multiples of 16.
+    let by_rows = m >= n;
+    let long = if by_rows { m } else { n };
+    let parts = if m * n * k < PARALLEL_PRODUCT_MIN {
+        1
     } else {
-        gemm::Parallelism::None
+        threads.clamp(1, long.div_ceil(16))
     };
-    // SAFETY: the asserts above keep every index the strides reach inside the slices; `dst`
-    // does not alias `lhs` or `rhs` (a `&mut` borrow).
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            dcs as isize,
-            drs as isize,
-            acc,
-            lhs.as_ptr(),
-            lcs as isize,
-            lrs as isize,
-            rhs.as_ptr(),
-            rcs as isize,
-            rrs as isize,
-            if acc { T::from_f64(1.0) } else { T::zero() },
-            T::from_f64(1.0),
-            false,
-            false,
-            false,
-            parallelism,
-        )
-    }
+    let block = long.div_ceil(parts).div_ceil(16) * 16;
+    let parts = long.div_ceil(block);
+    // Addresses, so that the blocks' tasks can share them; each task writes its own block.
+    let (d, l, r) = (
+        dst.as_mut_ptr() as usize,
+        lhs.as_ptr() as usize,
+        rhs.as_ptr() as usize,
+    );
+    super::threads::for_each(parts, |part| {
+        let start = part * block;
+        let len = block.min(long - start);
+        let (bm, bn, d, l, r) = if by_rows {
+            (len, n, d as *mut T, l as *const T, r as *const T)
+        } else {
+            (m, len, d as *mut T, l as *const T, r as *const T)
+        };
+        // SAFETY: the asserts above keep every index the strides reach inside the slices, and
+        // a block's indices are a subset; the blocks of `dst` are disjoint and `dst` does not
+        // alias `lhs` or `rhs` (a `&mut` borrow).
+        unsafe {
+            let (d, l, r) = if by_rows {
+                (d.add(start * drs), l.add(start * lrs), r)
+            } else {
+                (d.add(start * dcs), l, r.add(start * rcs))
+            };
+            gemm::gemm(
+                bm,
+                bn,
+                k,
+                d,
+                dcs as isize,
+                drs as isize,
+                acc,
+                l,
+                lcs as isize,
+                lrs as isize,
+                r,
+                rcs as isize,
+                rrs as isize,
+                if acc { T::from_f64(1.0) } else { T::zero() },
+                T::from_f64(1.0),
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            )
+        }
+    });
 }
 
 /// A chunk's working buffers, kept per thread between calls (the same shapes come back every
@@ -181,8 +212,8 @@ thread_local! {
 }
 
 /// Runs `f` with this thread's scratch buffers. They are taken out of the thread-local for the
-/// call, so a nested use (rayon may run another chunk on this thread while a GEMM waits) gets
-/// fresh buffers instead of a borrow error.
+/// call, so a nested use gets fresh buffers instead of a borrow
+/// error.
 fn with_scratch<T: Float, R>(f: impl FnOnce(&mut Scratch<T>) -> R) -> R {
     let key = T::scratch();
     let mut s = key.take();
@@ -274,7 +305,7 @@ fn side_by_side<'a, T: Float>(
 /// (the chunks run in parallel).
 fn gemm_threads(chunks: usize) -> usize {
     if chunks <= 1 {
-        rayon::current_num_threads()
+        super::threads::count()
     } else {
         1
     }
@@ -292,13 +323,11 @@ fn conv_fwd<T: Float>(g: &Geometry, x: &[T], w: &[T]) -> Vec<T> {
     if y.is_empty() {
         return y;
     }
-    y.par_chunks_mut(bg * o * p)
-        .enumerate()
-        .for_each(|(ci, yc)| {
-            let (b0, nb) = (ci * bg, yc.len() / (o * p));
-            let xc = (&x[b0 * g.c * plane..(b0 + nb) * g.c * plane], nb);
-            with_scratch(|s| planar::forward(g, xc, w, yc, s, threads))
-        });
+    threads::for_each_chunk(&mut y, bg * o * p, |ci, yc| {
+        let (b0, nb) = (ci * bg, yc.len() / (o * p));
+        let xc = (&x[b0 * g.c * plane..(b0 + nb) * g.c * plane], nb);
+        with_scratch(|s| planar::forward(g, xc, w, yc, s, threads))
+    });
     y
 }
 
@@ -360,19 +389,17 @@ fn conv_t_fwd<T: Float>(g: &Geometry, y: &[T], w: &[T]) -> Vec<T> {
     } else {
         w.into()
     };
-    x.par_chunks_mut(bg * g.c * plane)
-        .enumerate()
-        .for_each(|(ci, xc)| {
-            let (b0, nb) = (ci * bg, xc.len() / (g.c * plane));
-            let yc = (&y[b0 * o * p..(b0 + nb) * o * p], nb);
-            with_scratch(|s| {
-                if last {
-                    channels_last::transposed(g, yc, &w, xc, s, threads)
-                } else {
-                    planar::transposed(g, yc, &w, xc, s, threads)
-                }
-            })
-        });
+    threads::for_each_chunk(&mut x, bg * g.c * plane, |ci, xc| {
+        let (b0, nb) = (ci * bg, xc.len() / (g.c * plane));
+        let yc = (&y[b0 * o * p..(b0 + nb) * o * p], nb);
+        with_scratch(|s| {
+            if last {
+                channels_last::transposed(g, yc, &w, xc, s, threads)
+            } else {
+                planar::transposed(g, yc, &w, xc, s, threads)
+            }
+        })
+    });
     x
 }
 
@@ -384,30 +411,27 @@ fn wgrad_fwd<T: Float>(g: &Geometry, x: &[T], y: &[T]) -> Vec<T> {
     let (k, p, o, plane) = (g.k(), g.positions(), g.o, g.plane());
     let bg = g.chunk();
     let chunks = g.n.div_ceil(bg);
-    let parts = rayon::current_num_threads().clamp(1, chunks.max(1));
+    let parts = threads::count().clamp(1, chunks.max(1));
     let threads = gemm_threads(parts);
     let per_part = chunks.div_ceil(parts);
     let last = g.channels_last();
-    let partial: Vec<Vec<T>> = (0..parts)
-        .into_par_iter()
-        .map(|part| {
-            let mut acc = vec![T::zero(); o * k];
-            with_scratch(|s| {
-                for ci in part * per_part..((part + 1) * per_part).min(chunks) {
-                    let (b0, nb) = (ci * bg, bg.min(g.n - ci * bg));
-                    let xs = &x[b0 * g.c * plane..(b0 + nb) * g.c * plane];
-                    let chunk = (xs, &y[b0 * o * p..(b0 + nb) * o * p], nb);
-                    let accumulate = ci > part * per_part;
-                    if last {
-                        channels_last::wgrad(g, chunk, &mut acc, accumulate, s, threads)
-                    } else {
-                        planar::wgrad(g, chunk, &mut acc, accumulate, s, threads)
-                    }
+    let partial: Vec<Vec<T>> = threads::map(parts, |part| {
+        let mut acc = vec![T::zero(); o * k];
+        with_scratch(|s| {
+            for ci in part * per_part..((part + 1) * per_part).min(chunks) {
+                let (b0, nb) = (ci * bg, bg.min(g.n - ci * bg));
+                let xs = &x[b0 * g.c * plane..(b0 + nb) * g.c * plane];
+                let chunk = (xs, &y[b0 * o * p..(b0 + nb) * o * p], nb);
+                let accumulate = ci > part * per_part;
+                if last {
+                    channels_last::wgrad(g, chunk, &mut acc, accumulate, s, threads)
+                } else {
+                    planar::wgrad(g, chunk, &mut acc, accumulate, s, threads)
                 }
-            });
-            acc
-        })
-        .collect();
+            }
+        });
+        acc
+    });
     if last {
         channels_last::wgrad_result(g, &partial)
     } else {

@@ -6,7 +6,7 @@
 
 use super::{buf, matmul, side_by_side, transpose_into, Float, Geometry, Scratch};
 use crate::tensor::fused::vectorized;
-use rayon::prelude::*;
+use crate::tensor::threads;
 
 impl Geometry {
     /// Image row of window row `o` at kernel offset `k`, if inside the image.
@@ -190,13 +190,11 @@ pub(super) fn wgrad_result<T: Float>(g: &Geometry, parts: &[Vec<T>]) -> Vec<T> {
     const ROWS: usize = 16;
     let (k, o) = (g.k(), g.o);
     let mut w = vec![T::zero(); o * k];
-    w.par_chunks_mut(ROWS * k)
-        .enumerate()
-        .for_each(|(t, rows)| {
-            for (i, part) in parts.iter().enumerate() {
-                let dims = (k, rows.len() / k);
-                transpose_into(&part[t * ROWS..], o, dims, rows, k, i > 0);
-            }
-        });
+    threads::for_each_chunk(&mut w, ROWS * k, |t, rows| {
+        for (i, part) in parts.iter().enumerate() {
+            let dims = (k, rows.len() / k);
+            transpose_into(&part[t * ROWS..], o, dims, rows, k, i > 0);
+        }
+    });
     w
 }
