@@ -3,7 +3,7 @@
 //! into blocks of rows or of columns that run in parallel.
 
 use candle_core::{DType, Device, Tensor, Var};
-use ganscript::tensor::matmul::mm;
+use ganscript::tensor::matmul::{linear, mm};
 
 fn var(shape: &[usize], seed: u64) -> Var {
     ganscript::rng::seed(seed);
@@ -50,9 +50,10 @@ fn matmul_matches_candle_for_every_transpose() {
     // Above 48·48·256 multiply-adds, with more rows than columns and the other way round, in
     // blocks that are not multiples of each other.
     let shapes = [(5, 7, 3), (301, 70, 40), (40, 70, 301)];
-    for ((m, k, n), (ta, tb)) in shapes.into_iter().flat_map(|s| {
-        [(false, false), (false, true), (true, false), (true, true)].map(|t| (s, t))
-    }) {
+    for ((m, k, n), (ta, tb)) in shapes
+        .into_iter()
+        .flat_map(|s| [(false, false), (false, true), (true, false), (true, true)].map(|t| (s, t)))
+    {
         let a = var(&if ta { [k, m] } else { [m, k] }, 1);
         let b = var(&if tb { [n, k] } else { [k, n] }, 2);
         let ours = run(&|a, b| mm(a, ta, b, tb).unwrap(), &a, &b);
@@ -76,4 +77,50 @@ fn matmul_shape_mismatch_is_a_clear_error() {
     let (a, b) = (var(&[2, 3], 1), var(&[4, 5], 2));
     let err = mm(a.as_tensor(), false, b.as_tensor(), false).unwrap_err();
     assert!(err.to_string().contains("do not chain"), "{err}");
+}
+
+/// Value, the three gradients of L = Σ sin(f(x, w, b)), and the gradients of
+/// P = ‖∂L/∂x‖² + ‖∂L/∂w‖² + ‖∂L/∂b‖² with respect to x, w and b.
+fn run3(f: &dyn Fn(&Tensor, &Tensor, &Tensor) -> Tensor, vs: [&Var; 3]) -> Vec<Tensor> {
+    let ts = vs.map(|v| v.as_tensor());
+    let y = f(ts[0], ts[1], ts[2]);
+    let g = y.sin().unwrap().sum_all().unwrap().backward().unwrap();
+    let gs: Vec<Tensor> = ts.iter().map(|t| g.get(t).unwrap().clone()).collect();
+    let p = gs
+        .iter()
+        .map(|g| g.sqr().unwrap().sum_all().unwrap())
+        .reduce(|a, b| (a + b).unwrap())
+        .unwrap();
+    let pg = p.backward().unwrap();
+    let mut out = vec![y];
+    out.extend(gs);
+    out.extend(ts.iter().map(|t| pg.get(t).unwrap().clone()));
+    out
+}
+
+#[test]
+fn linear_matches_a_product_plus_a_bias() {
+    ganscript::autograd::ensure_double_backprop().unwrap();
+    // A small layer, and one large enough to be cut into parallel blocks.
+    for (n, i, o) in [(5, 4, 3), (300, 60, 45)] {
+        let (x, w, b) = (var(&[n, i], 3), var(&[o, i], 4), var(&[o], 5));
+        let ours = run3(&|x, w, b| linear(x, w, Some(b)).unwrap(), [&x, &w, &b]);
+        let theirs = run3(
+            &|x, w, b| x.matmul(&w.t().unwrap()).unwrap().broadcast_add(b).unwrap(),
+            [&x, &w, &b],
+        );
+        let names = [
+            "value", "dL/dx", "dL/dw", "dL/db", "dP/dx", "dP/dw", "dP/db",
+        ];
+        for ((a, c), name) in ours.iter().zip(&theirs).zip(names) {
+            close(a, c, &format!("linear {n}×{i}→{o} {name}"));
+        }
+    }
+}
+
+#[test]
+fn linear_shape_mismatch_is_a_clear_error() {
+    let (x, w, b) = (var(&[2, 3], 1), var(&[4, 3], 2), var(&[5], 3));
+    let err = linear(x.as_tensor(), w.as_tensor(), Some(b.as_tensor())).unwrap_err();
+    assert!(err.to_string().contains("do not fit"), "{err}");
 }

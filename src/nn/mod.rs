@@ -726,11 +726,7 @@ impl Net {
                         x.dims()
                     )));
                 }
-                let y = crate::tensor::matmul::mm(x, false, wt, true)?;
-                match b {
-                    Some(b) => channel_add(&y, &p(b))?,
-                    None => y,
-                }
+                crate::tensor::matmul::linear(x, wt, b.as_ref().map(p).as_ref())?
             }
             Layer::Conv2d {
                 w,

@@ -5,10 +5,16 @@
 //! those [`needs_grad`] asks for, so a penalty's input-gradient pass skips the weight gradients
 //! of linear layers, and the data and frozen weights get none. The product is the `gemm`
 //! crate's, reading transposed operands through their strides (no copies).
+//!
+//! A linear layer `x·wᵀ + b` is one op as well ([`linear`]): the product accumulates onto the
+//! bias rows, and its backward pass is two products and a column sum. Composed as a product
+//! and a bias add, it was two nodes, and candle's backward pass starts each node's gradient at
+//! zero and adds into it: on `mixture3d`'s MLPs the bias adds cost as much as the products.
 
 use super::conv::{matmul, Float};
+use super::fused::{channel_add, channel_sum};
 use crate::autograd::needs_grad;
-use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 
 /// `op(a)·op(b)` with `a` [m, k] (or [k, m] if transposed) and `b` [k, n] (or [n, k]).
 #[derive(Clone, Copy, Debug)]
@@ -114,4 +120,91 @@ pub fn mm(a: &Tensor, ta: bool, b: &Tensor, tb: bool) -> Result<Tensor> {
     }
     a.contiguous()?
         .apply_op2(&b.contiguous()?, Mm { ta, tb, m, k, n })
+}
+
+/// `x·wᵀ + b` for `x` [n, i], `w` [o, i] and `b` [o].
+#[derive(Clone, Copy, Debug)]
+struct Linear {
+    n: usize,
+    i: usize,
+    o: usize,
+}
+
+fn affine<T: Float>(op: &Linear, x: &[T], w: &[T], b: &[T]) -> Vec<T> {
+    let mut out = Vec::with_capacity(op.n * op.o);
+    for _ in 0..op.n {
+        out.extend_from_slice(b);
+    }
+    matmul(
+        (op.n, op.o, op.i),
+        &mut out,
+        (op.o, 1),
+        true,
+        x,
+        (op.i, 1),
+        w,
+        strides(true, op.i),
+        super::threads::count(),
+    );
+    out
+}
+
+impl CustomOp3 for Linear {
+    fn name(&self) -> &'static str {
+        "linear"
+    }
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let out = with_cpu!("linear", s1, l1 => x, s2, l2 => w, s3, l3 => b; affine(self, x, w, b));
+        Ok((out, (self.n, self.o).into()))
+    }
+    /// With incoming `D` [n, o]: `∂L/∂x = D·w`, `∂L/∂w = Dᵀ·x`, `∂L/∂b = Σ_rows D`.
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        b: &Tensor,
+        _res: &Tensor,
+        d: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        Ok((
+            needs_grad(x).then(|| mm(d, false, w, false)).transpose()?,
+            needs_grad(w).then(|| mm(d, true, x, false)).transpose()?,
+            needs_grad(b)
+                .then(|| channel_sum(d)?.reshape(b.shape()))
+                .transpose()?,
+        ))
+    }
+}
+
+/// A linear layer: `x·wᵀ (+ b)` for `x` [n, i], `w` [o, i] and a bias of `o` elements.
+pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
+    let Some(b) = b else {
+        return mm(x, false, w, true);
+    };
+    let ((n, i), (o, i2)) = (x.dims2()?, w.dims2()?);
+    if i != i2 || b.elem_count() != o {
+        candle_core::bail!(
+            "linear: input {:?}, weight {:?} and bias {:?} do not fit (expected [N, in], [out, in], [out])",
+            x.dims(),
+            w.dims(),
+            b.dims()
+        );
+    }
+    let fast = x.device().is_cpu()
+        && x.dtype() == w.dtype()
+        && w.dtype() == b.dtype()
+        && matches!(x.dtype(), candle_core::DType::F32 | candle_core::DType::F64);
+    if !fast {
+        return channel_add(&mm(x, false, w, true)?, b);
+    }
+    x.contiguous()?
+        .apply_op3(&w.contiguous()?, &b.contiguous()?, Linear { n, i, o })
 }

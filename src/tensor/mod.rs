@@ -3,27 +3,29 @@
 //!
 //! `register` holds the rhai registration of the tensor API.
 
-/// In a custom op's `cpu_fwd`: evaluates `$body` on the elements of two contiguous CPU inputs
-/// of one dtype (f32 or f64, bound to `$a`, `$b`) and wraps the resulting `Vec` as storage.
-macro_rules! with_two {
-    ($op:expr, $s1:expr, $l1:expr, $s2:expr, $l2:expr, |$a:ident, $b:ident| $body:expr) => {
-        match ($s1, $s2) {
-            (candle_core::CpuStorage::F32($a), candle_core::CpuStorage::F32($b)) => {
-                let ($a, $b) = (
-                    $crate::tensor::cpu_slice($a, $l1, $op)?,
-                    $crate::tensor::cpu_slice($b, $l2, $op)?,
-                );
+/// In a custom op's `cpu_fwd`: evaluates `$body` on the elements of contiguous CPU inputs of
+/// one dtype (f32 or f64; each storage and layout bound to the name after `=>`) and wraps the
+/// resulting `Vec` as storage.
+macro_rules! with_cpu {
+    ($op:expr, $($s:expr, $l:expr => $a:ident),+ ; $body:expr) => {
+        match ($($s,)+) {
+            ($(candle_core::CpuStorage::F32($a),)+) => {
+                $(let $a = $crate::tensor::cpu_slice($a, $l, $op)?;)+
                 candle_core::CpuStorage::F32($body)
             }
-            (candle_core::CpuStorage::F64($a), candle_core::CpuStorage::F64($b)) => {
-                let ($a, $b) = (
-                    $crate::tensor::cpu_slice($a, $l1, $op)?,
-                    $crate::tensor::cpu_slice($b, $l2, $op)?,
-                );
+            ($(candle_core::CpuStorage::F64($a),)+) => {
+                $(let $a = $crate::tensor::cpu_slice($a, $l, $op)?;)+
                 candle_core::CpuStorage::F64($body)
             }
-            _ => candle_core::bail!("{}: both inputs must be f32 or both f64", $op),
+            _ => candle_core::bail!("{}: the inputs must all be f32 or all f64", $op),
         }
+    };
+}
+
+/// [`with_cpu`] for two inputs.
+macro_rules! with_two {
+    ($op:expr, $s1:expr, $l1:expr, $s2:expr, $l2:expr, |$a:ident, $b:ident| $body:expr) => {
+        with_cpu!($op, $s1, $l1 => $a, $s2, $l2 => $b; $body)
     };
 }
 
