@@ -128,3 +128,88 @@ fn conv_transpose2d_matches_candle() {
         }
     }
 }
+
+/// Value, the gradients of L = Σ f(x, w, b)² in x, w and b, and those of
+/// P = ‖dL/dx‖² + ‖dL/dw‖² + ‖dL/db‖², for a convolution with its bias as one op and for
+/// candle's convolution plus a broadcast bias.
+fn compare_biased(
+    shapes: [&[usize]; 3],
+    fast: impl Fn(&Tensor, &Tensor, &Tensor) -> candle_core::Result<Tensor>,
+    native: impl Fn(&Tensor, &Tensor, &Tensor) -> candle_core::Result<Tensor>,
+    what: &str,
+) {
+    ganscript::autograd::ensure_double_backprop().unwrap();
+    let vs: Vec<Var> = (0..3)
+        .map(|i| Var::from_tensor(&rand(shapes[i], 10 + i as u64)).unwrap())
+        .collect();
+    let ts: Vec<&Tensor> = vs.iter().map(|v| v.as_tensor()).collect();
+    type F<'a> = &'a dyn Fn(&Tensor, &Tensor, &Tensor) -> candle_core::Result<Tensor>;
+    let results: Vec<Vec<Tensor>> = [&fast as F, &native]
+        .iter()
+        .map(|f| {
+            let y = f(ts[0], ts[1], ts[2]).unwrap();
+            let g = y.sqr().unwrap().sum_all().unwrap().backward().unwrap();
+            let gs: Vec<Tensor> = ts.iter().map(|t| g.get(t).unwrap().clone()).collect();
+            let p = gs
+                .iter()
+                .map(|g| g.sqr().unwrap().sum_all().unwrap())
+                .reduce(|a, b| (a + b).unwrap())
+                .unwrap();
+            let pg = p.backward().unwrap();
+            let mut out = vec![y];
+            out.extend(gs);
+            out.extend(ts.iter().map(|t| pg.get(t).unwrap().clone()));
+            out
+        })
+        .collect();
+    let names = [
+        "value", "dL/dx", "dL/dw", "dL/db", "dP/dx", "dP/dw", "dP/db",
+    ];
+    for ((a, b), name) in results[0].iter().zip(&results[1]).zip(names) {
+        close(a, b, &format!("{what} {name}"));
+    }
+}
+
+fn broadcast_bias(y: Tensor, b: &Tensor) -> candle_core::Result<Tensor> {
+    y.broadcast_add(&b.reshape((1, b.elem_count(), 1, 1))?)
+}
+
+#[test]
+fn convolutions_with_their_bias_match_candle() {
+    for &(c, h, o, k, s, p) in &[(3, 8, 4, 4, 2, 1), (64, 5, 3, 3, 2, 1)] {
+        for n in [1, 67] {
+            compare_biased(
+                [&[n, c, h, h], &[o, c, k, k], &[o]],
+                |x, w, b| conv::conv2d_biased(x, w, Some(b), s, p),
+                |x, w, b| broadcast_bias(x.conv2d(w, p, s, 1, 1)?, b),
+                &format!("biased conv2d n{n} c{c} h{h} o{o} k{k} s{s} p{p}"),
+            );
+        }
+    }
+    // Strided, channels-last, and stride 1 "same" (run as a convolution).
+    for &(c, h, o, k, s, p, op) in &[
+        (4, 7, 2, 4, 2, 1, 0),
+        (2, 3, 66, 3, 2, 1, 1),
+        (64, 5, 2, 3, 1, 1, 0),
+    ] {
+        for n in [1, 67] {
+            compare_biased(
+                [&[n, c, h, h], &[c, o, k, k], &[o]],
+                |x, w, b| conv::conv_transpose2d_biased(x, w, Some(b), s, p, op),
+                |x, w, b| broadcast_bias(x.conv_transpose2d(w, p, op, s, 1)?, b),
+                &format!("biased conv_transpose2d n{n} c{c} h{h} o{o} k{k} s{s} p{p} op{op}"),
+            );
+        }
+    }
+}
+
+#[test]
+fn a_bias_of_the_wrong_size_is_a_clear_error() {
+    let (x, w, b) = (
+        rand(&[2, 3, 6, 6], 1),
+        rand(&[4, 3, 3, 3], 2),
+        rand(&[5], 3),
+    );
+    let err = conv::conv2d_biased(&x, &w, Some(&b), 1, 1).unwrap_err();
+    assert!(err.to_string().contains("channel"), "{err}");
+}

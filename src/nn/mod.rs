@@ -745,8 +745,8 @@ impl Net {
                         x.dims()
                     )));
                 }
-                let y = crate::tensor::conv::conv2d(x, wt, *stride, *padding)?;
-                add_bias(y, b.as_ref().map(p))?
+                let b = b.as_ref().map(p);
+                crate::tensor::conv::conv2d_biased(x, wt, b.as_ref(), *stride, *padding)?
             }
             Layer::ConvTranspose2d {
                 w,
@@ -766,9 +766,15 @@ impl Net {
                         x.dims()
                     )));
                 }
-                let y =
-                    crate::tensor::conv::conv_transpose2d(x, wt, *stride, *padding, *out_padding)?;
-                add_bias(y, b.as_ref().map(p))?
+                let b = b.as_ref().map(p);
+                crate::tensor::conv::conv_transpose2d_biased(
+                    x,
+                    wt,
+                    b.as_ref(),
+                    *stride,
+                    *padding,
+                    *out_padding,
+                )?
             }
             Layer::BatchNorm { w, b, mean, var } => {
                 let c = w.as_tensor().dims()[0];
@@ -1078,13 +1084,6 @@ fn check_conv(x: &CT, c: usize, label: &dyn Fn() -> String) -> candle_core::Resu
         )));
     }
     Ok(())
-}
-
-fn add_bias(y: CT, b: Option<CT>) -> candle_core::Result<CT> {
-    match b {
-        None => Ok(y),
-        Some(b) => channel_add(&y, &b),
-    }
 }
 
 /// One row of a summary table.

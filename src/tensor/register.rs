@@ -956,7 +956,7 @@ pub fn conv2d(x: &CT, w: &CT, b: Option<&CT>, stride: INT, padding: INT) -> R {
         )));
     }
     let (s, p) = (usize_arg(stride, "stride")?, usize_arg(padding, "padding")?);
-    let r = super::conv::conv2d(x, w, s, p).and_then(|y| add_channel_bias(y, b));
+    let r = super::conv::conv2d_biased(x, w, b, s, p);
     t(r, "conv2d")
 }
 
@@ -982,15 +982,8 @@ pub fn conv_transpose2d(
         usize_arg(padding, "padding")?,
         usize_arg(out_pad, "output padding")?,
     );
-    let r = super::conv::conv_transpose2d(x, w, s, p, o).and_then(|y| add_channel_bias(y, b));
+    let r = super::conv::conv_transpose2d_biased(x, w, b, s, p, o);
     t(r, "conv_transpose2d")
-}
-
-fn add_channel_bias(y: CT, b: Option<&CT>) -> candle_core::Result<CT> {
-    match b {
-        None => Ok(y),
-        Some(b) => super::fused::channel_add(&y, b),
-    }
 }
 
 fn tensors_of(xs: &Array, op: &str) -> ScriptResult<Vec<CT>> {

@@ -26,7 +26,7 @@ mod planar;
 
 use super::threads;
 use crate::autograd::needs_grad;
-use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor, WithDType};
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor, WithDType};
 
 /// Geometry shared by the three ops: an image [N, C, H, W], a weight [O, C, kh, kw], stride and
 /// padding, and the grid of window positions [Ho, Wo] (the convolution's output is
@@ -501,22 +501,134 @@ impl CustomOp2 for ConvOp {
         _res: &Tensor,
         d: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        use Kind::*;
-        let ((ka, a1, a2), (kb, b1, b2)) = match self.0 {
-            Conv => ((ConvT, d, b), (WGrad, a, d)),
-            ConvT => ((Conv, d, b), (WGrad, d, a)),
-            WGrad => ((ConvT, b, d), (Conv, a, d)),
-        };
-        let g = self.1;
-        Ok((
-            needs_grad(a)
-                .then(|| ConvOp::apply(ka, g, a1, a2))
-                .transpose()?,
-            needs_grad(b)
-                .then(|| ConvOp::apply(kb, g, b1, b2))
-                .transpose()?,
-        ))
+        grads(self.0, self.1, a, b, d)
     }
+}
+
+/// The gradients of `kind(a, b)` in `a` and `b` (those [`needs_grad`] asks for) for the
+/// incoming gradient `d`: see [`ConvOp`]'s `bwd`.
+fn grads(
+    kind: Kind,
+    g: Geometry,
+    a: &Tensor,
+    b: &Tensor,
+    d: &Tensor,
+) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    use Kind::*;
+    let ((ka, a1, a2), (kb, b1, b2)) = match kind {
+        Conv => ((ConvT, d, b), (WGrad, a, d)),
+        ConvT => ((Conv, d, b), (WGrad, d, a)),
+        WGrad => ((ConvT, b, d), (Conv, a, d)),
+    };
+    Ok((
+        needs_grad(a)
+            .then(|| ConvOp::apply(ka, g, a1, a2))
+            .transpose()?,
+        needs_grad(b)
+            .then(|| ConvOp::apply(kb, g, b1, b2))
+            .transpose()?,
+    ))
+}
+
+/// A convolution or transposed convolution with its bias added (`kind(a, w) + bias[c]`), as
+/// one op: the bias is added to the output in place, where a separate bias op is another
+/// node of the graph (a new output forward; backward, candle's zeroed gradient accumulator and
+/// add). Its gradient in the bias is the output gradient's channel sum.
+struct Biased(Kind, Geometry);
+
+impl Biased {
+    /// Channels and plane size of the output.
+    fn output(&self) -> (usize, usize) {
+        let g = &self.1;
+        match self.0 {
+            Kind::ConvT => (g.c, g.plane()),
+            _ => (g.o, g.positions()),
+        }
+    }
+}
+
+/// `y[n, c, ·] += bias[c]` for `y` [N, C, plane].
+fn add_bias_in_place<T: Float>(y: &mut [T], bias: &[T], plane: usize) {
+    let sample = bias.len() * plane;
+    if sample == 0 {
+        return;
+    }
+    assert_eq!(y.len() % sample, 0, "bias add: output and bias do not fit");
+    threads::for_each_chunk(y, sample, |_, ys| {
+        super::fused::vectorized(|| {
+            for (row, &v) in ys.chunks_mut(plane).zip(bias) {
+                for e in row {
+                    *e += v;
+                }
+            }
+        })
+    });
+}
+
+impl CustomOp3 for Biased {
+    fn name(&self) -> &'static str {
+        match self.0 {
+            Kind::ConvT => "conv_transpose2d",
+            _ => "conv2d",
+        }
+    }
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (kind, g) = (self.0, &self.1);
+        let (_, plane) = self.output();
+        let out = with_cpu!(self.name(), s1, l1 => a, s2, l2 => w, s3, l3 => bias; {
+            let mut y = run(kind, g, a, w);
+            add_bias_in_place(&mut y, bias, plane);
+            y
+        });
+        let shape = match kind {
+            Kind::ConvT => g.image_shape(),
+            _ => g.output_shape(),
+        };
+        Ok((out, shape))
+    }
+    fn bwd(
+        &self,
+        a: &Tensor,
+        w: &Tensor,
+        bias: &Tensor,
+        _res: &Tensor,
+        d: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (da, dw) = grads(self.0, self.1, a, w, d)?;
+        let db = needs_grad(bias)
+            .then(|| super::fused::channel_sum(d)?.reshape(bias.shape()))
+            .transpose()?;
+        Ok((da, dw, db))
+    }
+}
+
+/// `kind(a, w)`, plus a per-channel `bias` of the output where there is one.
+fn apply_biased(
+    kind: Kind,
+    g: Geometry,
+    a: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+) -> Result<Tensor> {
+    let Some(bias) = bias else {
+        return ConvOp::apply(kind, g, a, w);
+    };
+    let op = Biased(kind, g);
+    let (c, _) = op.output();
+    if bias.elem_count() != c || bias.dtype() != a.dtype() || !bias.device().is_cpu() {
+        // The bias op reports what does not fit.
+        return super::fused::channel_add(&ConvOp::apply(kind, g, a, w)?, bias);
+    }
+    a.contiguous()?
+        .apply_op3(&w.contiguous()?, &bias.flatten_all()?.contiguous()?, op)
 }
 
 fn fast_path(x: &Tensor, w: &Tensor) -> bool {
@@ -527,6 +639,17 @@ fn fast_path(x: &Tensor, w: &Tensor) -> bool {
 
 /// `conv2d(x [N,C,H,W], w [O,C,kh,kw])` with stride and zero padding (no dilation, one group).
 pub fn conv2d(x: &Tensor, w: &Tensor, stride: usize, padding: usize) -> Result<Tensor> {
+    conv2d_biased(x, w, None, stride, padding)
+}
+
+/// [`conv2d`] plus a per-channel bias `b` [O], as one op.
+pub fn conv2d_biased(
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    stride: usize,
+    padding: usize,
+) -> Result<Tensor> {
     let (n, c, h, wd) = x.dims4()?;
     let (o, c2, kh, kw) = w.dims4()?;
     if c != c2 {
@@ -541,7 +664,7 @@ pub fn conv2d(x: &Tensor, w: &Tensor, stride: usize, padding: usize) -> Result<T
         );
     }
     if !fast_path(x, w) {
-        return x.conv2d(w, padding, stride, 1, 1);
+        return add_bias(x.conv2d(w, padding, stride, 1, 1)?, b);
     }
     let g = Geometry {
         n,
@@ -556,13 +679,33 @@ pub fn conv2d(x: &Tensor, w: &Tensor, stride: usize, padding: usize) -> Result<T
         ho: (h + 2 * padding - kh) / stride + 1,
         wo: (wd + 2 * padding - kw) / stride + 1,
     };
-    ConvOp::apply(Kind::Conv, g, x, w)
+    apply_biased(Kind::Conv, g, x, w, b)
+}
+
+/// `y + b[c]` where there is a bias.
+fn add_bias(y: Tensor, b: Option<&Tensor>) -> Result<Tensor> {
+    match b {
+        Some(b) => super::fused::channel_add(&y, b),
+        None => Ok(y),
+    }
 }
 
 /// `conv_transpose2d(x [N,C,H,W], w [C,O,kh,kw])` with stride, padding and output padding.
 pub fn conv_transpose2d(
     x: &Tensor,
     w: &Tensor,
+    stride: usize,
+    padding: usize,
+    output_padding: usize,
+) -> Result<Tensor> {
+    conv_transpose2d_biased(x, w, None, stride, padding, output_padding)
+}
+
+/// [`conv_transpose2d`] plus a per-channel bias `b` [O], as one op.
+pub fn conv_transpose2d_biased(
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
     stride: usize,
     padding: usize,
     output_padding: usize,
@@ -586,7 +729,10 @@ pub fn conv_transpose2d(
         .checked_sub(2 * padding)
         .ok_or_else(too_much)?;
     if !fast_path(x, w) {
-        return x.conv_transpose2d(w, padding, output_padding, stride, 1);
+        return add_bias(
+            x.conv_transpose2d(w, padding, output_padding, stride, 1)?,
+            b,
+        );
     }
     // The transposed convolution of x by w is the adjoint of the convolution of an [N, O, ho,
     // wo] image by w (read as a conv weight [C, O, kh, kw]) whose window grid is x's [h, wd].
@@ -603,5 +749,5 @@ pub fn conv_transpose2d(
         ho: h,
         wo: wd,
     };
-    ConvOp::apply(Kind::ConvT, g, x, w)
+    apply_biased(Kind::ConvT, g, x, w, b)
 }
