@@ -23,6 +23,7 @@
 
 mod channels_last;
 mod planar;
+mod transpose;
 
 use super::threads;
 use crate::autograd::needs_grad;
@@ -98,10 +99,25 @@ pub(super) trait Float:
 {
     /// This thread's convolution buffers for this type.
     fn scratch() -> &'static std::thread::LocalKey<std::cell::Cell<Scratch<Self>>>;
+    /// Whether [`Float::transpose8`] has a vector kernel on this CPU.
+    fn has_transpose8() -> bool {
+        false
+    }
+    /// `dst[c·drs + r] (+)= src[r·srs + c]` for `r, c < 8` (see [`transpose`]); only called
+    /// where [`Float::has_transpose8`].
+    fn transpose8<const ADD: bool>(_src: &[Self], _srs: usize, _dst: &mut [Self], _drs: usize) {
+        unreachable!("no 8×8 transpose kernel for this type")
+    }
 }
 impl Float for f32 {
     fn scratch() -> &'static std::thread::LocalKey<std::cell::Cell<Scratch<f32>>> {
         &SCRATCH_F32
+    }
+    fn has_transpose8() -> bool {
+        transpose::has_avx()
+    }
+    fn transpose8<const ADD: bool>(src: &[f32], srs: usize, dst: &mut [f32], drs: usize) {
+        transpose::f32_8x8::<ADD>(src, srs, dst, drs)
     }
 }
 impl Float for f64 {
@@ -229,56 +245,6 @@ fn buf<T: Float>(v: &mut Vec<T>, n: usize) -> &mut [T] {
         v.resize(n, T::zero());
     }
     &mut v[..n]
-}
-
-/// `dst[j·drs + i] = src[i·srs + j]` for `i < rows`, `j < cols`: a transpose, by tiles that
-/// stay in cache.
-fn transpose<T: Float>(src: &[T], srs: usize, dims: (usize, usize), dst: &mut [T], drs: usize) {
-    transpose_into(src, srs, dims, dst, drs, false)
-}
-
-/// [`transpose`], adding to `dst` instead of overwriting it where `add`.
-fn transpose_into<T: Float>(
-    src: &[T],
-    srs: usize,
-    dims: (usize, usize),
-    dst: &mut [T],
-    drs: usize,
-    add: bool,
-) {
-    if add {
-        transpose_tiles::<T, true>(src, srs, dims, dst, drs)
-    } else {
-        transpose_tiles::<T, false>(src, srs, dims, dst, drs)
-    }
-}
-
-/// The tiles of [`transpose_into`], each written one contiguous run of `dst` at a time (the
-/// add-or-overwrite choice made once, at compile time).
-#[inline(always)]
-fn transpose_tiles<T: Float, const ADD: bool>(
-    src: &[T],
-    srs: usize,
-    (rows, cols): (usize, usize),
-    dst: &mut [T],
-    drs: usize,
-) {
-    const TILE: usize = 16;
-    for i0 in (0..rows).step_by(TILE) {
-        let i1 = (i0 + TILE).min(rows);
-        for j in 0..cols {
-            let d = &mut dst[j * drs + i0..j * drs + i1];
-            let s = &src[i0 * srs + j..];
-            for (ii, d) in d.iter_mut().enumerate() {
-                let v = s[ii * srs];
-                if ADD {
-                    *d += v;
-                } else {
-                    *d = v;
-                }
-            }
-        }
-    }
 }
 
 /// The rows of `nb` samples of an [nb, O, P] tensor side by side: [O, nb·P] (the chunk

@@ -4,7 +4,8 @@
 //! (the first layers, the lens). Used by every convolution, and by the adjoints of layers with
 //! few channels; the deep layers' adjoints gather channels-last ([`super::channels_last`]).
 
-use super::{buf, matmul, side_by_side, transpose_into, Float, Geometry, Scratch};
+use super::transpose::transpose_into;
+use super::{buf, matmul, side_by_side, Float, Geometry, Scratch};
 use crate::tensor::fused::vectorized;
 use crate::tensor::threads;
 
