@@ -20,8 +20,8 @@
 //! composed from candle primitives.
 
 use super::conv::Float;
-use super::cpu_slice;
 use super::threads;
+use super::{cpu_kernels, cpu_slice};
 use crate::autograd::needs_grad;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 use std::mem::MaybeUninit;
@@ -427,19 +427,11 @@ impl CustomOp2 for LeakyReluGrad {
     }
 }
 
-fn fast(x: &Tensor) -> bool {
-    x.device().is_cpu() && matches!(x.dtype(), candle_core::DType::F32 | candle_core::DType::F64)
-}
-
-fn fast2(x: &Tensor, v: &Tensor) -> bool {
-    fast(x) && x.dtype() == v.dtype() && x.device().same_device(v.device())
-}
-
 /// `x + b[c]` for a per-channel vector `b`.
 pub fn channel_add(x: &Tensor, b: &Tensor) -> Result<Tensor> {
     let g = Channels::of(x, "channel_add")?;
     g.check_vector(b, "channel_add")?;
-    if !fast2(x, b) {
+    if !cpu_kernels(&[x, b]) {
         return x.broadcast_add(&b.reshape(g.broadcast_shape())?);
     }
     x.contiguous()?
@@ -450,7 +442,7 @@ pub fn channel_add(x: &Tensor, b: &Tensor) -> Result<Tensor> {
 pub fn channel_mul(x: &Tensor, s: &Tensor) -> Result<Tensor> {
     let g = Channels::of(x, "channel_mul")?;
     g.check_vector(s, "channel_mul")?;
-    if !fast2(x, s) {
+    if !cpu_kernels(&[x, s]) {
         return x.broadcast_mul(&s.reshape(g.broadcast_shape())?);
     }
     x.contiguous()?
@@ -465,7 +457,7 @@ fn other_dims(rank: usize) -> Vec<usize> {
 /// The per-channel sums `[C]` of `x`.
 pub fn channel_sum(x: &Tensor) -> Result<Tensor> {
     let g = Channels::of(x, "channel_sum")?;
-    if !fast(x) {
+    if !cpu_kernels(&[x]) {
         return x.sum_keepdim(other_dims(x.rank()))?.flatten_all();
     }
     x.contiguous()?.apply_op1(ChannelSum(g))
@@ -481,7 +473,7 @@ pub fn channel_dot(x: &Tensor, y: &Tensor) -> Result<Tensor> {
             y.dims()
         );
     }
-    if !fast2(x, y) {
+    if !cpu_kernels(&[x, y]) {
         return (x * y)?.sum_keepdim(other_dims(x.rank()))?.flatten_all();
     }
     x.contiguous()?.apply_op2(&y.contiguous()?, ChannelDot(g))
@@ -490,7 +482,7 @@ pub fn channel_dot(x: &Tensor, y: &Tensor) -> Result<Tensor> {
 /// `x` where positive, `slope · x` elsewhere (slope 0: ReLU). Its derivative at 0 is `slope`,
 /// as in PyTorch.
 pub fn leaky_relu(x: &Tensor, slope: f64) -> Result<Tensor> {
-    if !fast(x) {
+    if !cpu_kernels(&[x]) {
         return x.relu()? - (x.neg()?.relu()? * slope)?;
     }
     x.contiguous()?.apply_op1(LeakyRelu(slope))
@@ -498,7 +490,7 @@ pub fn leaky_relu(x: &Tensor, slope: f64) -> Result<Tensor> {
 
 /// `g · (x > 0 ? 1 : slope)`: the backward pass of [`leaky_relu`].
 fn leaky_relu_grad(x: &Tensor, g: &Tensor, slope: f64) -> Result<Tensor> {
-    if !fast2(x, g) {
+    if !cpu_kernels(&[x, g]) {
         let mask = x.gt(0.0)?.to_dtype(x.dtype())?;
         return g * ((mask * (1.0 - slope))? + slope)?;
     }

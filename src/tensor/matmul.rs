@@ -12,6 +12,7 @@
 //! zero and adds into it: on `mixture3d`'s MLPs the bias adds cost as much as the products.
 
 use super::conv::{matmul, Float};
+use super::cpu_kernels;
 use super::fused::{channel_add, channel_sum};
 use crate::autograd::needs_grad;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
@@ -110,10 +111,7 @@ pub fn mm(a: &Tensor, ta: bool, b: &Tensor, tb: bool) -> Result<Tensor> {
             if tb { "ᵀ" } else { "" }
         );
     }
-    let fast = a.device().is_cpu()
-        && a.dtype() == b.dtype()
-        && matches!(a.dtype(), candle_core::DType::F32 | candle_core::DType::F64);
-    if !fast {
+    if !cpu_kernels(&[a, b]) {
         let a = if ta { a.t()? } else { a.clone() };
         let b = if tb { b.t()? } else { b.clone() };
         return a.matmul(&b);
@@ -198,11 +196,7 @@ pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
             b.dims()
         );
     }
-    let fast = x.device().is_cpu()
-        && x.dtype() == w.dtype()
-        && w.dtype() == b.dtype()
-        && matches!(x.dtype(), candle_core::DType::F32 | candle_core::DType::F64);
-    if !fast {
+    if !cpu_kernels(&[x, w, b]) {
         return channel_add(&mm(x, false, w, true)?, b);
     }
     x.contiguous()?

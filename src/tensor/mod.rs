@@ -74,6 +74,16 @@ impl std::fmt::Display for Tensor {
 
 pub use format::summary_line;
 
+/// Whether the CPU kernels (the custom ops here) can take these tensors: all on the CPU, all
+/// of one dtype, f32 or f64. Otherwise the ops are composed from candle's own.
+pub(crate) fn cpu_kernels(ts: &[&CTensor]) -> bool {
+    ts.first()
+        .is_some_and(|t| matches!(t.dtype(), DType::F32 | DType::F64))
+        && ts
+            .iter()
+            .all(|t| t.device().is_cpu() && t.dtype() == ts[0].dtype())
+}
+
 /// The elements of a contiguous CPU tensor's storage (for custom ops); an error naming `op`
 /// for a strided one.
 pub(crate) fn cpu_slice<'a, T>(

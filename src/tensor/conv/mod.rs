@@ -11,9 +11,9 @@
 //!
 //! With `⟨Conv(x, w), y⟩ = ⟨x, ConvT(y, w)⟩ = ⟨w, WGrad(x, y)⟩`, each op's backward pass is a
 //! pair of the others, so gradients of any order stay fast. The work is done in chunks of a few
-//! samples at a time, in parallel (on candle's pool, [`threads`]): a chunk's image patches are gathered into a small
-//! column buffer (im2col), multiplied by the weight (the `gemm` crate, as candle's matmul), and
-//! the result written into the NCHW output (or scattered back, col2im). The columns are laid out
+//! samples at a time, in parallel (on candle's pool, [`threads`]): a chunk's image patches are
+//! gathered into a small column buffer (im2col), multiplied by the weight (the `gemm` crate, as
+//! candle's matmul), and the result written into the NCHW output (or scattered back, col2im). The columns are laid out
 //! one of two ways, whichever is faster for the layer ([`planar`] for few channels and the
 //! convolution itself, [`channels_last`] for the adjoints of deep layers). The column and
 //! staging buffers are kept per thread between calls ([`Scratch`]); nothing is kept for the
@@ -78,7 +78,7 @@ impl Geometry {
     /// Samples per chunk: enough for [`CHUNK_COLUMNS`] columns, but no fewer chunks than
     /// threads where the batch allows.
     fn chunk(&self) -> usize {
-        let threads = super::threads::count();
+        let threads = threads::count();
         let want = CHUNK_COLUMNS.div_ceil(self.positions().max(1));
         want.clamp(1, self.n.div_ceil(threads).max(1))
     }
@@ -170,23 +170,24 @@ pub(super) fn matmul<T: Float>(
         lhs.as_ptr() as usize,
         rhs.as_ptr() as usize,
     );
-    super::threads::for_each(parts, |part| {
+    threads::for_each(parts, |part| {
         let start = part * block;
         let len = block.min(long - start);
-        let (bm, bn, d, l, r) = if by_rows {
-            (len, n, d as *mut T, l as *const T, r as *const T)
+        // The block's size and where it starts in dst, lhs and rhs.
+        let (bm, bn, d0, l0, r0) = if by_rows {
+            (len, n, start * drs, start * lrs, 0)
         } else {
-            (m, len, d as *mut T, l as *const T, r as *const T)
+            (m, len, start * dcs, 0, start * rcs)
         };
         // SAFETY: the asserts above keep every index the strides reach inside the slices, and
         // a block's indices are a subset; the blocks of `dst` are disjoint and `dst` does not
         // alias `lhs` or `rhs` (a `&mut` borrow).
         unsafe {
-            let (d, l, r) = if by_rows {
-                (d.add(start * drs), l.add(start * lrs), r)
-            } else {
-                (d.add(start * dcs), l, r.add(start * rcs))
-            };
+            let (d, l, r) = (
+                (d as *mut T).add(d0),
+                (l as *const T).add(l0),
+                (r as *const T).add(r0),
+            );
             gemm::gemm(
                 bm,
                 bn,
@@ -228,8 +229,7 @@ thread_local! {
 }
 
 /// Runs `f` with this thread's scratch buffers. They are taken out of the thread-local for the
-/// call, so a nested use gets fresh buffers instead of a borrow
-/// error.
+/// call, so a nested use gets fresh buffers instead of a borrow error.
 fn with_scratch<T: Float, R>(f: impl FnOnce(&mut Scratch<T>) -> R) -> R {
     let key = T::scratch();
     let mut s = key.take();
@@ -271,7 +271,7 @@ fn side_by_side<'a, T: Float>(
 /// (the chunks run in parallel).
 fn gemm_threads(chunks: usize) -> usize {
     if chunks <= 1 {
-        super::threads::count()
+        threads::count()
     } else {
         1
     }
@@ -416,6 +416,24 @@ enum Kind {
     WGrad,
 }
 
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Conv => "conv2d",
+            Kind::ConvT => "conv_transpose2d",
+            Kind::WGrad => "conv2d_weight_grad",
+        }
+    }
+    /// The shape of the op's result on geometry `g`.
+    fn result_shape(self, g: &Geometry) -> Shape {
+        match self {
+            Kind::Conv => g.output_shape(),
+            Kind::ConvT => g.image_shape(),
+            Kind::WGrad => g.weight_shape(),
+        }
+    }
+}
+
 /// One of the ops on one geometry, as a candle custom op.
 struct ConvOp(Kind, Geometry);
 
@@ -435,11 +453,7 @@ fn run<T: Float>(kind: Kind, g: &Geometry, a: &[T], b: &[T]) -> Vec<T> {
 
 impl CustomOp2 for ConvOp {
     fn name(&self) -> &'static str {
-        match self.0 {
-            Kind::Conv => "conv2d",
-            Kind::ConvT => "conv_transpose2d",
-            Kind::WGrad => "conv2d_weight_grad",
-        }
+        self.0.name()
     }
     fn cpu_fwd(
         &self,
@@ -449,14 +463,8 @@ impl CustomOp2 for ConvOp {
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let (kind, g) = (self.0, &self.1);
-        let op = self.name();
-        let out = with_two!(op, s1, l1, s2, l2, |a, b| run(kind, g, a, b));
-        let shape = match kind {
-            Kind::Conv => g.output_shape(),
-            Kind::ConvT => g.image_shape(),
-            Kind::WGrad => g.weight_shape(),
-        };
-        Ok((out, shape))
+        let out = with_two!(kind.name(), s1, l1, s2, l2, |a, b| run(kind, g, a, b));
+        Ok((out, kind.result_shape(g)))
     }
     /// With `⟨Conv(x, w), y⟩ = ⟨x, ConvT(y, w)⟩ = ⟨w, WGrad(x, y)⟩`, each op's gradient in each
     /// argument is one of the others applied to the incoming gradient `d` and the other argument.
@@ -499,17 +507,16 @@ fn grads(
 /// A convolution or transposed convolution with its bias added (`kind(a, w) + bias[c]`), as
 /// one op: the bias is added to the output in place, where a separate bias op is another
 /// node of the graph (a new output forward; backward, candle's zeroed gradient accumulator and
-/// add). Its gradient in the bias is the output gradient's channel sum.
+/// add). Its gradient in the bias is the output gradient's channel sum. Only for `Conv` and
+/// `ConvT`, whose results are images [N, C, H, W].
 struct Biased(Kind, Geometry);
 
 impl Biased {
     /// Channels and plane size of the output.
     fn output(&self) -> (usize, usize) {
-        let g = &self.1;
-        match self.0 {
-            Kind::ConvT => (g.c, g.plane()),
-            _ => (g.o, g.positions()),
-        }
+        let shape = self.0.result_shape(&self.1);
+        let d = shape.dims();
+        (d[1], d[2] * d[3])
     }
 }
 
@@ -533,10 +540,7 @@ fn add_bias_in_place<T: Float>(y: &mut [T], bias: &[T], plane: usize) {
 
 impl CustomOp3 for Biased {
     fn name(&self) -> &'static str {
-        match self.0 {
-            Kind::ConvT => "conv_transpose2d",
-            _ => "conv2d",
-        }
+        self.0.name()
     }
     fn cpu_fwd(
         &self,
@@ -549,16 +553,12 @@ impl CustomOp3 for Biased {
     ) -> Result<(CpuStorage, Shape)> {
         let (kind, g) = (self.0, &self.1);
         let (_, plane) = self.output();
-        let out = with_cpu!(self.name(), s1, l1 => a, s2, l2 => w, s3, l3 => bias; {
+        let out = with_cpu!(kind.name(), s1, l1 => a, s2, l2 => w, s3, l3 => bias; {
             let mut y = run(kind, g, a, w);
             add_bias_in_place(&mut y, bias, plane);
             y
         });
-        let shape = match kind {
-            Kind::ConvT => g.image_shape(),
-            _ => g.output_shape(),
-        };
-        Ok((out, shape))
+        Ok((out, kind.result_shape(g)))
     }
     fn bwd(
         &self,
@@ -589,18 +589,12 @@ fn apply_biased(
     };
     let op = Biased(kind, g);
     let (c, _) = op.output();
-    if bias.elem_count() != c || bias.dtype() != a.dtype() || !bias.device().is_cpu() {
+    if bias.elem_count() != c || !super::cpu_kernels(&[a, bias]) {
         // The bias op reports what does not fit.
-        return super::fused::channel_add(&ConvOp::apply(kind, g, a, w)?, bias);
+        return add_bias(ConvOp::apply(kind, g, a, w)?, Some(bias));
     }
     a.contiguous()?
         .apply_op3(&w.contiguous()?, &bias.flatten_all()?.contiguous()?, op)
-}
-
-fn fast_path(x: &Tensor, w: &Tensor) -> bool {
-    x.device().is_cpu()
-        && x.dtype() == w.dtype()
-        && matches!(x.dtype(), candle_core::DType::F32 | candle_core::DType::F64)
 }
 
 /// `conv2d(x [N,C,H,W], w [O,C,kh,kw])` with stride and zero padding (no dilation, one group).
@@ -629,7 +623,7 @@ pub fn conv2d_biased(
             "conv2d: a {kh}x{kw} kernel does not fit the {h}x{wd} input with padding {padding}"
         );
     }
-    if !fast_path(x, w) {
+    if !super::cpu_kernels(&[x, w]) {
         return add_bias(x.conv2d(w, padding, stride, 1, 1)?, b);
     }
     let g = Geometry {
@@ -694,7 +688,7 @@ pub fn conv_transpose2d_biased(
     let wo = ((wd - 1) * stride + kw + output_padding)
         .checked_sub(2 * padding)
         .ok_or_else(too_much)?;
-    if !fast_path(x, w) {
+    if !super::cpu_kernels(&[x, w]) {
         return add_bias(
             x.conv_transpose2d(w, padding, output_padding, stride, 1)?,
             b,
