@@ -3,6 +3,9 @@
 use candle_core::{DType, Device, Tensor, Var};
 use ganscript::tensor::conv;
 
+mod common;
+use common::gradients_to_second_order;
+
 fn rand(shape: &[usize], seed: u64) -> Tensor {
     ganscript::rng::seed(seed);
     let n = shape.iter().product();
@@ -129,43 +132,25 @@ fn conv_transpose2d_matches_candle() {
     }
 }
 
-/// Value, the gradients of L = Σ f(x, w, b)² in x, w and b, and those of
-/// P = ‖dL/dx‖² + ‖dL/dw‖² + ‖dL/db‖², for a convolution with its bias as one op and for
-/// candle's convolution plus a broadcast bias.
+/// [`gradients_to_second_order`] of L = Σ f(x, w, b)² for a convolution with its bias as one
+/// op and for candle's convolution plus a broadcast bias, compared.
 fn compare_biased(
     shapes: [&[usize]; 3],
     fast: impl Fn(&Tensor, &Tensor, &Tensor) -> candle_core::Result<Tensor>,
     native: impl Fn(&Tensor, &Tensor, &Tensor) -> candle_core::Result<Tensor>,
     what: &str,
 ) {
-    ganscript::autograd::ensure_double_backprop().unwrap();
     let vs: Vec<Var> = (0..3)
         .map(|i| Var::from_tensor(&rand(shapes[i], 10 + i as u64)).unwrap())
         .collect();
-    let ts: Vec<&Tensor> = vs.iter().map(|v| v.as_tensor()).collect();
-    type F<'a> = &'a dyn Fn(&Tensor, &Tensor, &Tensor) -> candle_core::Result<Tensor>;
-    let results: Vec<Vec<Tensor>> = [&fast as F, &native]
-        .iter()
-        .map(|f| {
-            let y = f(ts[0], ts[1], ts[2]).unwrap();
-            let g = y.sqr().unwrap().sum_all().unwrap().backward().unwrap();
-            let gs: Vec<Tensor> = ts.iter().map(|t| g.get(t).unwrap().clone()).collect();
-            let p = gs
-                .iter()
-                .map(|g| g.sqr().unwrap().sum_all().unwrap())
-                .reduce(|a, b| (a + b).unwrap())
-                .unwrap();
-            let pg = p.backward().unwrap();
-            let mut out = vec![y];
-            out.extend(gs);
-            out.extend(ts.iter().map(|t| pg.get(t).unwrap().clone()));
-            out
-        })
-        .collect();
+    let vs = [&vs[0], &vs[1], &vs[2]];
+    let loss = |y: &Tensor| y.sqr()?.sum_all();
+    let ours = gradients_to_second_order(&fast, loss, vs);
+    let theirs = gradients_to_second_order(&native, loss, vs);
     let names = [
         "value", "dL/dx", "dL/dw", "dL/db", "dP/dx", "dP/dw", "dP/db",
     ];
-    for ((a, b), name) in results[0].iter().zip(&results[1]).zip(names) {
+    for ((a, b), name) in ours.iter().zip(&theirs).zip(names) {
         close(a, b, &format!("{what} {name}"));
     }
 }

@@ -5,6 +5,9 @@
 use candle_core::{DType, Device, Tensor, Var};
 use ganscript::tensor::matmul::{linear, mm};
 
+mod common;
+use common::gradients_to_second_order;
+
 fn var(shape: &[usize], seed: u64) -> Var {
     ganscript::rng::seed(seed);
     let n = shape.iter().product();
@@ -79,34 +82,18 @@ fn matmul_shape_mismatch_is_a_clear_error() {
     assert!(err.to_string().contains("do not chain"), "{err}");
 }
 
-/// Value, the three gradients of L = Σ sin(f(x, w, b)), and the gradients of
-/// P = ‖∂L/∂x‖² + ‖∂L/∂w‖² + ‖∂L/∂b‖² with respect to x, w and b.
-fn run3(f: &dyn Fn(&Tensor, &Tensor, &Tensor) -> Tensor, vs: [&Var; 3]) -> Vec<Tensor> {
-    let ts = vs.map(|v| v.as_tensor());
-    let y = f(ts[0], ts[1], ts[2]);
-    let g = y.sin().unwrap().sum_all().unwrap().backward().unwrap();
-    let gs: Vec<Tensor> = ts.iter().map(|t| g.get(t).unwrap().clone()).collect();
-    let p = gs
-        .iter()
-        .map(|g| g.sqr().unwrap().sum_all().unwrap())
-        .reduce(|a, b| (a + b).unwrap())
-        .unwrap();
-    let pg = p.backward().unwrap();
-    let mut out = vec![y];
-    out.extend(gs);
-    out.extend(ts.iter().map(|t| pg.get(t).unwrap().clone()));
-    out
-}
-
 #[test]
 fn linear_matches_a_product_plus_a_bias() {
     ganscript::autograd::ensure_double_backprop().unwrap();
     // A small layer, and one large enough to be cut into parallel blocks.
     for (n, i, o) in [(5, 4, 3), (300, 60, 45)] {
         let (x, w, b) = (var(&[n, i], 3), var(&[o, i], 4), var(&[o], 5));
-        let ours = run3(&|x, w, b| linear(x, w, Some(b)).unwrap(), [&x, &w, &b]);
-        let theirs = run3(
-            &|x, w, b| x.matmul(&w.t().unwrap()).unwrap().broadcast_add(b).unwrap(),
+        // L = Σ sin(x·wᵀ + b).
+        let loss = |y: &Tensor| y.sin()?.sum_all();
+        let ours = gradients_to_second_order(&|x, w, b| linear(x, w, Some(b)), loss, [&x, &w, &b]);
+        let theirs = gradients_to_second_order(
+            &|x, w, b| x.matmul(&w.t()?)?.broadcast_add(b),
+            loss,
             [&x, &w, &b],
         );
         let names = [

@@ -280,3 +280,31 @@ pub fn assert_close(a: &[f64], b: &[f64], tol: f64) {
         );
     }
 }
+
+/// For three variables: the value `y = f(x₁, x₂, x₃)`, the gradients of `L = loss(y)` in each,
+/// and the gradients in each of `P = Σᵢ ‖∂L/∂xᵢ‖²` (second order), in that order.
+pub fn gradients_to_second_order(
+    f: &dyn Fn(
+        &candle_core::Tensor,
+        &candle_core::Tensor,
+        &candle_core::Tensor,
+    ) -> candle_core::Result<candle_core::Tensor>,
+    loss: fn(&candle_core::Tensor) -> candle_core::Result<candle_core::Tensor>,
+    vs: [&candle_core::Var; 3],
+) -> Vec<candle_core::Tensor> {
+    ganscript::autograd::ensure_double_backprop().unwrap();
+    let ts = vs.map(|v| v.as_tensor());
+    let y = f(ts[0], ts[1], ts[2]).unwrap();
+    let g = loss(&y).unwrap().backward().unwrap();
+    let gs: Vec<_> = ts.iter().map(|t| g.get(t).unwrap().clone()).collect();
+    let p = gs
+        .iter()
+        .map(|g| g.sqr().unwrap().sum_all().unwrap())
+        .reduce(|a, b| (a + b).unwrap())
+        .unwrap();
+    let pg = p.backward().unwrap();
+    let mut out = vec![y];
+    out.extend(gs);
+    out.extend(ts.iter().map(|t| pg.get(t).unwrap().clone()));
+    out
+}
