@@ -1,23 +1,17 @@
 //! The fused per-channel and leaky-ReLU kernels equal the same maps composed from candle
 //! primitives: values, first-order and second-order gradients (f64).
 
-use candle_core::{DType, Device, Tensor, Var};
+use candle_core::{Device, Tensor, Var};
 use ganscript::tensor::fused;
+
+mod common;
+use common::values;
 
 fn rand(shape: &[usize], seed: u64) -> Var {
     ganscript::rng::seed(seed);
     let n = shape.iter().product();
     let t = Tensor::from_vec(ganscript::rng::normal_vec(n, 0.0, 1.0), shape, &Device::Cpu);
     Var::from_tensor(&t.unwrap()).unwrap()
-}
-
-fn values(t: &Tensor) -> Vec<f64> {
-    t.flatten_all()
-        .unwrap()
-        .to_dtype(DType::F64)
-        .unwrap()
-        .to_vec1()
-        .unwrap()
 }
 
 /// Equal to 1e-8 relative, in f64: the fused reductions sum the up to 135k terms of a channel

@@ -20,7 +20,7 @@ pub mod spec;
 
 use crate::device::{current_device, default_dtype};
 use crate::rng;
-use crate::tensor::fused::{channel_add, channel_dot, channel_mul, channel_sum};
+use crate::tensor::fused::{channel_add, channel_mul};
 use candle_core::{DType, Device, Tensor as CT, Var};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -806,20 +806,17 @@ impl Net {
                             x.dims()
                         )));
                     }
-                    let mu = (channel_sum(x)? / n as f64)?;
-                    let xc = channel_add(x, &mu.neg()?)?;
-                    let v = (channel_dot(&xc, &xc)? / n as f64)?;
+                    let (y, mu, v) =
+                        crate::tensor::batch_norm::batch_norm_train(x, &p(w), &p(b), BN_EPS)?;
                     if mode.is_none() {
                         let m = BN_MOMENTUM;
-                        let mu_d = mu.detach();
-                        let v_d = (v.detach() * (n as f64 / (n as f64 - 1.0)))?;
-                        let new_mean = ((mean.borrow().clone() * (1.0 - m))? + (mu_d * m)?)?;
-                        let new_var = ((var.borrow().clone() * (1.0 - m))? + (v_d * m)?)?;
+                        let v = (v * (n as f64 / (n as f64 - 1.0)))?;
+                        let new_mean = ((mean.borrow().clone() * (1.0 - m))? + (mu * m)?)?;
+                        let new_var = ((var.borrow().clone() * (1.0 - m))? + (v * m)?)?;
                         *mean.borrow_mut() = new_mean;
                         *var.borrow_mut() = new_var;
                     }
-                    let scale = (p(w) / (v + BN_EPS)?.sqrt()?)?;
-                    channel_add(&channel_mul(&xc, &scale)?, &p(b))?
+                    y
                 } else {
                     // x·s + (b − mean·s) with s = w / √(var + ε)
                     let scale = (p(w) / (var.borrow().clone() + BN_EPS)?.sqrt()?)?;

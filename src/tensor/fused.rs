@@ -28,15 +28,15 @@ use std::mem::MaybeUninit;
 
 /// A tensor seen as [outer, C, inner] around its channel dimension.
 #[derive(Clone, Debug)]
-struct Channels {
-    shape: Shape,
-    outer: usize,
-    c: usize,
-    inner: usize,
+pub(super) struct Channels {
+    pub(super) shape: Shape,
+    pub(super) outer: usize,
+    pub(super) c: usize,
+    pub(super) inner: usize,
 }
 
 impl Channels {
-    fn of(x: &Tensor, op: &str) -> Result<Channels> {
+    pub(super) fn of(x: &Tensor, op: &str) -> Result<Channels> {
         let d = x.dims();
         if d.len() < 2 {
             candle_core::bail!("{op}: expected a tensor [N, C, ...], got shape {d:?}");
@@ -48,7 +48,7 @@ impl Channels {
             inner: d[2..].iter().product(),
         })
     }
-    fn check_vector(&self, v: &Tensor, op: &str) -> Result<()> {
+    pub(super) fn check_vector(&self, v: &Tensor, op: &str) -> Result<()> {
         if v.elem_count() != self.c {
             candle_core::bail!(
                 "{op}: expected {} per-channel values for a tensor of shape {:?}, got shape {:?}",
@@ -60,7 +60,7 @@ impl Channels {
         Ok(())
     }
     /// The shape a per-channel vector broadcasts from: [1, C, 1, ...].
-    fn broadcast_shape(&self) -> Vec<usize> {
+    pub(super) fn broadcast_shape(&self) -> Vec<usize> {
         let mut s = vec![1; self.shape.rank()];
         s[1] = self.c;
         s
@@ -95,7 +95,7 @@ pub(crate) fn fill_pieces<T: Send>(out: &mut [T], unit: usize, f: impl Fn(usize,
 
 /// A vector of `n` elements filled by `f(offset, piece)` as [`fill_pieces`] fills a slice,
 /// without zeroing the memory first; `f` must write every element of its piece.
-fn filled<T: Float>(
+pub(super) fn filled<T: Float>(
     n: usize,
     unit: usize,
     f: impl Fn(usize, &mut [MaybeUninit<T>]) + Sync,
@@ -147,53 +147,75 @@ fn expand_channels<T: Float>(g: &Channels, v: &[T]) -> Vec<T> {
     })
 }
 
-/// Samples per part of a channel reduction ([`reduce_channels`]).
+/// Samples per part of a channel reduction ([`channel_sums`]).
 const REDUCE_PART: usize = 8;
 
-/// `out[c] = Σ f(x, y)` over channel `c`. The batch is cut into parts of [`REDUCE_PART`]
-/// samples (in parallel for large tensors); each part sums its samples element-wise into f64
-/// accumulators of one sample's size, in memory order (so the loop is vectorised whatever the
-/// plane size: the deep DCGAN layers' planes are 4×4), and the parts are added in order, so the
-/// result does not depend on the number of threads. (Summing one channel's planes at a time
-/// ran 4–5× slower than the memory traffic.)
+/// `K` per-channel sums `out[k][c] = Σ f(inputs, shift[c])[k]` over channel `c`, of `M` inputs
+/// of `g`'s shape, in f64. The batch is cut into parts of [`REDUCE_PART`] samples (in parallel
+/// for large tensors); each part sums its samples element-wise into f64 accumulators of one
+/// sample's size, in memory order (so the loop is vectorised whatever the plane size: the deep
+/// DCGAN layers' planes are 4×4), and the parts are added in order, so the result does not
+/// depend on the number of threads. (Summing one channel's planes at a time ran 4–5× slower
+/// than the memory traffic.)
+pub(super) fn channel_sums<T: Float, const M: usize, const K: usize>(
+    g: &Channels,
+    inputs: [&[T]; M],
+    shift: &[T],
+    f: impl Fn([T; M], T) -> [T; K] + Send + Sync + Copy,
+) -> [Vec<f64>; K] {
+    let sample = g.c * g.inner;
+    let total = g.outer * sample;
+    assert!(inputs.iter().all(|x| x.len() == total) && shift.len() == g.c);
+    // The shift of each element of a sample.
+    let shifts: Vec<T> = (0..sample).map(|i| shift[i / g.inner]).collect();
+    let part = |samples: std::ops::Range<usize>| {
+        let mut acc: [Vec<f64>; K] = std::array::from_fn(|_| vec![0f64; sample]);
+        vectorized(|| {
+            for s in samples {
+                let xs = inputs.map(|x| &x[s * sample..(s + 1) * sample]);
+                for (i, &sh) in shifts.iter().enumerate() {
+                    let v = f(xs.map(|x| x[i]), sh);
+                    for (a, v) in acc.iter_mut().zip(v) {
+                        a[i] += v.to_f64();
+                    }
+                }
+            }
+        });
+        acc
+    };
+    let parts: Vec<[Vec<f64>; K]> = if total < PARALLEL_MIN {
+        (0..g.outer)
+            .step_by(REDUCE_PART)
+            .map(|s| part(s..g.outer.min(s + REDUCE_PART)))
+            .collect()
+    } else {
+        threads::map(g.outer.div_ceil(REDUCE_PART), |i| {
+            part(i * REDUCE_PART..g.outer.min((i + 1) * REDUCE_PART))
+        })
+    };
+    std::array::from_fn(|k| {
+        (0..g.c)
+            .map(|c| {
+                let plane = c * g.inner..(c + 1) * g.inner;
+                parts
+                    .iter()
+                    .map(|p| p[k][plane.clone()].iter().sum::<f64>())
+                    .sum()
+            })
+            .collect()
+    })
+}
+
+/// `out[c] = Σ f(x, y)` over channel `c` ([`channel_sums`] of one quantity).
 fn reduce_channels<T: Float>(
     g: &Channels,
     x: &[T],
     y: &[T],
     f: impl Fn(T, T) -> T + Send + Sync + Copy,
 ) -> Vec<T> {
-    let sample = g.c * g.inner;
-    let part = move |(xs, ys): (&[T], &[T])| {
-        let mut acc = vec![0f64; sample];
-        vectorized(|| {
-            for (xs, ys) in xs.chunks_exact(sample).zip(ys.chunks_exact(sample)) {
-                for ((a, &x), &y) in acc.iter_mut().zip(xs).zip(ys) {
-                    *a += f(x, y).to_f64();
-                }
-            }
-        });
-        acc
-    };
-    let len = REDUCE_PART * sample;
-    let parts: Vec<Vec<f64>> = if x.len() < PARALLEL_MIN {
-        x.chunks(len).zip(y.chunks(len)).map(part).collect()
-    } else {
-        let n = x.len().div_ceil(len);
-        threads::map(n, |i| {
-            let r = i * len..x.len().min((i + 1) * len);
-            part((&x[r.clone()], &y[r]))
-        })
-    };
-    (0..g.c)
-        .map(|c| {
-            let plane = c * g.inner..(c + 1) * g.inner;
-            let total: f64 = parts
-                .iter()
-                .map(|p| p[plane.clone()].iter().sum::<f64>())
-                .sum();
-            T::from_f64(total)
-        })
-        .collect()
+    let zeros = vec![T::zero(); g.c];
+    let [sums] = channel_sums(g, [x, y], &zeros, move |[x, y], _| [f(x, y)]);
+    sums.into_iter().map(T::from_f64).collect()
 }
 
 struct ChannelAdd(Channels);
@@ -450,7 +472,7 @@ pub fn channel_mul(x: &Tensor, s: &Tensor) -> Result<Tensor> {
 }
 
 /// Dimensions other than the channel one.
-fn other_dims(rank: usize) -> Vec<usize> {
+pub(super) fn other_dims(rank: usize) -> Vec<usize> {
     (0..rank).filter(|&d| d != 1).collect()
 }
 

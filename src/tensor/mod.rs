@@ -29,6 +29,7 @@ macro_rules! with_two {
     };
 }
 
+pub mod batch_norm;
 pub mod conv;
 mod format;
 pub mod fused;

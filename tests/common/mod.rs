@@ -281,6 +281,16 @@ pub fn assert_close(a: &[f64], b: &[f64], tol: f64) {
     }
 }
 
+/// The elements of a tensor of any shape and float dtype, in f64.
+pub fn values(t: &candle_core::Tensor) -> Vec<f64> {
+    t.flatten_all()
+        .unwrap()
+        .to_dtype(candle_core::DType::F64)
+        .unwrap()
+        .to_vec1()
+        .unwrap()
+}
+
 /// For three variables: the value `y = f(x₁, x₂, x₃)`, the gradients of `L = loss(y)` in each,
 /// and the gradients in each of `P = Σᵢ ‖∂L/∂xᵢ‖²` (second order), in that order.
 pub fn gradients_to_second_order(
