@@ -5,8 +5,8 @@
 //! - (b) directly against ganscript's Rust API (nets, optimizers, penalties; no rhai),
 //!
 //! alternating rounds so that both see the same machine state. For each configuration it
-//! prints the median milliseconds per iteration of each, the interpreter overhead
-//! `(script − rust) / rust` and the peak resident memory (`VmHWM`). Each configuration runs in
+//! prints the median milliseconds per iteration of each, the interpreter overhead (the median
+//! over rounds of `script / rust − 1`, each round's two halves run back to back) and the peak resident memory (`VmHWM`). Each configuration runs in
 //! a child process (the bench re-executes itself with `--child NAME`), so the peak memory is
 //! per configuration.
 //!
@@ -57,8 +57,8 @@ struct Args {
 
 fn parse_args() -> Args {
     let mut a = Args {
-        iters: 10,
-        rounds: 3,
+        iters: 6,
+        rounds: 4,
         threads: 2,
         only: None,
         child: None,
@@ -375,24 +375,31 @@ fn child(name: &str, a: &Args) -> R<()> {
     UNFROZEN.store(a.unfrozen, Ordering::Relaxed);
     ganscript::autograd::ensure_double_backprop()?;
     let (mut s, mut r) = (Vec::new(), Vec::new());
+    // Per round, the script's median over the Rust median: the two halves of a round run
+    // seconds apart, so drifts of the machine's speed over the whole run cancel out of them.
+    let mut ratios = Vec::new();
     for round in 0..a.rounds {
         // Alternate which goes first, so neither always runs on a warmer machine.
-        if round % 2 == 0 {
-            s.extend(script_times(name, a.iters)?);
-            r.extend(rust_times(name, a.iters)?);
+        let (rs, rr) = if round % 2 == 0 {
+            let rs = script_times(name, a.iters)?;
+            (rs, rust_times(name, a.iters)?)
         } else {
-            r.extend(rust_times(name, a.iters)?);
-            s.extend(script_times(name, a.iters)?);
-        }
+            let rr = rust_times(name, a.iters)?;
+            (script_times(name, a.iters)?, rr)
+        };
+        ratios.push(median(&rs) / median(&rr));
+        s.extend(rs);
+        r.extend(rr);
     }
     let (ms, mr) = (median(&s), median(&r));
+    let overhead = median(&ratios) - 1.0;
     let line = serde_json::json!({
         "config": name,
         "script_median_ms": (ms * 100.0).round() / 100.0,
         "script_min_ms": (min(&s) * 100.0).round() / 100.0,
         "rust_median_ms": (mr * 100.0).round() / 100.0,
         "rust_min_ms": (min(&r) * 100.0).round() / 100.0,
-        "overhead_pct": ((ms - mr) / mr * 1000.0).round() / 10.0,
+        "overhead_pct": (overhead * 1000.0).round() / 10.0,
         "peak_mib": peak_mib().round(),
         "threads": ganscript::tensor::threads::count(),
         "iters": s.len(),
