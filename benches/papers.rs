@@ -6,9 +6,9 @@
 //!
 //! alternating rounds so that both see the same machine state. For each configuration it
 //! prints the median milliseconds per iteration of each, the interpreter overhead (the median
-//! over rounds of `script / rust − 1`, each round's two halves run back to back) and the peak resident memory (`VmHWM`). Each configuration runs in
-//! a child process (the bench re-executes itself with `--child NAME`), so the peak memory is
-//! per configuration.
+//! over rounds of `script / rust − 1`, each round's two halves run back to back) and the peak
+//! resident memory (`VmHWM`). Each configuration runs in a child process (the bench re-executes
+//! itself with `--child NAME`), so the peak memory is per configuration.
 //!
 //! ```text
 //! cargo bench --bench papers -- [--iters N] [--rounds R] [--threads T] [--only NAME] [--unfrozen]

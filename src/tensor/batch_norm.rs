@@ -47,6 +47,13 @@ struct Norm {
     stats: Arc<OnceLock<Stats>>,
 }
 
+impl Stats {
+    /// The means in the inputs' type (the shift of the reductions of the backward ops).
+    fn mean_as<T: Float>(&self) -> Vec<T> {
+        self.mean.iter().map(|&m| T::from_f64(m)).collect()
+    }
+}
+
 impl Norm {
     fn stats(&self) -> Result<&Stats> {
         match self.stats.get() {
@@ -211,7 +218,7 @@ impl CustomOp3 for BatchNorm {
 impl BnGrad {
     fn forward<T: Float>(&self, dy: &[T], x: &[T], w: &[T]) -> Result<Vec<T>> {
         let (n, s) = (&self.0, self.0.stats()?);
-        let mu: Vec<T> = s.mean.iter().map(|&m| T::from_f64(m)).collect();
+        let mu = s.mean_as::<T>();
         let [sdy, sdyx] = channel_sums(&n.g, [dy, x], &mu, |[dy, x], mu| [dy, dy * (x - mu)]);
         // w·r·(dy − ȳ − r(x − μ)·m) with ȳ = mean(dy), m = mean(dy·x̂).
         let (mut a, mut bx, mut c) = (vec![], vec![], vec![]);
@@ -266,7 +273,7 @@ impl CustomOp3 for BnGrad {
 impl BnGradX {
     fn forward<T: Float>(&self, gg: &[T], dy: &[T], x: &[T]) -> Result<Vec<T>> {
         let (n, s) = (&self.0, self.0.stats()?);
-        let mu: Vec<T> = s.mean.iter().map(|&m| T::from_f64(m)).collect();
+        let mu = s.mean_as::<T>();
         let sums = channel_sums(&n.g, [gg, dy, x], &mu, |[gg, dy, x], mu| {
             let d = x - mu;
             [gg, gg * d, gg * dy, dy, dy * d]
@@ -311,7 +318,7 @@ impl CustomOp3 for BnGradX {
 impl BnDot {
     fn forward<T: Float>(&self, g: &[T], x: &[T]) -> Result<Vec<T>> {
         let (n, s) = (&self.0, self.0.stats()?);
-        let mu: Vec<T> = s.mean.iter().map(|&m| T::from_f64(m)).collect();
+        let mu = s.mean_as::<T>();
         let [sums] = channel_sums(&n.g, [g, x], &mu, |[g, x], mu| [g * (x - mu)]);
         Ok(sums
             .iter()

@@ -183,15 +183,12 @@ pub(super) fn channel_sums<T: Float, const M: usize, const K: usize>(
         });
         acc
     };
+    let n = g.outer.div_ceil(REDUCE_PART);
+    let nth = |i: usize| part(i * REDUCE_PART..g.outer.min((i + 1) * REDUCE_PART));
     let parts: Vec<[Vec<f64>; K]> = if total < PARALLEL_MIN {
-        (0..g.outer)
-            .step_by(REDUCE_PART)
-            .map(|s| part(s..g.outer.min(s + REDUCE_PART)))
-            .collect()
+        (0..n).map(nth).collect()
     } else {
-        threads::map(g.outer.div_ceil(REDUCE_PART), |i| {
-            part(i * REDUCE_PART..g.outer.min((i + 1) * REDUCE_PART))
-        })
+        threads::map(n, nth)
     };
     std::array::from_fn(|k| {
         (0..g.c)
