@@ -4,11 +4,13 @@
 //! - (a) as a ganscript script (`benches/scripts/<config>.rhai`), and
 //! - (b) directly against ganscript's Rust API (nets, optimizers, penalties; no rhai),
 //!
-//! alternating rounds so that both see the same machine state. For each configuration it
-//! prints the median milliseconds per iteration of each, the interpreter overhead (the median
-//! over rounds of `script / rust − 1`, each round's two halves run back to back) and the peak
-//! resident memory (`VmHWM`). Each configuration runs in a child process (the bench re-executes
-//! itself with `--child NAME`), so the peak memory is per configuration.
+//! run step by step in turn: each iteration of the script ends with `paired_step()`, which runs one
+//! iteration of the Rust version (timed on its own). For each configuration it prints the median
+//! milliseconds per iteration of each, the interpreter overhead (the median over iterations of
+//! `script / rust − 1`, each ratio of two steps run back to back, so the machine's drift cancels),
+//! the script's median when it runs alone, and the script's peak resident memory (`VmHWM` after it
+//! ran alone, before the paired rounds). Each configuration runs in a child process (the bench
+//! re-executes itself with `--child NAME`), so the peak memory is per configuration.
 //!
 //! ```text
 //! cargo bench --bench papers -- [--iters N] [--rounds R] [--threads T] [--only NAME] [--unfrozen]
@@ -145,7 +147,14 @@ fn frozen(d: &Net, x: &CT) -> candle_core::Result<CT> {
 
 // ----- (a) the scripts -----
 
-fn script_times(name: &str, iters: usize) -> R<Vec<f64>> {
+/// The Rust side of a paired round: its step and the times of its calls so far.
+type Paired = Rc<RefCell<(Step, Vec<f64>)>>;
+
+/// Runs the configuration's script for `iters` timed iterations (after [`WARMUP`]) and returns
+/// their times. Each iteration of a bench script ends with `paired_step()`: with `paired`, that
+/// runs one iteration of the Rust version and records its time there (outside the script's own
+/// timing); without, it does nothing.
+fn script_times(name: &str, iters: usize, paired: Option<Paired>) -> R<Vec<f64>> {
     let path = format!("{}/benches/scripts/{name}.rhai", env!("CARGO_MANIFEST_DIR"));
     let mut src = std::fs::read_to_string(&path)?;
     if UNFROZEN.load(Ordering::Relaxed) {
@@ -156,7 +165,18 @@ fn script_times(name: &str, iters: usize) -> R<Vec<f64>> {
         settings: Rc::new(RefCell::new(settings)),
         ..EngineOptions::default()
     };
-    let s = script::compile(&format!("{name}.rhai"), &src, &opts).map_err(|d| d.render_plain())?;
+    let mut s =
+        script::compile(&format!("{name}.rhai"), &src, &opts).map_err(|d| d.render_plain())?;
+    s.engine.register_fn(
+        "paired_step",
+        move || -> Result<(), Box<rhai::EvalAltResult>> {
+            if let Some(p) = &paired {
+                let (step, times) = &mut *p.borrow_mut();
+                times.push(timed(step).map_err(|e| e.to_string())?);
+            }
+            Ok(())
+        },
+    );
     let v: rhai::Array = s
         .run(&mut Scope::new())
         .map_err(|d| d.render_plain())?
@@ -207,17 +227,14 @@ fn adamax(net: &Net, lr: f64) -> R<Optimizer> {
     Ok(Optimizer::new(kind, lr, net.vars())?)
 }
 
-/// Times `iters` calls of `step` after [`WARMUP`] ones, in milliseconds.
-fn time_steps(iters: usize, mut step: impl FnMut() -> R<()>) -> R<Vec<f64>> {
-    let mut times = Vec::with_capacity(iters);
-    for i in 0..iters + WARMUP {
-        let t0 = Instant::now();
-        step()?;
-        if i >= WARMUP {
-            times.push(t0.elapsed().as_secs_f64() * 1e3);
-        }
-    }
-    Ok(times)
+/// One training iteration of a configuration written in Rust, with its nets and optimizers.
+type Step = Box<dyn FnMut() -> R<()>>;
+
+/// Runs `step` once and returns its time in milliseconds.
+fn timed(step: &mut Step) -> R<f64> {
+    let t0 = Instant::now();
+    step()?;
+    Ok(t0.elapsed().as_secs_f64() * 1e3)
 }
 
 fn scaled(x: &CT, a: f64, b: f64) -> R<CT> {
@@ -243,14 +260,14 @@ fn roth_terms(d: &Net, real: &CT, fake: &CT) -> R<(CT, CT, CT)> {
     Ok((dr, df, omega))
 }
 
-fn rust_magan_mnist(iters: usize) -> R<Vec<f64>> {
+fn rust_magan_mnist() -> R<Step> {
     rng::seed(0);
     let (bs, nz, m) = (64, 50, 30.0);
     let d = arch::magan_mnist_d()?;
     let g = arch::magan_mnist_g(nz)?;
     let (od, og) = (adamax(&d, 5e-4)?, adamax(&g, 5e-4)?);
     let x = rand(&[bs, 1, 28, 28])?;
-    time_steps(iters, || {
+    Ok(Box::new(move || {
         let fake = g.forward(&randn(&[bs, nz])?)?.detach();
         let er = objectives::energy(&d.forward(&x)?, &x)?;
         let ef = objectives::energy(&d.forward(&fake)?, &fake)?;
@@ -258,10 +275,10 @@ fn rust_magan_mnist(iters: usize) -> R<Vec<f64>> {
         let gen = g.forward(&randn(&[bs, nz])?)?;
         og.step(&objectives::energy(&frozen(&d, &gen)?, &gen)?.mean_all()?)?;
         Ok(())
-    })
+    }))
 }
 
-fn rust_maxmargin_dcgan32(iters: usize) -> R<Vec<f64>> {
+fn rust_maxmargin_dcgan32() -> R<Step> {
     rng::seed(0);
     let (bs, nz) = (32, 128);
     let g = arch::dcgan_g(32, nz, 3, true)?;
@@ -273,7 +290,7 @@ fn rust_maxmargin_dcgan32(iters: usize) -> R<Vec<f64>> {
         kind: GpKind::Hinge,
         ..GpOptions::default()
     };
-    time_steps(iters, || {
+    Ok(Box::new(move || {
         let fake = g.forward(&randn(&[bs, nz])?)?.detach();
         let loss = objectives::hinge_d(&d.forward(&x)?, &d.forward(&fake)?)?;
         let mut disc = |v: &CT| d.forward(v).map_err(|e| e.to_string().into());
@@ -282,27 +299,27 @@ fn rust_maxmargin_dcgan32(iters: usize) -> R<Vec<f64>> {
         let df = frozen(&d, &g.forward(&randn(&[bs, nz])?)?)?;
         og.step(&df.mean_all()?.neg()?)?;
         Ok(())
-    })
+    }))
 }
 
-fn rust_roth_dcgan32(iters: usize) -> R<Vec<f64>> {
+fn rust_roth_dcgan32() -> R<Step> {
     rng::seed(0);
     let (bs, nz, gamma) = (64, 128, 2.0);
     let g = arch::dcgan_g(32, nz, 3, true)?;
     let d = arch::dcgan_d(32, 3, true)?;
     let (od, og) = (adam(&d, 2e-4)?, adam(&g, 2e-4)?);
     let x = scaled(&rand(&[bs, 3, 32, 32])?, 2.0, -1.0)?;
-    time_steps(iters, || {
+    Ok(Box::new(move || {
         let fake = g.forward(&randn(&[bs, nz])?)?.detach();
         let (dr, df, omega) = roth_terms(&d, &x, &fake)?;
         od.step(&(objectives::nsgan_d(&dr, &df)? + (omega * (gamma / 2.0))?)?)?;
         let df = frozen(&d, &g.forward(&randn(&[bs, nz])?)?)?;
         og.step(&sp_mean(&df.neg()?)?)?;
         Ok(())
-    })
+    }))
 }
 
-fn rust_tempered_dcgan32(iters: usize) -> R<Vec<f64>> {
+fn rust_tempered_dcgan32() -> R<Step> {
     rng::seed(0);
     let (bs, nz, lam) = (64, 128, 0.5);
     let g = arch::dcgan_g(32, nz, 3, true)?;
@@ -310,7 +327,7 @@ fn rust_tempered_dcgan32(iters: usize) -> R<Vec<f64>> {
     let l = arch::tempered_lens(3, 32, 8)?;
     let (od, og, ol) = (adam(&d, 1e-4)?, adam(&g, 1e-4)?, adam(&l, 1e-4)?);
     let x = scaled(&rand(&[bs, 3, 32, 32])?, 2.0, -1.0)?;
-    time_steps(iters, || {
+    Ok(Box::new(move || {
         let fake = g.forward(&randn(&[bs, nz])?)?.detach();
         let dr = d.forward(&l.forward(&x)?.detach())?;
         od.step(&objectives::nsgan_d(&dr, &d.forward(&fake)?)?)?;
@@ -325,7 +342,7 @@ fn rust_tempered_dcgan32(iters: usize) -> R<Vec<f64>> {
             &lx,
         )?)?;
         Ok(())
-    })
+    }))
 }
 
 fn mlp(i: usize, o: usize) -> R<Net> {
@@ -338,30 +355,30 @@ fn mlp(i: usize, o: usize) -> R<Net> {
     ]))
 }
 
-fn rust_mixture3d(iters: usize) -> R<Vec<f64>> {
+fn rust_mixture3d() -> R<Step> {
     rng::seed(0);
     let bs = 512;
     let g = mlp(2, 3)?;
     let d = mlp(3, 1)?;
     let (od, og) = (adam(&d, 1e-3)?, adam(&g, 1e-3)?);
     let x = (randn(&[bs, 3])? * 0.01)?;
-    time_steps(iters, || {
+    Ok(Box::new(move || {
         let fake = g.forward(&randn(&[bs, 2])?)?.detach();
         let (dr, df, omega) = roth_terms(&d, &x, &fake)?;
         od.step(&(objectives::nsgan_d(&dr, &df)? + (omega * 0.05)?)?)?;
         let df = frozen(&d, &g.forward(&randn(&[bs, 2])?)?)?;
         og.step(&sp_mean(&df.neg()?)?)?;
         Ok(())
-    })
+    }))
 }
 
-fn rust_times(name: &str, iters: usize) -> R<Vec<f64>> {
+fn rust_step(name: &str) -> R<Step> {
     match name {
-        "magan_mnist" => rust_magan_mnist(iters),
-        "maxmargin_dcgan32" => rust_maxmargin_dcgan32(iters),
-        "roth_dcgan32" => rust_roth_dcgan32(iters),
-        "tempered_dcgan32" => rust_tempered_dcgan32(iters),
-        "mixture3d" => rust_mixture3d(iters),
+        "magan_mnist" => rust_magan_mnist(),
+        "maxmargin_dcgan32" => rust_maxmargin_dcgan32(),
+        "roth_dcgan32" => rust_roth_dcgan32(),
+        "tempered_dcgan32" => rust_tempered_dcgan32(),
+        "mixture3d" => rust_mixture3d(),
         _ => Err(format!(
             "unknown configuration {name}; known: {}",
             CONFIGS.join(", ")
@@ -370,37 +387,43 @@ fn rust_times(name: &str, iters: usize) -> R<Vec<f64>> {
     }
 }
 
-/// Child mode: alternate script and Rust rounds of one configuration, print one JSON line.
+/// Child mode: one configuration; prints one JSON line.
+///
+/// First the script runs alone, for its peak memory. Then come the paired rounds: the script
+/// runs again and, after each of its iterations, one iteration of the Rust version runs (see
+/// [`script_times`]), so the two sides alternate step by step on the same machine state. The
+/// interpreter overhead is the median over iterations of `script / rust − 1`, each ratio of
+/// two steps run back to back: the machine's drift, which moves whole runs by ±10–25 %, cancels
+/// out of it.
 fn child(name: &str, a: &Args) -> R<()> {
     UNFROZEN.store(a.unfrozen, Ordering::Relaxed);
     ganscript::autograd::ensure_double_backprop()?;
+    let solo = script_times(name, a.iters, None)?;
+    let peak = peak_mib();
     let (mut s, mut r) = (Vec::new(), Vec::new());
-    // Per round, the script's median over the Rust median: the two halves of a round run
-    // seconds apart, so drifts of the machine's speed over the whole run cancel out of them.
-    let mut ratios = Vec::new();
-    for round in 0..a.rounds {
-        // Alternate which goes first, so neither always runs on a warmer machine.
-        let (rs, rr) = if round % 2 == 0 {
-            let rs = script_times(name, a.iters)?;
-            (rs, rust_times(name, a.iters)?)
-        } else {
-            let rr = rust_times(name, a.iters)?;
-            (script_times(name, a.iters)?, rr)
-        };
-        ratios.push(median(&rs) / median(&rr));
+    for _ in 0..a.rounds {
+        let paired: Paired = Rc::new(RefCell::new((rust_step(name)?, Vec::new())));
+        let rs = script_times(name, a.iters, Some(paired.clone()))?;
+        let rr = paired.borrow().1[WARMUP..].to_vec();
+        if rr.len() != rs.len() {
+            return Err(format!("{name}: {} script and {} Rust times", rs.len(), rr.len()).into());
+        }
         s.extend(rs);
         r.extend(rr);
     }
+    let ratios: Vec<f64> = s.iter().zip(&r).map(|(s, r)| s / r).collect();
     let (ms, mr) = (median(&s), median(&r));
     let overhead = median(&ratios) - 1.0;
+    let round2 = |v: f64| (v * 100.0).round() / 100.0;
     let line = serde_json::json!({
         "config": name,
-        "script_median_ms": (ms * 100.0).round() / 100.0,
-        "script_min_ms": (min(&s) * 100.0).round() / 100.0,
-        "rust_median_ms": (mr * 100.0).round() / 100.0,
-        "rust_min_ms": (min(&r) * 100.0).round() / 100.0,
+        "script_median_ms": round2(ms),
+        "script_min_ms": round2(min(&s)),
+        "rust_median_ms": round2(mr),
+        "rust_min_ms": round2(min(&r)),
+        "script_alone_median_ms": round2(median(&solo)),
         "overhead_pct": (overhead * 1000.0).round() / 10.0,
-        "peak_mib": peak_mib().round(),
+        "peak_mib": peak.round(),
         "threads": ganscript::tensor::threads::count(),
         "iters": s.len(),
         "frozen_d": !a.unfrozen,
@@ -422,7 +445,7 @@ fn main() {
     let exe = std::env::current_exe().expect("current exe");
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
-        "ganscript papers benchmark: {} iterations × {} rounds per side, {} threads, D {} in G/lens steps, load average {}",
+        "ganscript papers benchmark: {} paired iterations × {} rounds, {} threads, D {} in G/lens steps, load average {}",
         a.iters,
         a.rounds,
         a.threads,
@@ -430,8 +453,8 @@ fn main() {
         load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
     );
     println!(
-        "{:<20} {:>12} {:>12} {:>10} {:>10}",
-        "config", "script ms", "rust ms", "overhead", "peak MiB"
+        "{:<20} {:>12} {:>12} {:>10} {:>12} {:>10}",
+        "config", "script ms", "rust ms", "overhead", "alone ms", "peak MiB"
     );
     let mut json = Vec::new();
     for name in CONFIGS {
@@ -464,11 +487,12 @@ fn main() {
         };
         let v: serde_json::Value = serde_json::from_str(line).expect("child JSON");
         println!(
-            "{:<20} {:>12.2} {:>12.2} {:>9.1}% {:>10.0}",
+            "{:<20} {:>12.2} {:>12.2} {:>9.1}% {:>12.2} {:>10.0}",
             name,
             v["script_median_ms"].as_f64().unwrap_or(f64::NAN),
             v["rust_median_ms"].as_f64().unwrap_or(f64::NAN),
             v["overhead_pct"].as_f64().unwrap_or(f64::NAN),
+            v["script_alone_median_ms"].as_f64().unwrap_or(f64::NAN),
             v["peak_mib"].as_f64().unwrap_or(f64::NAN),
         );
         json.push(line.to_string());
