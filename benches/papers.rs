@@ -247,11 +247,11 @@ fn sp_mean(x: &CT) -> R<CT> {
 }
 
 /// D's logits and input gradients at `x`, and Roth et al.'s regulariser terms, as the
-/// reference's `input_grad` + `omega` (one D forward per batch).
+/// reference's `input_grad` + `omega` (one D forward per batch; the input gradients built
+/// layer by layer, `Net::forward_with_input_grad`).
 fn roth_terms(d: &Net, real: &CT, fake: &CT) -> R<(CT, CT, CT)> {
-    let mut disc = |v: &CT| d.forward(v).map_err(|e| e.to_string().into());
-    let (dr, gr) = penalties::input_grad(&mut disc, real)?;
-    let (df, gf) = penalties::input_grad(&mut disc, fake)?;
+    let (dr, gr) = penalties::input_grad(&mut d.clone(), real)?;
+    let (df, gf) = penalties::input_grad(&mut d.clone(), fake)?;
     let (dr, df) = (dr.flatten_all()?, df.flatten_all()?);
     let wr = tensor::sigmoid(&dr)?.affine(-1.0, 1.0)?.sqr()?;
     let wf = tensor::sigmoid(&df)?.sqr()?;
@@ -293,8 +293,7 @@ fn rust_maxmargin_dcgan32() -> R<Step> {
     Ok(Box::new(move || {
         let fake = g.forward(&randn(&[bs, nz])?)?.detach();
         let loss = objectives::hinge_d(&d.forward(&x)?, &d.forward(&fake)?)?;
-        let mut disc = |v: &CT| d.forward(v).map_err(|e| e.to_string().into());
-        let gp = penalties::gradient_penalty(&mut disc, &x, &fake, &opts)?;
+        let gp = penalties::gradient_penalty(&mut d.clone(), &x, &fake, &opts)?;
         od.step(&(loss + (gp * 20.0)?)?)?;
         let df = frozen(&d, &g.forward(&randn(&[bs, nz])?)?)?;
         og.step(&df.mean_all()?.neg()?)?;

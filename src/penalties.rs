@@ -3,12 +3,14 @@
 //! regulariser. Each returns a differentiable scalar: its gradient with respect to D's
 //! parameters is the second-order ("double backprop") gradient.
 //!
-//! The math takes the discriminator as any `FnMut(&Tensor) -> ScriptResult<Tensor>`, so native
-//! networks can use it; scripts pass a function pointer or closure (`|x| D.forward(x)`).
-//! Penalties are not multiplied by their weight.
+//! The math takes the discriminator as a [`Critic`]: any `FnMut(&Tensor) -> ScriptResult<Tensor>`
+//! (scripts pass a function pointer or closure, `|x| D.forward(x)`), or a native net, whose
+//! input gradient is then built by [`Net::forward_with_input_grad`] instead of candle's generic
+//! backward pass (same values, a smaller graph). Penalties are not multiplied by their weight.
 
 use crate::autograd::{grad, variable};
 use crate::errors::{script_err, OrScriptErr, ScriptResult};
+use crate::nn::Net;
 use crate::objectives::call_net;
 use crate::tensor::{
     l1_per_sample, l2_per_sample, linf_per_sample, per_sample_scale, sigmoid, sq_l2_per_sample,
@@ -17,8 +19,38 @@ use crate::tensor::{
 use candle_core::Tensor as CT;
 use rhai::{Dynamic, Engine, FnPtr, Map, NativeCallContext};
 
-/// A discriminator: logits for a batch.
-pub type Disc<'a> = dyn FnMut(&CT) -> ScriptResult<CT> + 'a;
+/// A discriminator: logits for a batch, and their input gradient.
+pub trait Critic {
+    /// `D(x)`.
+    fn logits(&mut self, x: &CT) -> ScriptResult<CT>;
+    /// `(D(x), ∇ₓ Σ D(x))` for a leaf variable `x`, both differentiable.
+    fn logits_and_input_grad(&mut self, x: &CT) -> ScriptResult<(CT, CT)> {
+        let out = self.logits(x)?;
+        if !out.dtype().is_float() {
+            return Err(script_err("the discriminator must return a float tensor"));
+        }
+        let g = grad(&out.sum_all().or_script()?, x)?;
+        Ok((out, g))
+    }
+}
+
+impl<F: FnMut(&CT) -> ScriptResult<CT>> Critic for F {
+    fn logits(&mut self, x: &CT) -> ScriptResult<CT> {
+        self(x)
+    }
+}
+
+impl Critic for Net {
+    fn logits(&mut self, x: &CT) -> ScriptResult<CT> {
+        self.forward(x).or_script()
+    }
+    fn logits_and_input_grad(&mut self, x: &CT) -> ScriptResult<(CT, CT)> {
+        self.forward_with_input_grad(x).or_script()
+    }
+}
+
+/// A discriminator as the penalties take it.
+pub type Disc<'a> = dyn Critic + 'a;
 
 /// The norm of the per-sample input gradient.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -176,12 +208,7 @@ impl GpOptions {
 /// the gradient stays differentiable with respect to D's parameters.
 pub fn input_grad(d: &mut Disc, x: &CT) -> ScriptResult<(CT, CT)> {
     let leaf = variable(&x.detach())?;
-    let out = d(&leaf)?;
-    if !out.dtype().is_float() {
-        return Err(script_err("the discriminator must return a float tensor"));
-    }
-    let g = grad(&out.sum_all().or_script()?, &leaf)?;
-    Ok((out, g))
+    d.logits_and_input_grad(&leaf)
 }
 
 fn check_pair(real: &CT, fake: &CT, what: &str) -> ScriptResult<()> {
@@ -315,60 +342,65 @@ pub fn roth_js_with_logits(d: &mut Disc, real: &CT, fake: &CT) -> ScriptResult<(
     Ok((omega, dr_out, df_out))
 }
 
+/// Registers `$name` twice: for a discriminator given as a function pointer or closure, and
+/// for a native net (see [`Critic`]); `$body` sees the discriminator as `$d: &mut impl Critic`.
+macro_rules! reg_critic {
+    ($engine:expr, $name:expr, $doc:expr, |$d:ident $(, $a:ident : $t:ty)*| -> $ret:ty $body:block) => {{
+        reg!(volatile $engine, $name, $doc,
+            |ctx: NativeCallContext, f: FnPtr $(, $a: $t)*| -> ScriptResult<$ret> {
+                let $d = &mut |x: &CT| call_net(&ctx, &f, x);
+                $body
+            });
+        reg!(volatile $engine, $name, $doc, |net: Net $(, $a: $t)*| -> ScriptResult<$ret> {
+            let $d = &mut net.clone();
+            $body
+        });
+    }};
+}
+
 pub fn register(engine: &mut Engine) {
-    reg!(volatile engine, "gradient_penalty",
-    "WGAN-GP: mean((‖∇D(interp)‖₂ - 1)²) at u·real + (1-u)·fake, u ~ U[0,1) per sample (differentiable; not weighted).",
-    |ctx: NativeCallContext, d: FnPtr, real: Tensor, fake: Tensor| -> ScriptResult<Tensor> {
-        gradient_penalty(&mut |x: &CT| call_net(&ctx, &d, x), &real.0, &fake.0, &GpOptions::default()).map(Tensor)
+    reg_critic!(engine, "gradient_penalty",
+    "WGAN-GP: mean((‖∇D(interp)‖₂ - 1)²) at u·real + (1-u)·fake, u ~ U[0,1) per sample (differentiable; not weighted). D: a net or a function.",
+    |d, real: Tensor, fake: Tensor| -> Tensor {
+        gradient_penalty(d, &real.0, &fake.0, &GpOptions::default()).map(Tensor)
     });
-    reg!(volatile engine, "gradient_penalty",
+    reg_critic!(engine, "gradient_penalty",
     "Gradient penalty with options #{norm: \"l2\"|\"l1\"|\"linf\", kind: \"ls\"|\"hinge\"|\"hinge2\", target: 1.0, at: \"interp\"|\"real\"|\"fake\", u: tensor [N]}.",
-    |ctx: NativeCallContext, d: FnPtr, real: Tensor, fake: Tensor, opts: Map| -> ScriptResult<Tensor> {
+    |d, real: Tensor, fake: Tensor, opts: Map| -> Tensor {
         let o = GpOptions::from_map(&opts)?;
-        gradient_penalty(&mut |x: &CT| call_net(&ctx, &d, x), &real.0, &fake.0, &o).map(Tensor)
+        gradient_penalty(d, &real.0, &fake.0, &o).map(Tensor)
     });
-    reg!(
+    reg_critic!(
         engine,
         "r1",
         "R1 penalty mean(‖∇D(real)‖₂²) (differentiable; not weighted).",
-        |ctx: NativeCallContext, d: FnPtr, real: Tensor| -> ScriptResult<Tensor> {
-            r1(&mut |x: &CT| call_net(&ctx, &d, x), &real.0).map(Tensor)
-        }
+        |d, real: Tensor| -> Tensor { r1(d, &real.0).map(Tensor) }
     );
-    reg!(
+    reg_critic!(
         engine,
         "r2",
         "R2 penalty mean(‖∇D(fake)‖₂²) (differentiable; not weighted).",
-        |ctx: NativeCallContext, d: FnPtr, fake: Tensor| -> ScriptResult<Tensor> {
-            r2(&mut |x: &CT| call_net(&ctx, &d, x), &fake.0).map(Tensor)
-        }
+        |d, fake: Tensor| -> Tensor { r2(d, &fake.0).map(Tensor) }
     );
-    reg!(engine, "roth_js",
+    reg_critic!(engine, "roth_js",
         "Roth et al. regulariser mean((1-σ(D(real)))²‖∇D(real)‖² + σ(D(fake))²‖∇D(fake)‖²); the D loss adds γ/2 · this.",
-        |ctx: NativeCallContext, d: FnPtr, real: Tensor, fake: Tensor| -> ScriptResult<Tensor> {
-            roth_js(&mut |x: &CT| call_net(&ctx, &d, x), &real.0, &fake.0).map(Tensor)
-        });
-    reg!(engine, "roth_js_logits",
+        |d, real: Tensor, fake: Tensor| -> Tensor { roth_js(d, &real.0, &fake.0).map(Tensor) });
+    reg_critic!(engine, "roth_js_logits",
         "roth_js and the logits it computed: #{ omega, d_real, d_fake } (D(real), D(fake), differentiable in D's parameters), so the D loss can use them instead of two more forward passes.",
-        |ctx: NativeCallContext, d: FnPtr, real: Tensor, fake: Tensor| -> ScriptResult<Map> {
-            let (omega, dr, df) = roth_js_with_logits(&mut |x: &CT| call_net(&ctx, &d, x), &real.0, &fake.0)?;
+        |d, real: Tensor, fake: Tensor| -> Map {
+            let (omega, dr, df) = roth_js_with_logits(d, &real.0, &fake.0)?;
             let mut m = Map::new();
             m.insert("omega".into(), Dynamic::from(Tensor(omega)));
             m.insert("d_real".into(), Dynamic::from(Tensor(dr)));
             m.insert("d_fake".into(), Dynamic::from(Tensor(df)));
             Ok(m)
         });
-    reg!(
+    reg_critic!(
         engine,
         "grad_norms",
         "Per-sample norms (\"l2\", \"l1\" or \"linf\") of ∇_x D(x), shape [N] (for monitoring).",
-        |ctx: NativeCallContext, d: FnPtr, x: Tensor, norm: &str| -> ScriptResult<Tensor> {
-            grad_norms(
-                &mut |t: &CT| call_net(&ctx, &d, t),
-                &x.0,
-                Norm::parse(norm)?,
-            )
-            .map(Tensor)
+        |d, x: Tensor, norm: &str| -> Tensor {
+            grad_norms(d, &x.0, Norm::parse(norm)?).map(Tensor)
         }
     );
     reg!(

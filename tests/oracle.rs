@@ -92,6 +92,128 @@ fn discriminator_losses_and_penalties_match_the_oracle() {
     assert!(n_cases > 0, "no discriminator case in the oracle files");
 }
 
+/// The penalties again with D a native net (`sequential` of `linear` / `conv2d` layers) holding
+/// the oracle's parameters: its input gradient is then built layer by layer
+/// (`Net::forward_with_input_grad`), not by candle's backward pass; the values and the
+/// second-order parameter gradients must still match the oracle.
+const NATIVE_DISC_SCRIPT: &str = r#"
+fn native_act(a) {
+    if a.leaky_relu != () { leaky_relu(a.leaky_relu) }
+    else if a.relu != () { relu() }
+    else { throw `unsupported activation ${a}`; }
+}
+// [the net, map oracle layer name -> the native layer's index]
+fn native_net(net) {
+    let layers = [];
+    let index = #{};
+    if net.kind == "mlp" {
+        layers.push(flatten());
+        let n = net.dims.len() - 1;
+        for i in 0..n {
+            index[`l${i}`] = layers.len();
+            layers.push(linear(net.dims[i], net.dims[i + 1]));
+            if i < n - 1 { layers.push(native_act(net.activation)); }
+        }
+        if net.output == "sigmoid" { layers.push(sigmoid()); }
+        else if net.output != () { throw `unsupported output ${net.output}`; }
+    } else if net.kind == "conv" {
+        let s = net.in_shape;
+        index["conv"] = 0;
+        layers.push(conv2d(s[0], net.out_channels, net.kernel, net.stride, net.padding));
+        layers.push(native_act(net.activation));
+        layers.push(flatten());
+        let side = (s[1] + 2 * net.padding - net.kernel) / net.stride + 1;
+        index["linear"] = layers.len();
+        layers.push(linear(net.out_channels * side * side, 1));
+    } else {
+        throw `unsupported net kind ${net.kind}`;
+    }
+    [sequential(layers), index]
+}
+let built = native_net(c.net);
+let D = built[0];
+let index = built[1];
+let names = #{};   // native parameter name -> oracle name
+for k in c.params.keys() {
+    let parts = k.split(".");
+    let native = `${index[parts[0]]}.${parts[1]}`;
+    D.set_param(native, T(c.params[k]));
+    names[native] = k;
+}
+let NP = D.named_params();
+let real = T(c.real);
+let fake = T(c.fake);
+let u = T(c.u);
+fn native_grads(l, NP, names) {
+    let ks = NP.keys();
+    let ps = [];
+    for k in ks { ps.push(NP[k]); }
+    let gs = grads(l, ps);
+    let m = #{};
+    for i in 0..ks.len() { m[names[ks[i]]] = gs[i].flatten().to_array(); }
+    m
+}
+let out = #{ d_real: D.forward(real).flatten().to_array(), penalties: #{}, norms: #{} };
+for k in (c.penalties ?? #{}).keys() {
+    let p = if k == "r1" { r1(D, real) }
+        else if k == "r2" { r2(D, fake) }
+        else if k == "roth_js" { roth_js(D, real, fake) }
+        else {
+            let parts = k.split("_");
+            gradient_penalty(D, real, fake, #{ norm: parts[1], kind: parts[2], at: parts[3], u: u })
+        };
+    out.penalties[k] = #{ value: p.item(), grads: native_grads(p, NP, names) };
+}
+for k in (c.interp_grad_norms ?? #{}).keys() {
+    out.norms[k] = grad_norms(D, interpolate_batch(real, fake, u), k).to_array();
+}
+out
+"#;
+
+#[test]
+fn penalties_on_a_native_net_match_the_oracle() {
+    let mut n_cases = 0;
+    for (file, oracle) in oracle_files() {
+        let Some(cases) = oracle["discriminators"].as_array() else {
+            continue;
+        };
+        for (i, case) in cases.iter().enumerate() {
+            n_cases += 1;
+            let name = format!(
+                "{file}: discriminators[{i}] {} (native net)",
+                case["name"].as_str().unwrap_or("?")
+            );
+            let got = run_json(NATIVE_DISC_SCRIPT, &[("c", case.clone())]);
+            let mut ck = Checker::new(REL, ABS);
+            ck.vec(
+                &format!("{name} d_real"),
+                &flat(&got["d_real"]),
+                &flat(&case["d_real"]),
+            );
+            if let Some(entries) = case["penalties"].as_object() {
+                for (k, want) in entries {
+                    ck.value_and_grads(
+                        &format!("{name} penalties.{k}"),
+                        &got["penalties"][k],
+                        want,
+                    );
+                }
+            }
+            if let Some(norms) = case["interp_grad_norms"].as_object() {
+                for (k, want) in norms {
+                    ck.vec(
+                        &format!("{name} interp_grad_norms.{k}"),
+                        &flat(&got["norms"][k]),
+                        &flat(want),
+                    );
+                }
+            }
+            ck.finish(&name);
+        }
+    }
+    assert!(n_cases > 0, "no discriminator case in the oracle files");
+}
+
 const ENERGY_SCRIPT: &str = r#"
 let P = params_of(e);
 let AE = make_net(e.net, P);

@@ -15,6 +15,7 @@
 //! `[in, out, k, k]`.
 
 pub mod arch;
+mod input_grad;
 mod register;
 pub mod spec;
 
@@ -22,6 +23,7 @@ use crate::device::{current_device, default_dtype};
 use crate::rng;
 use crate::tensor::fused::{channel_add, channel_mul};
 use candle_core::{DType, Device, Tensor as CT, Var};
+use input_grad::Saved;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::path::Path;
@@ -591,7 +593,7 @@ impl Net {
 
     /// Forward pass (train or eval mode as set by `set_training`).
     pub fn forward(&self, x: &CT) -> candle_core::Result<CT> {
-        self.forward_impl(x, None, false, "", &mut None)
+        self.forward_impl(x, None, false, "", &mut None, &mut None)
     }
 
     /// Forward pass with the parameters frozen: they enter the graph as constants (detached
@@ -601,14 +603,14 @@ impl Net {
     /// [`Net::forward`]; use it where this net's parameter gradients would be thrown away
     /// (D in the generator step, D in a lens step).
     pub fn forward_frozen(&self, x: &CT) -> candle_core::Result<CT> {
-        self.forward_impl(x, None, true, "", &mut None)
+        self.forward_impl(x, None, true, "", &mut None, &mut None)
     }
 
     /// Forward pass in eval mode that updates nothing and records one row per layer
     /// (name, description, output shape, parameter count).
     pub fn trace(&self, x: &CT) -> candle_core::Result<Vec<SummaryRow>> {
         let mut rows = Some(Vec::new());
-        self.forward_impl(x, Some(false), false, "", &mut rows)?;
+        self.forward_impl(x, Some(false), false, "", &mut rows, &mut None)?;
         Ok(rows.unwrap_or_default())
     }
 
@@ -678,6 +680,7 @@ impl Net {
         frozen: bool,
         name: &str,
         trace: &mut Option<Vec<SummaryRow>>,
+        tape: &mut Option<Vec<Saved>>,
     ) -> candle_core::Result<CT> {
         // A parameter as it enters the graph: the variable, or a detached view of it.
         let p = |v: &Var| -> CT {
@@ -695,17 +698,24 @@ impl Net {
                 format!("layer {name} ({})", self.describe())
             }
         };
+        let mut bn_saved = None;
         let y = match &self.0.layer {
             Layer::Sequential(items) => {
                 let mut h = x.clone();
                 for (i, n) in items.iter().enumerate() {
-                    h =
-                        n.forward_impl(&h, mode, frozen, &Net::join(name, &i.to_string()), trace)?;
+                    let name = Net::join(name, &i.to_string());
+                    h = n.forward_impl(&h, mode, frozen, &name, trace, tape)?;
                 }
                 return Ok(h);
             }
             Layer::Residual(body) => {
-                let h = body.forward_impl(x, mode, frozen, name, trace)?;
+                if let Some(t) = tape {
+                    t.push(Saved::ResidualStart);
+                }
+                let h = body.forward_impl(x, mode, frozen, name, trace, tape)?;
+                if let Some(t) = tape {
+                    t.push(Saved::ResidualEnd);
+                }
                 if h.dims() != x.dims() {
                     return Err(msg(format!(
                         "{}: the body maps {:?} to {:?}, which cannot be added to its input",
@@ -806,8 +816,9 @@ impl Net {
                             x.dims()
                         )));
                     }
-                    let (y, mu, v) =
-                        crate::tensor::batch_norm::batch_norm_train(x, &p(w), &p(b), BN_EPS)?;
+                    let (y, mu, v, saved) =
+                        crate::tensor::batch_norm::batch_norm_train_saved(x, &p(w), &p(b), BN_EPS)?;
+                    bn_saved = saved;
                     if mode.is_none() {
                         let m = BN_MOMENTUM;
                         let v = (v * (n as f64 / (n as f64 - 1.0)))?;
@@ -874,6 +885,16 @@ impl Net {
                 shape: Some(y.dims().to_vec()),
                 params: self.own_param_count(),
             });
+        }
+        if let Some(t) = tape {
+            if !matches!(self.0.layer, Layer::Residual(_)) {
+                t.push(Saved::Layer {
+                    net: self.clone(),
+                    x: x.clone(),
+                    y: y.clone(),
+                    bn: bn_saved,
+                });
+            }
         }
         Ok(y)
     }

@@ -394,6 +394,30 @@ pub fn batch_norm_train(
     b: &Tensor,
     eps: f64,
 ) -> Result<(Tensor, Tensor, Tensor)> {
+    let (y, mean, var, _) = batch_norm_train_saved(x, w, b, eps)?;
+    Ok((y, mean, var))
+}
+
+/// What a training-mode batch norm's forward pass computed that its input gradient needs:
+/// the batch statistics (see [`BnSaved::input_grad`]).
+pub struct BnSaved(Norm);
+
+impl BnSaved {
+    /// `∂⟨dy, batch_norm(x, w, b)⟩/∂x`, the op's own input gradient (`bn_grad`, differentiable
+    /// in `dy`, `x` and `w`), for the `x` and `w` of the forward pass that saved this.
+    pub fn input_grad(&self, dy: &Tensor, x: &Tensor, w: &Tensor) -> Result<Tensor> {
+        bn_grad(&self.0, dy, x, w)
+    }
+}
+
+/// [`batch_norm_train`] and, with the CPU kernels, what its input gradient needs (`None` where
+/// the layer is composed from candle primitives).
+pub fn batch_norm_train_saved(
+    x: &Tensor,
+    w: &Tensor,
+    b: &Tensor,
+    eps: f64,
+) -> Result<(Tensor, Tensor, Tensor, Option<BnSaved>)> {
     let g = Channels::of(x, "batch_norm")?;
     g.check_vector(w, "batch_norm (scale)")?;
     g.check_vector(b, "batch_norm (shift)")?;
@@ -404,7 +428,8 @@ pub fn batch_norm_train(
         );
     }
     if !cpu_kernels(&[x, w, b]) {
-        return composed(x, w, b, eps, &g);
+        let (y, mean, var) = composed(x, w, b, eps, &g)?;
+        return Ok((y, mean, var, None));
     }
     let norm = Norm {
         g,
@@ -414,7 +439,8 @@ pub fn batch_norm_train(
     let y = apply_norm(&norm, x, w, b)?;
     let s = norm.stats()?;
     let vector = |v: &[f64]| Tensor::from_slice(v, v.len(), x.device())?.to_dtype(x.dtype());
-    Ok((y, vector(&s.mean)?, vector(&s.var)?))
+    let (mean, var) = (vector(&s.mean)?, vector(&s.var)?);
+    Ok((y, mean, var, Some(BnSaved(norm))))
 }
 
 /// [`batch_norm_train`] from candle primitives.

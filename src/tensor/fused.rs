@@ -508,7 +508,7 @@ pub fn leaky_relu(x: &Tensor, slope: f64) -> Result<Tensor> {
 }
 
 /// `g · (x > 0 ? 1 : slope)`: the backward pass of [`leaky_relu`].
-fn leaky_relu_grad(x: &Tensor, g: &Tensor, slope: f64) -> Result<Tensor> {
+pub(crate) fn leaky_relu_grad(x: &Tensor, g: &Tensor, slope: f64) -> Result<Tensor> {
     if !cpu_kernels(&[x, g]) {
         let mask = x.gt(0.0)?.to_dtype(x.dtype())?;
         return g * ((mask * (1.0 - slope))? + slope)?;

@@ -610,7 +610,19 @@ pub fn conv2d_biased(
     stride: usize,
     padding: usize,
 ) -> Result<Tensor> {
-    let (n, c, h, wd) = x.dims4()?;
+    let g = conv_geometry(x.dims(), w, stride, padding)?;
+    if !super::cpu_kernels(&[x, w]) {
+        return add_bias(x.conv2d(w, padding, stride, 1, 1)?, b);
+    }
+    apply_biased(Kind::Conv, g, x, w, b)
+}
+
+/// The geometry of [`conv2d`] of an input of shape `x` by `w`, or the error for shapes that do
+/// not fit.
+fn conv_geometry(x: &[usize], w: &Tensor, stride: usize, padding: usize) -> Result<Geometry> {
+    let &[n, c, h, wd] = x else {
+        candle_core::bail!("conv2d: expected an input [N, C, H, W], got {x:?}");
+    };
     let (o, c2, kh, kw) = w.dims4()?;
     if c != c2 {
         candle_core::bail!(
@@ -623,10 +635,7 @@ pub fn conv2d_biased(
             "conv2d: a {kh}x{kw} kernel does not fit the {h}x{wd} input with padding {padding}"
         );
     }
-    if !super::cpu_kernels(&[x, w]) {
-        return add_bias(x.conv2d(w, padding, stride, 1, 1)?, b);
-    }
-    let g = Geometry {
+    Ok(Geometry {
         n,
         c,
         h,
@@ -638,8 +647,24 @@ pub fn conv2d_biased(
         padding,
         ho: (h + 2 * padding - kh) / stride + 1,
         wo: (wd + 2 * padding - kw) / stride + 1,
-    };
-    apply_biased(Kind::Conv, g, x, w, b)
+    })
+}
+
+/// `∂⟨gy, conv2d(x, w)⟩/∂x` for an input `x` of shape `x_dims`: the transposed convolution of
+/// the output gradient `gy`, differentiable in `gy` and `w` as the op's own backward pass is.
+/// For a hand-written backward pass through a net (see `Net::forward_with_input_grad`).
+pub fn conv2d_input_grad(
+    x_dims: &[usize],
+    w: &Tensor,
+    gy: &Tensor,
+    stride: usize,
+    padding: usize,
+) -> Result<Tensor> {
+    let g = conv_geometry(x_dims, w, stride, padding)?;
+    if !super::cpu_kernels(&[gy, w]) {
+        candle_core::bail!("conv2d_input_grad: only for the CPU kernels");
+    }
+    ConvOp::apply(Kind::ConvT, g, gy, w)
 }
 
 /// `y + b[c]` where there is a bias.
@@ -670,7 +695,30 @@ pub fn conv_transpose2d_biased(
     padding: usize,
     output_padding: usize,
 ) -> Result<Tensor> {
-    let (n, c, h, wd) = x.dims4()?;
+    let g = conv_t_geometry(x.dims(), w, stride, padding, output_padding)?;
+    if !super::cpu_kernels(&[x, w]) {
+        return add_bias(
+            x.conv_transpose2d(w, padding, output_padding, stride, 1)?,
+            b,
+        );
+    }
+    apply_biased(Kind::ConvT, g, x, w, b)
+}
+
+/// The geometry of [`conv_transpose2d`] of an input of shape `x` by `w`: that of the
+/// convolution whose adjoint it is (the transposed convolution of x by w is the adjoint of the
+/// convolution of an [N, O, ho, wo] image by w, read as a conv weight [C, O, kh, kw], whose
+/// window grid is x's [h, wd]).
+fn conv_t_geometry(
+    x: &[usize],
+    w: &Tensor,
+    stride: usize,
+    padding: usize,
+    output_padding: usize,
+) -> Result<Geometry> {
+    let &[n, c, h, wd] = x else {
+        candle_core::bail!("conv_transpose2d: expected an input [N, C, H, W], got {x:?}");
+    };
     let (c2, o, kh, kw) = w.dims4()?;
     if c != c2 {
         candle_core::bail!(
@@ -688,15 +736,7 @@ pub fn conv_transpose2d_biased(
     let wo = ((wd - 1) * stride + kw + output_padding)
         .checked_sub(2 * padding)
         .ok_or_else(too_much)?;
-    if !super::cpu_kernels(&[x, w]) {
-        return add_bias(
-            x.conv_transpose2d(w, padding, output_padding, stride, 1)?,
-            b,
-        );
-    }
-    // The transposed convolution of x by w is the adjoint of the convolution of an [N, O, ho,
-    // wo] image by w (read as a conv weight [C, O, kh, kw]) whose window grid is x's [h, wd].
-    let g = Geometry {
+    Ok(Geometry {
         n,
         c: o,
         h: ho,
@@ -708,6 +748,22 @@ pub fn conv_transpose2d_biased(
         padding,
         ho: h,
         wo: wd,
-    };
-    apply_biased(Kind::ConvT, g, x, w, b)
+    })
+}
+
+/// `∂⟨gy, conv_transpose2d(x, w)⟩/∂x` for an input `x` of shape `x_dims`: the convolution of
+/// the output gradient `gy` (see [`conv2d_input_grad`]).
+pub fn conv_transpose2d_input_grad(
+    x_dims: &[usize],
+    w: &Tensor,
+    gy: &Tensor,
+    stride: usize,
+    padding: usize,
+    output_padding: usize,
+) -> Result<Tensor> {
+    let g = conv_t_geometry(x_dims, w, stride, padding, output_padding)?;
+    if !super::cpu_kernels(&[gy, w]) {
+        candle_core::bail!("conv_transpose2d_input_grad: only for the CPU kernels");
+    }
+    ConvOp::apply(Kind::Conv, g, gy, w)
 }
