@@ -87,6 +87,9 @@ fn conv2d_matches_candle() {
         (1, 6, 2, 3, 2, 1),
         (3, 8, 4, 4, 2, 1),
         (2, 7, 3, 3, 1, 1),
+        // stride 1, as wide as the image ("same"): the columns are shifted planes
+        (3, 6, 4, 5, 1, 2),
+        (2, 4, 3, 1, 1, 0),
         (2, 5, 2, 4, 1, 0),
         (3, 4, 5, 4, 1, 0),
         // 64 channels and more: the columns are gathered channels-last
