@@ -46,10 +46,21 @@ const CONFIGS: &[&str] = &[
     "tempered_dcgan32",
     "mixture3d",
 ];
+
+/// Iterations per round where `--iters` is not given: more for the configurations whose step
+/// takes milliseconds, so that their paired ratios, noisier per step, get as tight a median.
+fn default_iters(name: &str) -> usize {
+    match name {
+        "magan_mnist" => 30,
+        "mixture3d" => 100,
+        _ => 6,
+    }
+}
 const WARMUP: usize = 2;
 
 struct Args {
-    iters: usize,
+    /// `--iters`; `None`: [`default_iters`].
+    iters: Option<usize>,
     rounds: usize,
     threads: usize,
     only: Option<String>,
@@ -59,7 +70,7 @@ struct Args {
 
 fn parse_args() -> Args {
     let mut a = Args {
-        iters: 6,
+        iters: None,
         rounds: 4,
         threads: 2,
         only: None,
@@ -75,7 +86,7 @@ fn parse_args() -> Args {
     while i < argv.len() {
         match argv[i].as_str() {
             "--iters" => {
-                a.iters = num(argv.get(i + 1), "--iters");
+                a.iters = Some(num(argv.get(i + 1), "--iters"));
                 i += 1;
             }
             "--rounds" => {
@@ -397,12 +408,13 @@ fn rust_step(name: &str) -> R<Step> {
 fn child(name: &str, a: &Args) -> R<()> {
     UNFROZEN.store(a.unfrozen, Ordering::Relaxed);
     ganscript::autograd::ensure_double_backprop()?;
-    let solo = script_times(name, a.iters, None)?;
+    let iters = a.iters.unwrap_or_else(|| default_iters(name));
+    let solo = script_times(name, iters, None)?;
     let peak = peak_mib();
     let (mut s, mut r) = (Vec::new(), Vec::new());
     for _ in 0..a.rounds {
         let paired: Paired = Rc::new(RefCell::new((rust_step(name)?, Vec::new())));
-        let rs = script_times(name, a.iters, Some(paired.clone()))?;
+        let rs = script_times(name, iters, Some(paired.clone()))?;
         let rr = paired.borrow().1[WARMUP..].to_vec();
         if rr.len() != rs.len() {
             return Err(format!("{name}: {} script and {} Rust times", rs.len(), rr.len()).into());
@@ -445,7 +457,13 @@ fn main() {
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
         "ganscript papers benchmark: {} paired iterations × {} rounds, {} threads, D {} in G/lens steps, load average {}",
-        a.iters,
+        a.iters.map_or_else(
+            || {
+                let per: Vec<String> = CONFIGS.iter().map(|c| default_iters(c).to_string()).collect();
+                per.join(" / ")
+            },
+            |n| n.to_string()
+        ),
         a.rounds,
         a.threads,
         if a.unfrozen { "not frozen" } else { "frozen" },
@@ -469,7 +487,7 @@ fn main() {
                 "--child",
                 name,
                 "--iters",
-                &a.iters.to_string(),
+                &a.iters.unwrap_or_else(|| default_iters(name)).to_string(),
                 "--rounds",
                 &a.rounds.to_string(),
             ])
