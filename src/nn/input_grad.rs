@@ -76,7 +76,9 @@ impl Net {
             match saved {
                 Saved::ResidualEnd => skips.push(g.clone()),
                 Saved::ResidualStart => {
-                    let skip = skips.pop().expect("the tape nests its residual blocks");
+                    let Some(skip) = skips.pop() else {
+                        candle_core::bail!("forward_with_input_grad: unbalanced residual blocks");
+                    };
                     g = (g + skip)?;
                 }
                 Saved::Layer { net, x, y, bn } => {
