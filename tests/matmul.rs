@@ -3,7 +3,7 @@
 //! into blocks of rows or of columns that run in parallel.
 
 use candle_core::{DType, Device, Tensor, Var};
-use ganscript::tensor::matmul::{linear, mm};
+use ganscript::tensor::matmul::{linear, linear_leaky_relu, mm};
 
 mod common;
 use common::gradients_to_second_order;
@@ -103,6 +103,41 @@ fn linear_matches_a_product_plus_a_bias() {
             close(a, c, &format!("linear {n}×{i}→{o} {name}"));
         }
     }
+}
+
+/// The linear layer fused with its leaky ReLU against candle's product, bias add and ReLU
+/// (`relu(v) − slope·relu(−v)`), to second order, for ReLU and two leaky slopes.
+#[test]
+fn linear_with_its_leaky_relu_matches_the_composition() {
+    ganscript::autograd::ensure_double_backprop().unwrap();
+    let loss = |y: &Tensor| y.sin()?.sum_all();
+    for (n, i, o) in [(5, 4, 3), (300, 60, 45)] {
+        let (x, w, b) = (var(&[n, i], 6), var(&[o, i], 7), var(&[o], 8));
+        for slope in [0.0, 0.2, 1.0] {
+            let ours = gradients_to_second_order(
+                &|x, w, b| linear_leaky_relu(x, w, b, slope),
+                loss,
+                [&x, &w, &b],
+            );
+            let theirs = gradients_to_second_order(
+                &|x, w, b| {
+                    let v = x.matmul(&w.t()?)?.broadcast_add(b)?;
+                    v.relu()? - (v.neg()?.relu()? * slope)?
+                },
+                loss,
+                [&x, &w, &b],
+            );
+            let names = [
+                "value", "dL/dx", "dL/dw", "dL/db", "dP/dx", "dP/dw", "dP/db",
+            ];
+            for ((a, c), name) in ours.iter().zip(&theirs).zip(names) {
+                close(a, c, &format!("linear+leaky {slope} {n}×{i}→{o} {name}"));
+            }
+        }
+    }
+    let (x, w, b) = (var(&[2, 3], 1), var(&[4, 3], 2), var(&[4], 3));
+    let err = linear_leaky_relu(x.as_tensor(), w.as_tensor(), b.as_tensor(), -0.1).unwrap_err();
+    assert!(err.to_string().contains("slope"), "{err}");
 }
 
 #[test]

@@ -33,6 +33,8 @@ pub(super) enum Saved {
         /// A training-mode batch norm's statistics.
         bn: Option<BnSaved>,
     },
+    /// A linear layer and the leaky ReLU after it, run as one op, with its output.
+    LinearAct { net: Net, y: CT, slope: f64 },
     /// A residual block's body starts (its input is also added to its output).
     ResidualStart,
     /// A residual block's body ends.
@@ -83,6 +85,17 @@ impl Net {
                 }
                 Saved::Layer { net, x, y, bn } => {
                     g = net.layer_input_grad(x, y, &g, bn.as_ref())?
+                }
+                Saved::LinearAct { net, y, slope } => {
+                    let Layer::Linear { w, .. } = &net.0.layer else {
+                        candle_core::bail!("forward_with_input_grad: a fused layer is not linear");
+                    };
+                    g = mm(
+                        &leaky_relu_grad(y, &g, *slope)?,
+                        false,
+                        w.as_tensor(),
+                        false,
+                    )?;
                 }
             }
         }

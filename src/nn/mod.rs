@@ -673,6 +673,56 @@ impl Net {
             .sum()
     }
 
+    /// The layer as error messages name it: `layer NAME (description)`.
+    fn label(&self, name: &str) -> String {
+        if name.is_empty() {
+            self.describe()
+        } else {
+            format!("layer {name} ({})", self.describe())
+        }
+    }
+
+    /// The slope of the leaky ReLU (0: ReLU) that `next` applies after this layer, where the
+    /// two can run as one op: this is a linear layer with a bias, the slope in [0, 1].
+    fn fused_slope(&self, next: Option<&Net>) -> Option<f64> {
+        let Layer::Linear { b: Some(_), .. } = &self.0.layer else {
+            return None;
+        };
+        match &next?.0.layer {
+            Layer::Act(Act::Relu) => Some(0.0),
+            Layer::Act(Act::LeakyRelu(s)) if (0.0..=1.0).contains(s) => Some(*s),
+            _ => None,
+        }
+    }
+
+    /// This linear layer and a leaky ReLU of `slope` after it, as one op (see
+    /// [`Net::fused_slope`]); the same values as the two layers.
+    fn forward_linear_act(
+        &self,
+        x: &CT,
+        slope: f64,
+        frozen: bool,
+        name: &str,
+        tape: &mut Option<Vec<Saved>>,
+    ) -> candle_core::Result<CT> {
+        let Layer::Linear { w, b: Some(b) } = &self.0.layer else {
+            return Err(msg("forward_linear_act: not a linear layer with a bias"));
+        };
+        let p = |v: &Var| entering(v, frozen);
+        let label = || self.label(name);
+        let wt = &p(w);
+        check_linear(x, wt, &label)?;
+        let y = crate::tensor::matmul::linear_leaky_relu(x, wt, &p(b), slope)?;
+        if let Some(t) = tape {
+            t.push(Saved::LinearAct {
+                net: self.clone(),
+                y: y.clone(),
+                slope,
+            });
+        }
+        Ok(y)
+    }
+
     fn forward_impl(
         &self,
         x: &CT,
@@ -682,29 +732,28 @@ impl Net {
         trace: &mut Option<Vec<SummaryRow>>,
         tape: &mut Option<Vec<Saved>>,
     ) -> candle_core::Result<CT> {
-        // A parameter as it enters the graph: the variable, or a detached view of it.
-        let p = |v: &Var| -> CT {
-            if frozen {
-                v.as_tensor().detach()
-            } else {
-                v.as_tensor().clone()
-            }
-        };
+        let p = |v: &Var| entering(v, frozen);
         let training = mode.unwrap_or(self.0.training.get());
-        let label = || {
-            if name.is_empty() {
-                self.describe()
-            } else {
-                format!("layer {name} ({})", self.describe())
-            }
-        };
+        let label = || self.label(name);
         let mut bn_saved = None;
         let y = match &self.0.layer {
             Layer::Sequential(items) => {
                 let mut h = x.clone();
-                for (i, n) in items.iter().enumerate() {
-                    let name = Net::join(name, &i.to_string());
-                    h = n.forward_impl(&h, mode, frozen, &name, trace, tape)?;
+                let mut i = 0;
+                while i < items.len() {
+                    let (n, name) = (&items[i], Net::join(name, &i.to_string()));
+                    // A linear layer and the leaky ReLU after it run as one op (not while
+                    // tracing, which lists each layer).
+                    match n.fused_slope(items.get(i + 1)).filter(|_| trace.is_none()) {
+                        Some(slope) => {
+                            h = n.forward_linear_act(&h, slope, frozen, &name, tape)?;
+                            i += 2;
+                        }
+                        None => {
+                            h = n.forward_impl(&h, mode, frozen, &name, trace, tape)?;
+                            i += 1;
+                        }
+                    }
                 }
                 return Ok(h);
             }
@@ -728,14 +777,7 @@ impl Net {
             }
             Layer::Linear { w, b } => {
                 let wt = &p(w);
-                let inp = wt.dims()[1];
-                if x.rank() != 2 || x.dims()[1] != inp {
-                    return Err(msg(format!(
-                        "{}: expected input [N, {inp}], got {:?}",
-                        label(),
-                        x.dims()
-                    )));
-                }
+                check_linear(x, wt, &label)?;
                 crate::tensor::matmul::linear(x, wt, b.as_ref().map(p).as_ref())?
             }
             Layer::Conv2d {
@@ -1091,6 +1133,28 @@ fn no_bias(b: &Option<Var>) -> &'static str {
     } else {
         ""
     }
+}
+
+/// A parameter as it enters the graph: the variable, or (frozen) a detached view of it.
+fn entering(v: &Var, frozen: bool) -> CT {
+    if frozen {
+        v.as_tensor().detach()
+    } else {
+        v.as_tensor().clone()
+    }
+}
+
+/// A linear layer's input must be [N, in].
+fn check_linear(x: &CT, w: &CT, label: &dyn Fn() -> String) -> candle_core::Result<()> {
+    let inp = w.dims()[1];
+    if x.rank() != 2 || x.dims()[1] != inp {
+        return Err(msg(format!(
+            "{}: expected input [N, {inp}], got {:?}",
+            label(),
+            x.dims()
+        )));
+    }
+    Ok(())
 }
 
 fn check_conv(x: &CT, c: usize, label: &dyn Fn() -> String) -> candle_core::Result<()> {

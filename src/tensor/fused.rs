@@ -389,6 +389,16 @@ fn scaled<T: Float>(x: T, v: T, k: T) -> T {
     v * if x > T::zero() { T::one() } else { k }
 }
 
+/// [`leaky_relu`] applied to `v` in place (for an op that fuses it with the one before).
+pub(super) fn leaky_in_place<T: Float>(v: &mut [T], slope: f64) {
+    let k = T::from_f64(slope);
+    fill_pieces(v, 1, move |_, piece| {
+        for v in piece.iter_mut() {
+            *v = scaled(*v, *v, k);
+        }
+    });
+}
+
 fn leaky<T: Float>(x: &[T], slope: f64) -> Vec<T> {
     let k = T::from_f64(slope);
     par_map2(x, x, move |x, _| scaled(x, x, k))

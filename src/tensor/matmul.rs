@@ -13,7 +13,7 @@
 
 use super::conv::{matmul, Float};
 use super::cpu_kernels;
-use super::fused::{channel_add, channel_sum};
+use super::fused::{channel_add, channel_sum, leaky_in_place, leaky_relu, leaky_relu_grad};
 use crate::autograd::needs_grad;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 
@@ -120,12 +120,14 @@ pub fn mm(a: &Tensor, ta: bool, b: &Tensor, tb: bool) -> Result<Tensor> {
         .apply_op2(&b.contiguous()?, Mm { ta, tb, m, k, n })
 }
 
-/// `x·wᵀ + b` for `x` [n, i], `w` [o, i] and `b` [o].
+/// `x·wᵀ + b` for `x` [n, i], `w` [o, i] and `b` [o], followed by a leaky ReLU of slope
+/// `act` where there is one.
 #[derive(Clone, Copy, Debug)]
 struct Linear {
     n: usize,
     i: usize,
     o: usize,
+    act: Option<f64>,
 }
 
 fn affine<T: Float>(op: &Linear, x: &[T], w: &[T], b: &[T]) -> Vec<T> {
@@ -144,6 +146,9 @@ fn affine<T: Float>(op: &Linear, x: &[T], w: &[T], b: &[T]) -> Vec<T> {
         strides(true, op.i),
         super::threads::count(),
     );
+    if let Some(slope) = op.act {
+        leaky_in_place(&mut out, slope);
+    }
     out
 }
 
@@ -163,15 +168,25 @@ impl CustomOp3 for Linear {
         let out = with_cpu!("linear", s1, l1 => x, s2, l2 => w, s3, l3 => b; affine(self, x, w, b));
         Ok((out, (self.n, self.o).into()))
     }
-    /// With incoming `D` [n, o]: `∂L/∂x = D·w`, `∂L/∂w = Dᵀ·x`, `∂L/∂b = Σ_rows D`.
+    /// With incoming `D` [n, o]: `∂L/∂x = D·w`, `∂L/∂w = Dᵀ·x`, `∂L/∂b = Σ_rows D`, with `D`
+    /// first through the activation's mask, read from the output `y` (`y > 0` exactly where
+    /// the pre-activation is, for a slope in [0, 1]).
     fn bwd(
         &self,
         x: &Tensor,
         w: &Tensor,
         b: &Tensor,
-        _res: &Tensor,
+        y: &Tensor,
         d: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let masked;
+        let d = match self.act {
+            Some(slope) => {
+                masked = leaky_relu_grad(y, d, slope)?;
+                &masked
+            }
+            None => d,
+        };
         Ok((
             needs_grad(x).then(|| mm(d, false, w, false)).transpose()?,
             needs_grad(w).then(|| mm(d, true, x, false)).transpose()?,
@@ -187,6 +202,21 @@ pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
     let Some(b) = b else {
         return mm(x, false, w, true);
     };
+    biased(x, w, b, None)
+}
+
+/// `leaky_relu(x·wᵀ + b, slope)` (slope in [0, 1]; 0: ReLU) as one op: one graph node where the
+/// layer and its activation were two (each a full-size output, and in the backward pass a
+/// zeroed accumulator and an add). Its input gradient is `leaky_relu_grad(y, g)·w`, the mask
+/// read from the output `y`.
+pub fn linear_leaky_relu(x: &Tensor, w: &Tensor, b: &Tensor, slope: f64) -> Result<Tensor> {
+    if !(0.0..=1.0).contains(&slope) {
+        candle_core::bail!("linear_leaky_relu: the slope must be in [0, 1], got {slope}");
+    }
+    biased(x, w, b, Some(slope))
+}
+
+fn biased(x: &Tensor, w: &Tensor, b: &Tensor, act: Option<f64>) -> Result<Tensor> {
     let ((n, i), (o, i2)) = (x.dims2()?, w.dims2()?);
     if i != i2 || b.elem_count() != o {
         candle_core::bail!(
@@ -197,8 +227,12 @@ pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
         );
     }
     if !cpu_kernels(&[x, w, b]) {
-        return channel_add(&mm(x, false, w, true)?, b);
+        let y = channel_add(&mm(x, false, w, true)?, b)?;
+        return match act {
+            Some(slope) => leaky_relu(&y, slope),
+            None => Ok(y),
+        };
     }
     x.contiguous()?
-        .apply_op3(&w.contiguous()?, &b.contiguous()?, Linear { n, i, o })
+        .apply_op3(&w.contiguous()?, &b.contiguous()?, Linear { n, i, o, act })
 }
