@@ -120,18 +120,24 @@ fn scalar_of(y: &CT) -> ScriptResult<CT> {
     }
 }
 
+/// An error naming `op` unless `x` is a leaf variable (what gradients are taken with respect to).
+pub fn require_variable(op: &str, x: &CT) -> ScriptResult<()> {
+    if x.is_variable() {
+        return Ok(());
+    }
+    Err(script_err(format!(
+        "{op}: {} is not a variable; make a leaf with variable(x) (or x.requires_grad()) before \
+         computing the output from it",
+        crate::tensor::summary_line(x)
+    )))
+}
+
 /// The gradients of `y` (summed if not a scalar) with respect to each of `xs`, as tensors that
 /// remain part of the graph. A tensor `y` does not depend on gets zeros.
 pub fn grads(y: &CT, xs: &[CT]) -> ScriptResult<Vec<CT>> {
     ensure()?;
     for x in xs {
-        if !x.is_variable() {
-            return Err(script_err(format!(
-                "grad: {} is not a variable; make a leaf with variable(x) (or x.requires_grad()) \
-                 before computing the output from it",
-                crate::tensor::summary_line(x)
-            )));
-        }
+        require_variable("grad", x)?;
     }
     let wanted: Vec<&CT> = xs.iter().collect();
     let store = backward_for(&scalar_of(y)?, &wanted).ctx("backward")?;

@@ -10,6 +10,40 @@ use serde_json::Value;
 const REL: f64 = 1e-6;
 const ABS: f64 = 1e-9;
 
+/// The penalty an oracle key names (`r1`, `r2`, `roth_js`, `gp_<norm>_<kind>_<at>`), with D a
+/// function or a native net; shared by both discriminator scripts.
+const PENALTY_FN: &str = r#"
+fn penalty(k, D, real, fake, u) {
+    if k == "r1" { r1(D, real) }
+    else if k == "r2" { r2(D, fake) }
+    else if k == "roth_js" { roth_js(D, real, fake) }
+    else {
+        let parts = k.split("_");
+        if parts.len() != 4 || parts[0] != "gp" { throw `unknown penalty key ${k}`; }
+        gradient_penalty(D, real, fake, #{ norm: parts[1], kind: parts[2], at: parts[3], u: u })
+    }
+}
+"#;
+
+/// The oracle's penalties and interpolate gradient norms of a discriminator case, against what
+/// a script returned (`penalties`, `norms`).
+fn check_penalties_and_norms(ck: &mut Checker, name: &str, got: &Value, case: &Value) {
+    if let Some(entries) = case["penalties"].as_object() {
+        for (k, want) in entries {
+            ck.value_and_grads(&format!("{name} penalties.{k}"), &got["penalties"][k], want);
+        }
+    }
+    if let Some(norms) = case["interp_grad_norms"].as_object() {
+        for (k, want) in norms {
+            ck.vec(
+                &format!("{name} interp_grad_norms.{k}"),
+                &flat(&got["norms"][k]),
+                &flat(want),
+            );
+        }
+    }
+}
+
 const DISC_SCRIPT: &str = r#"
 let P = params_of(c);
 let D = make_net(c.net, P);
@@ -30,14 +64,7 @@ for k in (c.losses ?? #{}).keys() {
     out.losses[k] = #{ value: l.item(), grads: grads_map(l, P) };
 }
 for k in (c.penalties ?? #{}).keys() {
-    let p = if k == "r1" { r1(D, real) }
-        else if k == "r2" { r2(D, fake) }
-        else if k == "roth_js" { roth_js(D, real, fake) }
-        else {
-            let parts = k.split("_");
-            if parts.len() != 4 || parts[0] != "gp" { throw `unknown penalty key ${k}`; }
-            gradient_penalty(D, real, fake, #{ norm: parts[1], kind: parts[2], at: parts[3], u: u })
-        };
+    let p = penalty(k, D, real, fake, u);
     out.penalties[k] = #{ value: p.item(), grads: grads_map(p, P) };
 }
 for k in (c.interp_grad_norms ?? #{}).keys() {
@@ -59,7 +86,10 @@ fn discriminator_losses_and_penalties_match_the_oracle() {
                 "{file}: discriminators[{i}] {}",
                 case["name"].as_str().unwrap_or("?")
             );
-            let got = run_json(DISC_SCRIPT, &[("c", case.clone())]);
+            let got = run_json(
+                &format!("{PENALTY_FN}{DISC_SCRIPT}"),
+                &[("c", case.clone())],
+            );
             let mut ck = Checker::new(REL, ABS);
             for key in ["d_real", "d_fake", "interp"] {
                 if !case[key].is_null() {
@@ -70,22 +100,12 @@ fn discriminator_losses_and_penalties_match_the_oracle() {
                     );
                 }
             }
-            for group in ["losses", "penalties"] {
-                if let Some(entries) = case[group].as_object() {
-                    for (k, want) in entries {
-                        ck.value_and_grads(&format!("{name} {group}.{k}"), &got[group][k], want);
-                    }
+            if let Some(entries) = case["losses"].as_object() {
+                for (k, want) in entries {
+                    ck.value_and_grads(&format!("{name} losses.{k}"), &got["losses"][k], want);
                 }
             }
-            if let Some(norms) = case["interp_grad_norms"].as_object() {
-                for (k, want) in norms {
-                    ck.vec(
-                        &format!("{name} interp_grad_norms.{k}"),
-                        &flat(&got["norms"][k]),
-                        &flat(want),
-                    );
-                }
-            }
+            check_penalties_and_norms(&mut ck, &name, &got, case);
             ck.finish(&name);
         }
     }
@@ -155,13 +175,7 @@ fn native_grads(l, NP, names) {
 }
 let out = #{ d_real: D.forward(real).flatten().to_array(), penalties: #{}, norms: #{} };
 for k in (c.penalties ?? #{}).keys() {
-    let p = if k == "r1" { r1(D, real) }
-        else if k == "r2" { r2(D, fake) }
-        else if k == "roth_js" { roth_js(D, real, fake) }
-        else {
-            let parts = k.split("_");
-            gradient_penalty(D, real, fake, #{ norm: parts[1], kind: parts[2], at: parts[3], u: u })
-        };
+    let p = penalty(k, D, real, fake, u);
     out.penalties[k] = #{ value: p.item(), grads: native_grads(p, NP, names) };
 }
 for k in (c.interp_grad_norms ?? #{}).keys() {
@@ -183,31 +197,15 @@ fn penalties_on_a_native_net_match_the_oracle() {
                 "{file}: discriminators[{i}] {} (native net)",
                 case["name"].as_str().unwrap_or("?")
             );
-            let got = run_json(NATIVE_DISC_SCRIPT, &[("c", case.clone())]);
+            let script = format!("{PENALTY_FN}{NATIVE_DISC_SCRIPT}");
+            let got = run_json(&script, &[("c", case.clone())]);
             let mut ck = Checker::new(REL, ABS);
             ck.vec(
                 &format!("{name} d_real"),
                 &flat(&got["d_real"]),
                 &flat(&case["d_real"]),
             );
-            if let Some(entries) = case["penalties"].as_object() {
-                for (k, want) in entries {
-                    ck.value_and_grads(
-                        &format!("{name} penalties.{k}"),
-                        &got["penalties"][k],
-                        want,
-                    );
-                }
-            }
-            if let Some(norms) = case["interp_grad_norms"].as_object() {
-                for (k, want) in norms {
-                    ck.vec(
-                        &format!("{name} interp_grad_norms.{k}"),
-                        &flat(&got["norms"][k]),
-                        &flat(want),
-                    );
-                }
-            }
+            check_penalties_and_norms(&mut ck, &name, &got, case);
             ck.finish(&name);
         }
     }

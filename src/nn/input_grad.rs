@@ -33,8 +33,8 @@ pub(super) enum Saved {
         /// A training-mode batch norm's statistics.
         bn: Option<BnSaved>,
     },
-    /// A linear layer and the leaky ReLU after it, run as one op, with its output.
-    LinearAct { net: Net, y: CT, slope: f64 },
+    /// A linear layer and the leaky ReLU after it, run as one op: its weight and output.
+    LinearAct { w: CT, y: CT, slope: f64 },
     /// A residual block's body starts (its input is also added to its output).
     ResidualStart,
     /// A residual block's body ends.
@@ -57,17 +57,13 @@ impl Net {
     /// [`Net::forward`]), both differentiable in the net's parameters. See the module's
     /// documentation.
     pub fn forward_with_input_grad(&self, x: &CT) -> Result<(CT, CT)> {
-        crate::autograd::ensure_double_backprop().map_err(candle_core::Error::Msg)?;
         let vars = self.vars();
         let mut all = vec![x];
         all.extend(vars.iter().map(|v| v.as_tensor()));
         if !self.has_input_grad_rules() || !cpu_kernels(&all) {
             let y = self.forward(x)?;
-            let store = crate::autograd::backward_for(&y.sum_all()?, &[x])?;
-            let g = match store.get(x) {
-                Some(g) => g.clone(),
-                None => x.zeros_like()?,
-            };
+            let g =
+                crate::autograd::grad(&y, x).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
             return Ok((y, g));
         }
         let mut tape = Some(Vec::new());
@@ -86,16 +82,8 @@ impl Net {
                 Saved::Layer { net, x, y, bn } => {
                     g = net.layer_input_grad(x, y, &g, bn.as_ref())?
                 }
-                Saved::LinearAct { net, y, slope } => {
-                    let Layer::Linear { w, .. } = &net.0.layer else {
-                        candle_core::bail!("forward_with_input_grad: a fused layer is not linear");
-                    };
-                    g = mm(
-                        &leaky_relu_grad(y, &g, *slope)?,
-                        false,
-                        w.as_tensor(),
-                        false,
-                    )?;
+                Saved::LinearAct { w, y, slope } => {
+                    g = mm(&leaky_relu_grad(y, &g, *slope)?, false, w, false)?;
                 }
             }
         }

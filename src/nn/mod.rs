@@ -715,7 +715,7 @@ impl Net {
         let y = crate::tensor::matmul::linear_leaky_relu(x, wt, &p(b), slope)?;
         if let Some(t) = tape {
             t.push(Saved::LinearAct {
-                net: self.clone(),
+                w: wt.clone(),
                 y: y.clone(),
                 slope,
             });

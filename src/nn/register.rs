@@ -275,12 +275,7 @@ fn register_module_api(engine: &mut Engine) {
         "forward_with_grad",
         "The output and the input gradient in one pass: #{ out: net(x), grad: ∇ₓ Σ net(x) } for a variable x, the same values as `let out = net.forward(x); grad(out.sum(), x)` and differentiable in the same way (for gradient penalties), but built layer by layer from the ops' own input gradients instead of by a generic backward pass (a smaller graph; no parameter gradients).",
         |n: &mut Net, x: Tensor| -> ScriptResult<Map> {
-            if !x.0.is_variable() {
-                return Err(script_err(format!(
-                    "forward_with_grad: {} is not a variable; make a leaf with variable(x) first",
-                    crate::tensor::summary_line(&x.0)
-                )));
-            }
+            crate::autograd::require_variable("forward_with_grad", &x.0)?;
             let (out, g) = n.forward_with_input_grad(&x.0).ctx("forward_with_grad")?;
             let mut m = Map::new();
             m.insert("out".into(), Dynamic::from(Tensor(out)));
