@@ -100,6 +100,8 @@ fn main() {
     ganscript::autograd::ensure_double_backprop().unwrap();
     ganscript::memory::keep_freed_memory();
     // `cargo bench --bench conv -- D2` runs the cases whose name contains "D2".
+    // `--ours` skips candle's kernels (for profiling ours alone).
+    let ours_only = std::env::args().any(|a| a == "--ours");
     let only: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with("--"))
@@ -129,8 +131,21 @@ fn main() {
                 x.conv2d(w, *p, *s, 1, 1).unwrap()
             }
         };
+        if std::env::args().any(|a| a == "--fwd-loop") {
+            // Forward passes only, for a profiler.
+            let t = Instant::now();
+            for _ in 0..50 {
+                drop(ours(x, w));
+            }
+            println!(
+                "{name}: {:.2} ms per forward",
+                t.elapsed().as_secs_f64() * 20.0
+            );
+            continue;
+        }
         let f1 = time(|| drop(ours(x, w)));
-        let f2 = time(|| drop(theirs(x, w)));
+        let skip = |t: f64, f: &dyn Fn()| if ours_only { t } else { time(f) };
+        let f2 = skip(f64::NAN, &|| drop(theirs(x, w)));
         let b1 = time(|| {
             drop(
                 ours(x, w)
@@ -142,7 +157,7 @@ fn main() {
                     .unwrap(),
             )
         });
-        let b2 = time(|| {
+        let b2 = skip(f64::NAN, &|| {
             drop(
                 theirs(x, w)
                     .sqr()

@@ -201,3 +201,50 @@ fn a_bias_of_the_wrong_size_is_a_clear_error() {
     let err = conv::conv2d_biased(&x, &w, Some(&b), 1, 1).unwrap_err();
     assert!(err.to_string().contains("channel"), "{err}");
 }
+
+/// The 3×3 "same" convolutions with at least 8 channels each way run by Winograd's F(2×2, 3×3)
+/// where the image's sides are even: square, oblong and single-tile images, the transposed
+/// convolution (its stride-1 form is such a convolution) and the biased op, to second order
+/// against candle; an odd side takes the column route.
+#[test]
+fn winograd_convolutions_match_candle() {
+    for &(c, o, h, w) in &[(8, 9, 6, 6), (9, 8, 4, 8), (8, 8, 2, 2), (8, 8, 7, 6)] {
+        for n in BATCHES {
+            compare(
+                &[n, c, h, w],
+                &[o, c, 3, 3],
+                |x, w| conv::conv2d(x, w, 1, 1),
+                |x, w| x.conv2d(w, 1, 1, 1, 1),
+                &format!("winograd conv2d n{n} c{c} o{o} {h}×{w}"),
+            );
+            compare(
+                &[n, c, h, w],
+                &[c, o, 3, 3],
+                |x, w| conv::conv_transpose2d(x, w, 1, 1, 0),
+                |x, w| x.conv_transpose2d(w, 1, 0, 1, 1),
+                &format!("winograd conv_transpose2d n{n} c{c} o{o} {h}×{w}"),
+            );
+        }
+    }
+    compare_biased(
+        [&[3, 8, 6, 6], &[10, 8, 3, 3], &[10]],
+        |x, w, b| conv::conv2d_biased(x, w, Some(b), 1, 1),
+        |x, w, b| broadcast_bias(x.conv2d(w, 1, 1, 1, 1)?, b),
+        "winograd biased conv2d",
+    );
+}
+
+/// In f32 (the lens's type) Winograd's transforms keep the convolution within f32 rounding of
+/// the exact sum: the lens layer's shape against candle's f64 convolution.
+#[test]
+fn winograd_in_f32_is_within_rounding() {
+    let x = rand(&[2, 32, 32, 32], 5);
+    let w = (rand(&[32, 32, 3, 3], 6) * 0.1).unwrap();
+    let exact = x.conv2d(&w, 1, 1, 1, 1).unwrap();
+    let f32 = |t: &Tensor| t.to_dtype(DType::F32).unwrap();
+    let ours = conv::conv2d(&f32(&x), &f32(&w), 1, 1).unwrap();
+    let max_abs = |t: &Tensor| t.abs()?.max_all()?.to_scalar::<f64>();
+    let diff = (ours.to_dtype(DType::F64).unwrap() - &exact).unwrap();
+    let (worst, scale) = (max_abs(&diff).unwrap(), max_abs(&exact).unwrap());
+    assert!(worst <= 1e-5 * scale, "worst error {worst} of {scale}");
+}
