@@ -6,7 +6,7 @@ use candle_core::{DType, Device, Tensor, Var};
 use ganscript::tensor::batch_norm::batch_norm_train;
 
 mod common;
-use common::{gradients_to_second_order, values};
+use common::{gradients_to_second_order, values, SECOND_ORDER_NAMES};
 
 const EPS: f64 = 1e-5;
 
@@ -51,10 +51,7 @@ fn compare(shape: &[usize], mean: f64, dtype: DType, tol: f64) {
     let fused = |x: &Tensor, w: &Tensor, b: &Tensor| Ok(batch_norm_train(x, w, b, EPS)?.0);
     let ours = gradients_to_second_order(&fused, loss, vs);
     let theirs = gradients_to_second_order(&reference, loss, vs);
-    let names = [
-        "value", "dL/dx", "dL/dw", "dL/db", "dP/dx", "dP/dw", "dP/db",
-    ];
-    for ((a, b), name) in ours.iter().zip(&theirs).zip(names) {
+    for ((a, b), name) in ours.iter().zip(&theirs).zip(SECOND_ORDER_NAMES) {
         assert_eq!(a.dims(), b.dims(), "{name}: shapes");
         let (a, b) = (values(a), values(b));
         let scale = b.iter().fold(1f64, |m, v| m.max(v.abs()));

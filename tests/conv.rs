@@ -4,7 +4,7 @@ use candle_core::{DType, Device, Tensor, Var};
 use ganscript::tensor::conv;
 
 mod common;
-use common::gradients_to_second_order;
+use common::{gradients_to_second_order, SECOND_ORDER_NAMES};
 
 fn rand(shape: &[usize], seed: u64) -> Tensor {
     ganscript::rng::seed(seed);
@@ -150,10 +150,7 @@ fn compare_biased(
     let loss = |y: &Tensor| y.sqr()?.sum_all();
     let ours = gradients_to_second_order(&fast, loss, vs);
     let theirs = gradients_to_second_order(&native, loss, vs);
-    let names = [
-        "value", "dL/dx", "dL/dw", "dL/db", "dP/dx", "dP/dw", "dP/db",
-    ];
-    for ((a, b), name) in ours.iter().zip(&theirs).zip(names) {
+    for ((a, b), name) in ours.iter().zip(&theirs).zip(SECOND_ORDER_NAMES) {
         close(a, b, &format!("{what} {name}"));
     }
 }

@@ -6,7 +6,7 @@ use candle_core::{DType, Device, Tensor, Var};
 use ganscript::tensor::matmul::{linear, linear_leaky_relu, mm};
 
 mod common;
-use common::gradients_to_second_order;
+use common::{gradients_to_second_order, SECOND_ORDER_NAMES};
 
 fn var(shape: &[usize], seed: u64) -> Var {
     ganscript::rng::seed(seed);
@@ -96,10 +96,7 @@ fn linear_matches_a_product_plus_a_bias() {
             loss,
             [&x, &w, &b],
         );
-        let names = [
-            "value", "dL/dx", "dL/dw", "dL/db", "dP/dx", "dP/dw", "dP/db",
-        ];
-        for ((a, c), name) in ours.iter().zip(&theirs).zip(names) {
+        for ((a, c), name) in ours.iter().zip(&theirs).zip(SECOND_ORDER_NAMES) {
             close(a, c, &format!("linear {n}×{i}→{o} {name}"));
         }
     }
@@ -127,10 +124,7 @@ fn linear_with_its_leaky_relu_matches_the_composition() {
                 loss,
                 [&x, &w, &b],
             );
-            let names = [
-                "value", "dL/dx", "dL/dw", "dL/db", "dP/dx", "dP/dw", "dP/db",
-            ];
-            for ((a, c), name) in ours.iter().zip(&theirs).zip(names) {
+            for ((a, c), name) in ours.iter().zip(&theirs).zip(SECOND_ORDER_NAMES) {
                 close(a, c, &format!("linear+leaky {slope} {n}×{i}→{o} {name}"));
             }
         }

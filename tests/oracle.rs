@@ -11,8 +11,20 @@ const REL: f64 = 1e-6;
 const ABS: f64 = 1e-9;
 
 /// The penalty an oracle key names (`r1`, `r2`, `roth_js`, `gp_<norm>_<kind>_<at>`), with D a
-/// function or a native net; shared by both discriminator scripts.
+/// function or a native net, and a case's penalties (value and `grads_of(p)`) and interpolate
+/// gradient norms as `#{penalties, norms}`; shared by both discriminator scripts.
 const PENALTY_FN: &str = r#"
+fn penalties_and_norms(c, D, real, fake, u, grads_of) {
+    let out = #{ penalties: #{}, norms: #{} };
+    for k in (c.penalties ?? #{}).keys() {
+        let p = penalty(k, D, real, fake, u);
+        out.penalties[k] = #{ value: p.item(), grads: grads_of.call(p) };
+    }
+    for k in (c.interp_grad_norms ?? #{}).keys() {
+        out.norms[k] = grad_norms(D, interpolate_batch(real, fake, u), k).to_array();
+    }
+    out
+}
 fn penalty(k, D, real, fake, u) {
     if k == "r1" { r1(D, real) }
     else if k == "r2" { r2(D, fake) }
@@ -56,25 +68,20 @@ let out = #{
     d_real: dr.flatten().to_array(),
     d_fake: df.flatten().to_array(),
     interp: interpolate_batch(real, fake, u).flatten().to_array(),
-    losses: #{}, penalties: #{}, norms: #{}
+    losses: #{}
 };
 for k in (c.losses ?? #{}).keys() {
     // every loss key is the name of a registered function (dr, df) -> scalar
     let l = call(Fn(k), dr, df);
     out.losses[k] = #{ value: l.item(), grads: grads_map(l, P) };
 }
-for k in (c.penalties ?? #{}).keys() {
-    let p = penalty(k, D, real, fake, u);
-    out.penalties[k] = #{ value: p.item(), grads: grads_map(p, P) };
-}
-for k in (c.interp_grad_norms ?? #{}).keys() {
-    out.norms[k] = grad_norms(D, interpolate_batch(real, fake, u), k).to_array();
-}
+out += penalties_and_norms(c, D, real, fake, u, |p| grads_map(p, P));
 out
 "#;
 
-#[test]
-fn discriminator_losses_and_penalties_match_the_oracle() {
+/// Runs `f(name, case)` on every discriminator case of every oracle file (`name` naming the file,
+/// index and case, then `label`), and fails if there was none.
+fn each_discriminator_case(label: &str, mut f: impl FnMut(&str, &Value)) {
     let mut n_cases = 0;
     for (file, oracle) in oracle_files() {
         let Some(cases) = oracle["discriminators"].as_array() else {
@@ -82,34 +89,41 @@ fn discriminator_losses_and_penalties_match_the_oracle() {
         };
         for (i, case) in cases.iter().enumerate() {
             n_cases += 1;
-            let name = format!(
-                "{file}: discriminators[{i}] {}",
-                case["name"].as_str().unwrap_or("?")
+            let case_name = case["name"].as_str().unwrap_or("?");
+            f(
+                &format!("{file}: discriminators[{i}] {case_name}{label}"),
+                case,
             );
-            let got = run_json(
-                &format!("{PENALTY_FN}{DISC_SCRIPT}"),
-                &[("c", case.clone())],
-            );
-            let mut ck = Checker::new(REL, ABS);
-            for key in ["d_real", "d_fake", "interp"] {
-                if !case[key].is_null() {
-                    ck.vec(
-                        &format!("{name} {key}"),
-                        &flat(&got[key]),
-                        &flat(&case[key]),
-                    );
-                }
-            }
-            if let Some(entries) = case["losses"].as_object() {
-                for (k, want) in entries {
-                    ck.value_and_grads(&format!("{name} losses.{k}"), &got["losses"][k], want);
-                }
-            }
-            check_penalties_and_norms(&mut ck, &name, &got, case);
-            ck.finish(&name);
         }
     }
     assert!(n_cases > 0, "no discriminator case in the oracle files");
+}
+
+#[test]
+fn discriminator_losses_and_penalties_match_the_oracle() {
+    each_discriminator_case("", |name, case| {
+        let got = run_json(
+            &format!("{PENALTY_FN}{DISC_SCRIPT}"),
+            &[("c", case.clone())],
+        );
+        let mut ck = Checker::new(REL, ABS);
+        for key in ["d_real", "d_fake", "interp"] {
+            if !case[key].is_null() {
+                ck.vec(
+                    &format!("{name} {key}"),
+                    &flat(&got[key]),
+                    &flat(&case[key]),
+                );
+            }
+        }
+        if let Some(entries) = case["losses"].as_object() {
+            for (k, want) in entries {
+                ck.value_and_grads(&format!("{name} losses.{k}"), &got["losses"][k], want);
+            }
+        }
+        check_penalties_and_norms(&mut ck, name, &got, case);
+        ck.finish(name);
+    });
 }
 
 /// The penalties again with D a native net (`sequential` of `linear` / `conv2d` layers) holding
@@ -173,43 +187,25 @@ fn native_grads(l, NP, names) {
     for i in 0..ks.len() { m[names[ks[i]]] = gs[i].flatten().to_array(); }
     m
 }
-let out = #{ d_real: D.forward(real).flatten().to_array(), penalties: #{}, norms: #{} };
-for k in (c.penalties ?? #{}).keys() {
-    let p = penalty(k, D, real, fake, u);
-    out.penalties[k] = #{ value: p.item(), grads: native_grads(p, NP, names) };
-}
-for k in (c.interp_grad_norms ?? #{}).keys() {
-    out.norms[k] = grad_norms(D, interpolate_batch(real, fake, u), k).to_array();
-}
+let out = #{ d_real: D.forward(real).flatten().to_array() };
+out += penalties_and_norms(c, D, real, fake, u, |p| native_grads(p, NP, names));
 out
 "#;
 
 #[test]
 fn penalties_on_a_native_net_match_the_oracle() {
-    let mut n_cases = 0;
-    for (file, oracle) in oracle_files() {
-        let Some(cases) = oracle["discriminators"].as_array() else {
-            continue;
-        };
-        for (i, case) in cases.iter().enumerate() {
-            n_cases += 1;
-            let name = format!(
-                "{file}: discriminators[{i}] {} (native net)",
-                case["name"].as_str().unwrap_or("?")
-            );
-            let script = format!("{PENALTY_FN}{NATIVE_DISC_SCRIPT}");
-            let got = run_json(&script, &[("c", case.clone())]);
-            let mut ck = Checker::new(REL, ABS);
-            ck.vec(
-                &format!("{name} d_real"),
-                &flat(&got["d_real"]),
-                &flat(&case["d_real"]),
-            );
-            check_penalties_and_norms(&mut ck, &name, &got, case);
-            ck.finish(&name);
-        }
-    }
-    assert!(n_cases > 0, "no discriminator case in the oracle files");
+    each_discriminator_case(" (native net)", |name, case| {
+        let script = format!("{PENALTY_FN}{NATIVE_DISC_SCRIPT}");
+        let got = run_json(&script, &[("c", case.clone())]);
+        let mut ck = Checker::new(REL, ABS);
+        ck.vec(
+            &format!("{name} d_real"),
+            &flat(&got["d_real"]),
+            &flat(&case["d_real"]),
+        );
+        check_penalties_and_norms(&mut ck, name, &got, case);
+        ck.finish(name);
+    });
 }
 
 const ENERGY_SCRIPT: &str = r#"

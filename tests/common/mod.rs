@@ -291,6 +291,11 @@ pub fn values(t: &candle_core::Tensor) -> Vec<f64> {
         .unwrap()
 }
 
+/// What [`gradients_to_second_order`] returns, in order, for variables (x, w, b).
+pub const SECOND_ORDER_NAMES: [&str; 7] = [
+    "value", "dL/dx", "dL/dw", "dL/db", "dP/dx", "dP/dw", "dP/db",
+];
+
 /// For three variables: the value `y = f(x₁, x₂, x₃)`, the gradients of `L = loss(y)` in each,
 /// and the gradients in each of `P = Σᵢ ‖∂L/∂xᵢ‖²` (second order), in that order.
 pub fn gradients_to_second_order(
