@@ -711,7 +711,7 @@ impl Net {
         let p = |v: &Var| entering(v, frozen);
         let label = || self.label(name);
         let wt = &p(w);
-        check_linear(x, wt, &label)?;
+        check_input(x, 2, wt.dims()[1], &label)?;
         let y = crate::tensor::matmul::linear_leaky_relu(x, wt, &p(b), slope)?;
         if let Some(t) = tape {
             t.push(Saved::LinearAct {
@@ -777,7 +777,7 @@ impl Net {
             }
             Layer::Linear { w, b } => {
                 let wt = &p(w);
-                check_linear(x, wt, &label)?;
+                check_input(x, 2, wt.dims()[1], &label)?;
                 crate::tensor::matmul::linear(x, wt, b.as_ref().map(p).as_ref())?
             }
             Layer::Conv2d {
@@ -787,7 +787,7 @@ impl Net {
                 padding,
             } => {
                 let wt = &p(w);
-                check_conv(x, wt.dims()[1], &label)?;
+                check_input(x, 4, wt.dims()[1], &label)?;
                 let k = wt.dims()[2];
                 let (h, wd) = (x.dims()[2] + 2 * padding, x.dims()[3] + 2 * padding);
                 if h < k || wd < k {
@@ -808,7 +808,7 @@ impl Net {
                 out_padding,
             } => {
                 let wt = &p(w);
-                check_conv(x, wt.dims()[0], &label)?;
+                check_input(x, 4, wt.dims()[0], &label)?;
                 let k = wt.dims()[2];
                 let full = (x.dims()[2] - 1) * stride + k + out_padding;
                 if full <= 2 * padding {
@@ -1144,23 +1144,22 @@ fn entering(v: &Var, frozen: bool) -> CT {
     }
 }
 
-/// A linear layer's input must be [N, in].
-fn check_linear(x: &CT, w: &CT, label: &dyn Fn() -> String) -> candle_core::Result<()> {
-    let inp = w.dims()[1];
-    if x.rank() != 2 || x.dims()[1] != inp {
+/// A layer's input must be [N, channels] (rank 2, a linear layer) or [N, channels, H, W]
+/// (rank 4, a convolution).
+fn check_input(
+    x: &CT,
+    rank: usize,
+    channels: usize,
+    label: &dyn Fn() -> String,
+) -> candle_core::Result<()> {
+    if x.rank() != rank || x.dims()[1] != channels {
+        let want = if rank == 2 {
+            format!("[N, {channels}]")
+        } else {
+            format!("[N, {channels}, H, W]")
+        };
         return Err(msg(format!(
-            "{}: expected input [N, {inp}], got {:?}",
-            label(),
-            x.dims()
-        )));
-    }
-    Ok(())
-}
-
-fn check_conv(x: &CT, c: usize, label: &dyn Fn() -> String) -> candle_core::Result<()> {
-    if x.rank() != 4 || x.dims()[1] != c {
-        return Err(msg(format!(
-            "{}: expected input [N, {c}, H, W], got {:?}",
+            "{}: expected input {want}, got {:?}",
             label(),
             x.dims()
         )));

@@ -82,9 +82,14 @@ impl Geometry {
     /// Samples per chunk: enough for [`CHUNK_COLUMNS`] columns, but no fewer chunks than
     /// threads where the batch allows.
     fn chunk(&self) -> usize {
+        self.samples_per_chunk(self.positions(), CHUNK_COLUMNS)
+    }
+    /// Samples per chunk for `want` columns of `per_sample` each, but no fewer chunks than
+    /// threads where the batch allows.
+    fn samples_per_chunk(&self, per_sample: usize, want: usize) -> usize {
         let threads = threads::count();
-        let want = CHUNK_COLUMNS.div_ceil(self.positions().max(1));
-        want.clamp(1, self.n.div_ceil(threads).max(1))
+        want.div_ceil(per_sample.max(1))
+            .clamp(1, self.n.div_ceil(threads).max(1))
     }
     /// Whether the transposed convolution and the weight gradient gather their columns from a
     /// channels-last copy ([`channels_last`]) rather than from the image as it lies

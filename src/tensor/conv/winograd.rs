@@ -225,7 +225,7 @@ pub(super) fn forward<T: Float>(g: &Geometry, x: &[T], w: &[T]) -> Vec<T> {
     if y.is_empty() {
         return y;
     }
-    let bg = chunk(g);
+    let bg = g.samples_per_chunk(plane / 4, CHUNK_TILES);
     let gt = gemm_threads(g.n.div_ceil(bg));
     let avx512 = has_avx512();
     threads::for_each_chunk(&mut y, bg * o * plane, |ci, yc| {
@@ -241,14 +241,6 @@ pub(super) fn forward<T: Float>(g: &Geometry, x: &[T], w: &[T]) -> Vec<T> {
         })
     });
     y
-}
-
-/// Samples per chunk: enough for [`CHUNK_TILES`] tiles, but no fewer chunks than threads where
-/// the batch allows.
-fn chunk(g: &Geometry) -> usize {
-    CHUNK_TILES
-        .div_ceil(g.plane() / 4)
-        .clamp(1, g.n.div_ceil(threads::count()).max(1))
 }
 
 /// One chunk of [`forward`]: `nb` images `x` into their outputs `y`, from the transformed
@@ -302,9 +294,14 @@ unsafe fn forward_chunk_avx512<T: Float>(
     forward_chunk(g, u, x, y, s, gt)
 }
 
+/// Whether this CPU has AVX-512F (as [`super::transpose::has_avx`] for AVX).
 fn has_avx512() -> bool {
     #[cfg(target_arch = "x86_64")]
-    return std::arch::is_x86_feature_detected!("avx512f");
-    #[allow(unreachable_code)]
-    false
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
 }
