@@ -188,6 +188,39 @@ fn convolutions_with_their_bias_match_candle() {
     }
 }
 
+/// candle's leaky ReLU of slope `s`, composed: `relu(y) − s·relu(−y)`.
+fn leaky(y: Tensor, s: f64) -> candle_core::Result<Tensor> {
+    y.relu()? - (y.neg()?.relu()? * s)?
+}
+
+/// A convolution, its bias and a leaky ReLU (or ReLU) after it as one op, against candle's
+/// convolution, broadcast bias and composed activation, to second order: column and Winograd
+/// convolutions, and transposed ones (strided and stride 1).
+#[test]
+fn convolutions_with_their_bias_and_activation_match_candle() {
+    for slope in [0.0, 0.2] {
+        for &(c, h, o, k, s, p) in &[(3, 8, 4, 4, 2, 1), (8, 6, 9, 3, 1, 1)] {
+            compare_biased(
+                [&[5, c, h, h], &[o, c, k, k], &[o]],
+                |x, w, b| conv::conv2d_act(x, w, Some(b), s, p, Some(slope)),
+                |x, w, b| leaky(broadcast_bias(x.conv2d(w, p, s, 1, 1)?, b)?, slope),
+                &format!("conv2d + leaky relu {slope} c{c} h{h} o{o} k{k} s{s}"),
+            );
+        }
+        for &(c, h, o, k, s, p) in &[(4, 5, 3, 4, 2, 1), (8, 4, 8, 3, 1, 1)] {
+            compare_biased(
+                [&[5, c, h, h], &[c, o, k, k], &[o]],
+                |x, w, b| conv::conv_transpose2d_act(x, w, Some(b), s, p, 0, Some(slope)),
+                |x, w, b| {
+                    let y = x.conv_transpose2d(w, p, 0, s, 1)?;
+                    leaky(broadcast_bias(y, b)?, slope)
+                },
+                &format!("conv_transpose2d + leaky relu {slope} c{c} h{h} o{o} k{k} s{s}"),
+            );
+        }
+    }
+}
+
 #[test]
 fn a_bias_of_the_wrong_size_is_a_clear_error() {
     let (x, w, b) = (

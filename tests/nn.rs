@@ -188,8 +188,20 @@ fn input_gradient_by_layers_matches_candles_backward_pass() {
     };
     let eval_d = conv_d();
     eval_d.set_training(false);
+    // Each biased layer with the activation after it (run as one op).
+    let fused = Net::sequential(vec![
+        Net::conv2d(2, 4, 3, 2, 1, true).unwrap(),
+        Net::act(Act::LeakyRelu(0.2)),
+        Net::conv_transpose2d(4, 3, 4, 2, 1, 0, true).unwrap(),
+        Net::act(Act::Relu),
+        Net::flatten(),
+        Net::linear(192, 5, true).unwrap(),
+        Net::act(Act::LeakyRelu(0.1)),
+        Net::linear(5, 1, true).unwrap(),
+    ]);
     let nets = [
         ("conv, train mode", conv_d(), vec![3, 2, 8, 8]),
+        ("fused activations", fused, vec![3, 2, 8, 8]),
         ("conv, eval mode", eval_d, vec![3, 2, 8, 8]),
         (
             "dcgan_g",

@@ -33,8 +33,9 @@ pub(super) enum Saved {
         /// A training-mode batch norm's statistics.
         bn: Option<BnSaved>,
     },
-    /// A linear layer and the leaky ReLU after it, run as one op: its weight and output.
-    LinearAct { w: CT, y: CT, slope: f64 },
+    /// A linear layer or convolution and the leaky ReLU after it, run as one op: the layer,
+    /// its input and the activation's output.
+    LayerAct { net: Net, x: CT, y: CT, slope: f64 },
     /// A residual block's body starts (its input is also added to its output).
     ResidualStart,
     /// A residual block's body ends.
@@ -82,8 +83,9 @@ impl Net {
                 Saved::Layer { net, x, y, bn } => {
                     g = net.layer_input_grad(x, y, &g, bn.as_ref())?
                 }
-                Saved::LinearAct { w, y, slope } => {
-                    g = mm(&leaky_relu_grad(y, &g, *slope)?, false, w, false)?;
+                Saved::LayerAct { net, x, y, slope } => {
+                    let pre = leaky_relu_grad(y, &g, *slope)?;
+                    g = net.layer_input_grad(x, y, &pre, None)?
                 }
             }
         }

@@ -683,9 +683,13 @@ impl Net {
     }
 
     /// The slope of the leaky ReLU (0: ReLU) that `next` applies after this layer, where the
-    /// two can run as one op: this is a linear layer with a bias, the slope in [0, 1].
+    /// two can run as one op: this is a linear layer or (transposed) convolution with a bias,
+    /// the slope in [0, 1].
     fn fused_slope(&self, next: Option<&Net>) -> Option<f64> {
-        let Layer::Linear { b: Some(_), .. } = &self.0.layer else {
+        let (Layer::Linear { b: Some(_), .. }
+        | Layer::Conv2d { b: Some(_), .. }
+        | Layer::ConvTranspose2d { b: Some(_), .. }) = &self.0.layer
+        else {
             return None;
         };
         match &next?.0.layer {
@@ -695,9 +699,9 @@ impl Net {
         }
     }
 
-    /// This linear layer and a leaky ReLU of `slope` after it, as one op (see
+    /// This layer and a leaky ReLU of `slope` after it, as one op (see
     /// [`Net::fused_slope`]); the same values as the two layers.
-    fn forward_linear_act(
+    fn forward_with_act(
         &self,
         x: &CT,
         slope: f64,
@@ -705,22 +709,101 @@ impl Net {
         name: &str,
         tape: &mut Option<Vec<Saved>>,
     ) -> candle_core::Result<CT> {
-        let Layer::Linear { w, b: Some(b) } = &self.0.layer else {
-            return Err(msg("forward_linear_act: not a linear layer with a bias"));
-        };
-        let p = |v: &Var| entering(v, frozen);
-        let label = || self.label(name);
-        let wt = &p(w);
-        check_input(x, 2, wt.dims()[1], &label)?;
-        let y = crate::tensor::matmul::linear_leaky_relu(x, wt, &p(b), slope)?;
+        let y = self.forward_affine(x, frozen, &|| self.label(name), Some(slope))?;
         if let Some(t) = tape {
-            t.push(Saved::LinearAct {
-                w: wt.clone(),
+            t.push(Saved::LayerAct {
+                net: self.clone(),
+                x: x.clone(),
                 y: y.clone(),
                 slope,
             });
         }
         Ok(y)
+    }
+
+    /// A linear layer or a (transposed) convolution, with the leaky ReLU of `act` after it in
+    /// the same op where there is one; errors name the layer by `label`.
+    fn forward_affine(
+        &self,
+        x: &CT,
+        frozen: bool,
+        label: &dyn Fn() -> String,
+        act: Option<f64>,
+    ) -> candle_core::Result<CT> {
+        let p = |v: &Var| entering(v, frozen);
+        Ok(match &self.0.layer {
+            Layer::Linear { w, b } => {
+                let wt = &p(w);
+                check_input(x, 2, wt.dims()[1], label)?;
+                match (act, b) {
+                    (Some(s), Some(b)) => {
+                        crate::tensor::matmul::linear_leaky_relu(x, wt, &p(b), s)?
+                    }
+                    _ => {
+                        let y = crate::tensor::matmul::linear(x, wt, b.as_ref().map(p).as_ref())?;
+                        match act {
+                            Some(s) => crate::tensor::leaky_relu(&y, s)?,
+                            None => y,
+                        }
+                    }
+                }
+            }
+            Layer::Conv2d {
+                w,
+                b,
+                stride,
+                padding,
+            } => {
+                let wt = &p(w);
+                check_input(x, 4, wt.dims()[1], label)?;
+                let k = wt.dims()[2];
+                let (h, wd) = (x.dims()[2] + 2 * padding, x.dims()[3] + 2 * padding);
+                if h < k || wd < k {
+                    return Err(msg(format!(
+                        "{}: input {:?} (padded {h}×{wd}) is smaller than the kernel {k}×{k}",
+                        label(),
+                        x.dims()
+                    )));
+                }
+                let b = b.as_ref().map(p);
+                crate::tensor::conv::conv2d_act(x, wt, b.as_ref(), *stride, *padding, act)?
+            }
+            Layer::ConvTranspose2d {
+                w,
+                b,
+                stride,
+                padding,
+                out_padding,
+            } => {
+                let wt = &p(w);
+                check_input(x, 4, wt.dims()[0], label)?;
+                let k = wt.dims()[2];
+                let full = (x.dims()[2] - 1) * stride + k + out_padding;
+                if full <= 2 * padding {
+                    return Err(msg(format!(
+                        "{}: input {:?} gives an empty output",
+                        label(),
+                        x.dims()
+                    )));
+                }
+                let b = b.as_ref().map(p);
+                crate::tensor::conv::conv_transpose2d_act(
+                    x,
+                    wt,
+                    b.as_ref(),
+                    *stride,
+                    *padding,
+                    *out_padding,
+                    act,
+                )?
+            }
+            _ => {
+                return Err(msg(format!(
+                    "{}: not a linear or convolution layer",
+                    label()
+                )))
+            }
+        })
     }
 
     fn forward_impl(
@@ -746,7 +829,7 @@ impl Net {
                     // tracing, which lists each layer).
                     match n.fused_slope(items.get(i + 1)).filter(|_| trace.is_none()) {
                         Some(slope) => {
-                            h = n.forward_linear_act(&h, slope, frozen, &name, tape)?;
+                            h = n.forward_with_act(&h, slope, frozen, &name, tape)?;
                             i += 2;
                         }
                         None => {
@@ -775,58 +858,8 @@ impl Net {
                 }
                 (x + h)?
             }
-            Layer::Linear { w, b } => {
-                let wt = &p(w);
-                check_input(x, 2, wt.dims()[1], &label)?;
-                crate::tensor::matmul::linear(x, wt, b.as_ref().map(p).as_ref())?
-            }
-            Layer::Conv2d {
-                w,
-                b,
-                stride,
-                padding,
-            } => {
-                let wt = &p(w);
-                check_input(x, 4, wt.dims()[1], &label)?;
-                let k = wt.dims()[2];
-                let (h, wd) = (x.dims()[2] + 2 * padding, x.dims()[3] + 2 * padding);
-                if h < k || wd < k {
-                    return Err(msg(format!(
-                        "{}: input {:?} (padded {h}×{wd}) is smaller than the kernel {k}×{k}",
-                        label(),
-                        x.dims()
-                    )));
-                }
-                let b = b.as_ref().map(p);
-                crate::tensor::conv::conv2d_biased(x, wt, b.as_ref(), *stride, *padding)?
-            }
-            Layer::ConvTranspose2d {
-                w,
-                b,
-                stride,
-                padding,
-                out_padding,
-            } => {
-                let wt = &p(w);
-                check_input(x, 4, wt.dims()[0], &label)?;
-                let k = wt.dims()[2];
-                let full = (x.dims()[2] - 1) * stride + k + out_padding;
-                if full <= 2 * padding {
-                    return Err(msg(format!(
-                        "{}: input {:?} gives an empty output",
-                        label(),
-                        x.dims()
-                    )));
-                }
-                let b = b.as_ref().map(p);
-                crate::tensor::conv::conv_transpose2d_biased(
-                    x,
-                    wt,
-                    b.as_ref(),
-                    *stride,
-                    *padding,
-                    *out_padding,
-                )?
+            Layer::Linear { .. } | Layer::Conv2d { .. } | Layer::ConvTranspose2d { .. } => {
+                self.forward_affine(x, frozen, &label, None)?
             }
             Layer::BatchNorm { w, b, mean, var } => {
                 let c = w.as_tensor().dims()[0];

@@ -526,34 +526,49 @@ fn grads(
     ))
 }
 
-/// A convolution or transposed convolution with its bias added (`kind(a, w) + bias[c]`), as
-/// one op: the bias is added to the output in place, where a separate bias op is another
-/// node of the graph (a new output forward; backward, candle's zeroed gradient accumulator and
-/// add). Its gradient in the bias is the output gradient's channel sum. Only for `Conv` and
-/// `ConvT`, whose results are images [N, C, H, W].
-struct Biased(Kind, Geometry);
+/// A convolution or transposed convolution with its bias added (`kind(a, w) + bias[c]`), and
+/// optionally a leaky ReLU of slope `s` ∈ [0, 1] after it (0: ReLU), as one op: the bias and
+/// the activation are applied to the output in place, where separate ops are more nodes of
+/// the graph (each a new output forward; backward, candle's zeroed gradient accumulator and
+/// add). Its gradient: the output gradient masked by the activation,
+/// `d' = leaky_relu_grad(y, d, s)` (the output `y` is positive where the pre-activation is,
+/// for `s` ≥ 0), then the convolution's gradients of `d'` and, in the bias, its channel sum.
+/// Only for `Conv` and `ConvT`, whose results are images [N, C, H, W].
+struct Biased {
+    kind: Kind,
+    g: Geometry,
+    slope: Option<f64>,
+}
 
 impl Biased {
     /// Channels and plane size of the output.
     fn output(&self) -> (usize, usize) {
-        let shape = self.0.result_shape(&self.1);
+        let shape = self.kind.result_shape(&self.g);
         let d = shape.dims();
         (d[1], d[2] * d[3])
     }
 }
 
-/// `y[n, c, ·] += bias[c]` for `y` [N, C, plane].
-fn add_bias_in_place<T: Float>(y: &mut [T], bias: &[T], plane: usize) {
+/// `y[n, c, ·] += bias[c]` for `y` [N, C, plane], then the leaky ReLU of `slope` if any.
+fn add_bias_in_place<T: Float>(y: &mut [T], bias: &[T], plane: usize, slope: Option<f64>) {
     let sample = bias.len() * plane;
     if sample == 0 {
         return;
     }
     assert_eq!(y.len() % sample, 0, "bias add: output and bias do not fit");
+    let k = T::from_f64(slope.unwrap_or(1.0));
     threads::for_each_chunk(y, sample, |_, ys| {
         super::fused::vectorized(|| {
             for (row, &v) in ys.chunks_mut(plane).zip(bias) {
-                for e in row {
-                    *e += v;
+                if slope.is_some() {
+                    for e in row {
+                        let a = *e + v;
+                        *e = if a > T::zero() { a } else { a * k };
+                    }
+                } else {
+                    for e in row {
+                        *e += v;
+                    }
                 }
             }
         })
@@ -562,7 +577,13 @@ fn add_bias_in_place<T: Float>(y: &mut [T], bias: &[T], plane: usize) {
 
 impl CustomOp3 for Biased {
     fn name(&self) -> &'static str {
-        self.0.name()
+        match self.slope {
+            None => self.kind.name(),
+            Some(_) => match self.kind {
+                Kind::ConvT => "conv_transpose2d_leaky_relu",
+                _ => "conv2d_leaky_relu",
+            },
+        }
     }
     fn cpu_fwd(
         &self,
@@ -573,11 +594,11 @@ impl CustomOp3 for Biased {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (kind, g) = (self.0, &self.1);
+        let (kind, g) = (self.kind, &self.g);
         let (_, plane) = self.output();
         let out = with_cpu!(kind.name(), s1, l1 => a, s2, l2 => w, s3, l3 => bias; {
             let mut y = run(kind, g, a, w);
-            add_bias_in_place(&mut y, bias, plane);
+            add_bias_in_place(&mut y, bias, plane, self.slope);
             y
         });
         Ok((out, kind.result_shape(g)))
@@ -587,10 +608,18 @@ impl CustomOp3 for Biased {
         a: &Tensor,
         w: &Tensor,
         bias: &Tensor,
-        _res: &Tensor,
+        res: &Tensor,
         d: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let (da, dw) = grads(self.0, self.1, a, w, d)?;
+        let masked;
+        let d = match self.slope {
+            Some(s) => {
+                masked = super::fused::leaky_relu_grad(res, d, s)?;
+                &masked
+            }
+            None => d,
+        };
+        let (da, dw) = grads(self.kind, self.g, a, w, d)?;
         let db = needs_grad(bias)
             .then(|| super::fused::channel_sum(d)?.reshape(bias.shape()))
             .transpose()?;
@@ -598,22 +627,29 @@ impl CustomOp3 for Biased {
     }
 }
 
-/// `kind(a, w)`, plus a per-channel `bias` of the output where there is one.
+/// `kind(a, w)`, plus a per-channel `bias` of the output where there is one, then the leaky
+/// ReLU of `slope` where there is one (one op where there is a bias and `slope` ∈ [0, 1]).
 fn apply_biased(
     kind: Kind,
     g: Geometry,
     a: &Tensor,
     w: &Tensor,
     bias: Option<&Tensor>,
+    slope: Option<f64>,
 ) -> Result<Tensor> {
     let Some(bias) = bias else {
-        return ConvOp::apply(kind, g, a, w);
+        return with_act(ConvOp::apply(kind, g, a, w)?, slope);
     };
-    let op = Biased(kind, g);
+    let fused_slope = slope.filter(|s| (0.0..=1.0).contains(s));
+    let op = Biased {
+        kind,
+        g,
+        slope: fused_slope,
+    };
     let (c, _) = op.output();
-    if bias.elem_count() != c || !super::cpu_kernels(&[a, bias]) {
+    if bias.elem_count() != c || !super::cpu_kernels(&[a, bias]) || fused_slope != slope {
         // The bias op reports what does not fit.
-        return add_bias(ConvOp::apply(kind, g, a, w)?, Some(bias));
+        return with_act(add_bias(ConvOp::apply(kind, g, a, w)?, Some(bias))?, slope);
     }
     a.contiguous()?
         .apply_op3(&w.contiguous()?, &bias.flatten_all()?.contiguous()?, op)
@@ -632,11 +668,25 @@ pub fn conv2d_biased(
     stride: usize,
     padding: usize,
 ) -> Result<Tensor> {
+    conv2d_act(x, w, b, stride, padding, None)
+}
+
+/// [`conv2d_biased`], then a leaky ReLU of slope `slope` where there is one (0: ReLU): one op
+/// where there is a bias and the slope is in [0, 1].
+pub fn conv2d_act(
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    stride: usize,
+    padding: usize,
+    slope: Option<f64>,
+) -> Result<Tensor> {
     let g = conv_geometry(x.dims(), w, stride, padding)?;
     if !super::cpu_kernels(&[x, w]) {
-        return add_bias(x.conv2d(w, padding, stride, 1, 1)?, b);
+        let y = add_bias(x.conv2d(w, padding, stride, 1, 1)?, b)?;
+        return with_act(y, slope);
     }
-    apply_biased(Kind::Conv, g, x, w, b)
+    apply_biased(Kind::Conv, g, x, w, b, slope)
 }
 
 /// The geometry of [`conv2d`] of an input of shape `x` by `w`, or the error for shapes that do
@@ -689,6 +739,14 @@ pub fn conv2d_input_grad(
     ConvOp::apply(Kind::ConvT, g, gy, w)
 }
 
+/// The leaky ReLU of `slope` of `y` where there is one, as its own op.
+fn with_act(y: Tensor, slope: Option<f64>) -> Result<Tensor> {
+    match slope {
+        Some(s) => super::fused::leaky_relu(&y, s),
+        None => Ok(y),
+    }
+}
+
 /// `y + b[c]` where there is a bias.
 fn add_bias(y: Tensor, b: Option<&Tensor>) -> Result<Tensor> {
     match b {
@@ -717,14 +775,29 @@ pub fn conv_transpose2d_biased(
     padding: usize,
     output_padding: usize,
 ) -> Result<Tensor> {
+    conv_transpose2d_act(x, w, b, stride, padding, output_padding, None)
+}
+
+/// [`conv_transpose2d_biased`], then a leaky ReLU of slope `slope` where there is one, as
+/// [`conv2d_act`].
+pub fn conv_transpose2d_act(
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    stride: usize,
+    padding: usize,
+    output_padding: usize,
+    slope: Option<f64>,
+) -> Result<Tensor> {
     let g = conv_t_geometry(x.dims(), w, stride, padding, output_padding)?;
     if !super::cpu_kernels(&[x, w]) {
-        return add_bias(
+        let y = add_bias(
             x.conv_transpose2d(w, padding, output_padding, stride, 1)?,
             b,
-        );
+        )?;
+        return with_act(y, slope);
     }
-    apply_biased(Kind::ConvT, g, x, w, b)
+    apply_biased(Kind::ConvT, g, x, w, b, slope)
 }
 
 /// The geometry of [`conv_transpose2d`] of an input of shape `x` by `w`: that of the
