@@ -221,6 +221,29 @@ fn convolutions_with_their_bias_and_activation_match_candle() {
     }
 }
 
+/// A convolution plus its bias plus a residual input (the convolution's own input here, so
+/// the input gets both gradients) as one op, against candle's sum, to second order: Winograd
+/// and column convolutions. A skip of another shape is the sum's error.
+#[test]
+fn convolutions_with_a_residual_input_match_candle() {
+    for &(c, h, k) in &[(8, 6, 3), (3, 5, 3), (2, 4, 1)] {
+        let p = k / 2;
+        compare_biased(
+            [&[4, c, h, h], &[c, c, k, k], &[c]],
+            |x, w, b| conv::conv2d_biased_skip(x, w, b, 1, p, x),
+            |x, w, b| broadcast_bias(x.conv2d(w, p, 1, 1, 1)?, b)? + x,
+            &format!("conv2d + bias + skip c{c} h{h} k{k}"),
+        );
+    }
+    let (x, w, b) = (
+        rand(&[2, 3, 6, 6], 1),
+        rand(&[4, 3, 3, 3], 2),
+        rand(&[4], 3),
+    );
+    let err = conv::conv2d_biased_skip(&x, &w, &b, 1, 1, &x).unwrap_err();
+    assert!(err.to_string().contains("shape mismatch"), "{err}");
+}
+
 #[test]
 fn a_bias_of_the_wrong_size_is_a_clear_error() {
     let (x, w, b) = (

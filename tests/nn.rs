@@ -426,6 +426,80 @@ fn tempered_lens_is_identity_when_the_out_conv_is_zero() {
     assert!(vals(&(y - &x).unwrap()).iter().any(|v| v.abs() > 1e-6));
 }
 
+/// The lens (residual blocks ending in a biased convolution, which adds the block's input in
+/// the same op, and convolutions fused with their ReLU) against the same network composed
+/// from candle's own convolution, broadcast bias, ReLU and add: output, every gradient of
+/// Σ y², and the second-order d/dθ Σ (∂/∂x Σ y²)², with Winograd (width 8) and column
+/// convolutions.
+#[test]
+fn the_lens_matches_candles_composition_to_second_order() {
+    set_default_dtype(DType::F64);
+    ganscript::rng::seed(8);
+    let lens = arch::tempered_lens(2, 8, 2).unwrap();
+    let vars: HashMap<String, CT> = lens
+        .named_vars()
+        .into_iter()
+        .map(|(n, v)| (n, v.as_tensor().clone()))
+        .collect();
+    let conv = |x: &CT, name: &str| {
+        let b = &vars[&format!("{name}.bias")];
+        x.conv2d(&vars[&format!("{name}.weight")], 1, 1, 1, 1)
+            .unwrap()
+            .broadcast_add(&b.reshape((1, b.elem_count(), 1, 1)).unwrap())
+            .unwrap()
+    };
+    let reference = |x: &CT| {
+        let mut h = conv(x, "0").relu().unwrap();
+        for blk in [2, 3] {
+            let r = conv(&h, &format!("{blk}.0")).relu().unwrap();
+            h = (&h + conv(&r, &format!("{blk}.2"))).unwrap();
+        }
+        (x + conv(&h, "4")).unwrap()
+    };
+    let x0 = t64(
+        &ganscript::rng::normal_vec(3 * 2 * 6 * 6, 0., 1.),
+        &[3, 2, 6, 6],
+    );
+    let x = ganscript::autograd::variable(&x0).unwrap();
+    let mut names: Vec<&String> = vars.keys().collect();
+    names.sort();
+    let mut wrt = vec![x.clone()];
+    wrt.extend(names.iter().map(|n| vars[*n].clone()));
+    let all = |y: CT| {
+        let l = y.sqr().unwrap().sum_all().unwrap();
+        let g = ganscript::autograd::grads(&l, &wrt).unwrap();
+        let p = g[0].sqr().unwrap().sum_all().unwrap();
+        let second = ganscript::autograd::grads(&p, &wrt[1..]).unwrap();
+        let mut out = vec![y];
+        out.extend(g);
+        out.extend(second);
+        out
+    };
+    let ours = all(lens.forward(&x).unwrap());
+    let theirs = all(reference(&x));
+    for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
+        assert_eq!(a.dims(), b.dims(), "result {i}");
+        close(&vals(a), &vals(b), 1e-10);
+    }
+}
+
+/// A residual block whose body changes the shape is a clear error, whether the body ends in a
+/// biased convolution (otherwise fused with the block's add) or not.
+#[test]
+fn a_residual_body_that_changes_the_shape_is_a_clear_error() {
+    set_default_dtype(DType::F64);
+    let x = t64(&[0.5; 2 * 4 * 6 * 6], &[2, 4, 6, 6]);
+    for body in [
+        Net::conv2d(4, 5, 3, 1, 1, true).unwrap(),
+        Net::sequential(vec![Net::conv2d(4, 5, 3, 1, 1, true).unwrap()]),
+        Net::sequential(vec![Net::conv2d(4, 4, 3, 2, 1, true).unwrap()]),
+        Net::sequential(vec![Net::conv2d(4, 5, 3, 1, 1, false).unwrap()]),
+    ] {
+        let err = Net::residual(body).forward(&x).unwrap_err().to_string();
+        assert!(err.contains("cannot be added to its input"), "{err}");
+    }
+}
+
 #[test]
 fn notation_parser_good_and_bad() {
     set_default_dtype(DType::F32);

@@ -806,6 +806,118 @@ impl Net {
         })
     }
 
+    /// A sequence of layers applied to `x` in turn; a layer and the activation after it run
+    /// as one op where they can ([`Net::fused_slope`]; not while tracing, which lists each
+    /// layer).
+    fn forward_items(
+        items: &[Net],
+        x: &CT,
+        mode: Option<bool>,
+        frozen: bool,
+        name: &str,
+        trace: &mut Option<Vec<SummaryRow>>,
+        tape: &mut Option<Vec<Saved>>,
+    ) -> candle_core::Result<CT> {
+        let mut h = x.clone();
+        let mut i = 0;
+        while i < items.len() {
+            let (n, name) = (&items[i], Net::join(name, &i.to_string()));
+            match n.fused_slope(items.get(i + 1)).filter(|_| trace.is_none()) {
+                Some(slope) => {
+                    h = n.forward_with_act(&h, slope, frozen, &name, tape)?;
+                    i += 2;
+                }
+                None => {
+                    h = n.forward_impl(&h, mode, frozen, &name, trace, tape)?;
+                    i += 1;
+                }
+            }
+        }
+        Ok(h)
+    }
+
+    /// A residual block's body applied to `x`, and whether `x` is already added to the
+    /// result: where the body is a sequence ending in a biased convolution whose output has
+    /// `x`'s shape, that convolution adds it in the same op ([`Net::forward_conv_skip`]; not
+    /// while tracing).
+    fn forward_body(
+        &self,
+        x: &CT,
+        mode: Option<bool>,
+        frozen: bool,
+        name: &str,
+        trace: &mut Option<Vec<SummaryRow>>,
+        tape: &mut Option<Vec<Saved>>,
+    ) -> candle_core::Result<(CT, bool)> {
+        if let (Layer::Sequential(items), None) = (&self.0.layer, &trace) {
+            if let Some((last, head)) = items.split_last() {
+                if let Layer::Conv2d { b: Some(_), .. } = &last.0.layer {
+                    // A convolution is never the activation of a fused pair: `head` pairs
+                    // its layers as the whole sequence would.
+                    let r = Net::forward_items(head, x, mode, frozen, name, trace, tape)?;
+                    let name = Net::join(name, &head.len().to_string());
+                    if let Some(y) = last.forward_conv_skip(&r, x, frozen, &name, tape)? {
+                        return Ok((y, true));
+                    }
+                    let y = last.forward_impl(&r, mode, frozen, &name, trace, tape)?;
+                    return Ok((y, false));
+                }
+            }
+        }
+        let y = self.forward_impl(x, mode, frozen, name, trace, tape)?;
+        Ok((y, false))
+    }
+
+    /// This biased convolution of `x` plus `skip`, as one op, where its output has `skip`'s
+    /// shape (else `None`, and nothing is computed).
+    fn forward_conv_skip(
+        &self,
+        x: &CT,
+        skip: &CT,
+        frozen: bool,
+        name: &str,
+        tape: &mut Option<Vec<Saved>>,
+    ) -> candle_core::Result<Option<CT>> {
+        let Layer::Conv2d {
+            w,
+            b: Some(b),
+            stride,
+            padding,
+        } = &self.0.layer
+        else {
+            return Ok(None);
+        };
+        let wt = &entering(w, frozen);
+        check_input(x, 4, wt.dims()[1], &|| self.label(name))?;
+        let out =
+            |size: usize, k: usize| (size + 2 * padding).checked_sub(k).map(|d| d / stride + 1);
+        let (xd, wd) = (x.dims(), wt.dims());
+        let dims = [
+            Some(xd[0]),
+            Some(wd[0]),
+            out(xd[2], wd[2]),
+            out(xd[3], wd[3]),
+        ];
+        if *stride == 0
+            || skip.rank() != 4
+            || dims.iter().zip(skip.dims()).any(|(d, &s)| *d != Some(s))
+        {
+            return Ok(None);
+        }
+        let bt = &entering(b, frozen);
+        let y = crate::tensor::conv::conv2d_biased_skip(x, wt, bt, *stride, *padding, skip)?;
+        if let Some(t) = tape {
+            // The convolution's input-gradient rule reads only its input's shape, not `y`.
+            t.push(Saved::Layer {
+                net: self.clone(),
+                x: x.clone(),
+                y: y.clone(),
+                bn: None,
+            });
+        }
+        Ok(Some(y))
+    }
+
     fn forward_impl(
         &self,
         x: &CT,
@@ -821,42 +933,28 @@ impl Net {
         let mut bn_saved = None;
         let y = match &self.0.layer {
             Layer::Sequential(items) => {
-                let mut h = x.clone();
-                let mut i = 0;
-                while i < items.len() {
-                    let (n, name) = (&items[i], Net::join(name, &i.to_string()));
-                    // A linear layer and the leaky ReLU after it run as one op (not while
-                    // tracing, which lists each layer).
-                    match n.fused_slope(items.get(i + 1)).filter(|_| trace.is_none()) {
-                        Some(slope) => {
-                            h = n.forward_with_act(&h, slope, frozen, &name, tape)?;
-                            i += 2;
-                        }
-                        None => {
-                            h = n.forward_impl(&h, mode, frozen, &name, trace, tape)?;
-                            i += 1;
-                        }
-                    }
-                }
-                return Ok(h);
+                return Net::forward_items(items, x, mode, frozen, name, trace, tape)
             }
             Layer::Residual(body) => {
                 if let Some(t) = tape {
                     t.push(Saved::ResidualStart);
                 }
-                let h = body.forward_impl(x, mode, frozen, name, trace, tape)?;
+                let (h, added) = body.forward_body(x, mode, frozen, name, trace, tape)?;
                 if let Some(t) = tape {
                     t.push(Saved::ResidualEnd);
                 }
-                if h.dims() != x.dims() {
+                if added {
+                    h
+                } else if h.dims() != x.dims() {
                     return Err(msg(format!(
                         "{}: the body maps {:?} to {:?}, which cannot be added to its input",
                         label(),
                         x.dims(),
                         h.dims()
                     )));
+                } else {
+                    (x + h)?
                 }
-                (x + h)?
             }
             Layer::Linear { .. } | Layer::Conv2d { .. } | Layer::ConvTranspose2d { .. } => {
                 self.forward_affine(x, frozen, &label, None)?

@@ -627,6 +627,99 @@ impl CustomOp3 for Biased {
     }
 }
 
+/// A convolution with its bias and a residual input added, `conv(a, w) + bias[c] + skip`, as
+/// one op: the end of a residual block's body, whose separate add would be another node of the
+/// graph (a new output forward; backward, candle's zeroed accumulator and add for the
+/// convolution's output). The weight and bias come as one vector `wb = [w.flatten(), bias]`
+/// (candle's custom ops take at most three arguments; the concatenation is a few thousand
+/// values). Its gradients: the convolution's and the bias's of `d` (as [`Biased`]), packed
+/// the same way, and `d` itself for `skip`.
+struct WithSkip(Geometry);
+
+/// `y[n, c, i] += bias[c] + skip[n, c, i]` for `y` and `skip` [N, C, plane].
+fn add_bias_and_skip<T: Float>(y: &mut [T], bias: &[T], skip: &[T], plane: usize) {
+    let sample = bias.len() * plane;
+    assert!(
+        sample > 0 && y.len() % sample == 0 && skip.len() == y.len(),
+        "residual add: output, bias and skip do not fit"
+    );
+    threads::for_each_chunk(y, sample, |i, ys| {
+        let skip = &skip[i * sample..(i + 1) * sample];
+        super::fused::vectorized(|| {
+            for ((row, sk), &v) in ys.chunks_mut(plane).zip(skip.chunks(plane)).zip(bias) {
+                for (e, &s) in row.iter_mut().zip(sk) {
+                    *e += v + s;
+                }
+            }
+        })
+    });
+}
+
+impl CustomOp3 for WithSkip {
+    fn name(&self) -> &'static str {
+        "conv2d_residual"
+    }
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let g = &self.0;
+        let nw = g.weight_shape().elem_count();
+        let out = with_cpu!(self.name(), s1, l1 => a, s2, l2 => wb, s3, l3 => skip; {
+            let (w, bias) = wb.split_at(nw);
+            let mut y = conv_fwd(g, a, w);
+            add_bias_and_skip(&mut y, bias, skip, g.positions());
+            y
+        });
+        Ok((out, g.output_shape()))
+    }
+    fn bwd(
+        &self,
+        a: &Tensor,
+        wb: &Tensor,
+        skip: &Tensor,
+        _res: &Tensor,
+        d: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let g = self.0;
+        let shape = g.weight_shape();
+        let w = wb.narrow(0, 0, shape.elem_count())?.reshape(shape)?;
+        let (da, dw) = grads(Kind::Conv, g, a, &w, d)?;
+        let dwb = dw
+            .map(|dw| {
+                let db = super::fused::channel_sum(d)?;
+                Tensor::cat(&[dw.flatten_all()?, db.flatten_all()?], 0)
+            })
+            .transpose()?;
+        Ok((da, dwb, needs_grad(skip).then(|| d.clone())))
+    }
+}
+
+/// `conv2d_biased(x, w, Some(b), stride, padding) + skip`, as one op where `skip` has the
+/// output's shape (the end of a residual block; otherwise the sum reports the mismatch).
+pub fn conv2d_biased_skip(
+    x: &Tensor,
+    w: &Tensor,
+    b: &Tensor,
+    stride: usize,
+    padding: usize,
+    skip: &Tensor,
+) -> Result<Tensor> {
+    let g = conv_geometry(x.dims(), w, stride, padding)?;
+    let fits = skip.dims() == g.output_shape().dims() && b.elem_count() == g.o;
+    if !fits || !super::cpu_kernels(&[x, w, b, skip]) {
+        return conv2d_biased(x, w, Some(b), stride, padding)? + skip;
+    }
+    let wb = Tensor::cat(&[w.flatten_all()?, b.flatten_all()?], 0)?;
+    x.contiguous()?
+        .apply_op3(&wb.contiguous()?, &skip.contiguous()?, WithSkip(g))
+}
+
 /// `kind(a, w)`, plus a per-channel `bias` of the output where there is one, then the leaky
 /// ReLU of `slope` where there is one (one op where there is a bias and `slope` ∈ [0, 1]).
 fn apply_biased(
