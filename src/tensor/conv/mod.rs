@@ -640,7 +640,7 @@ struct WithSkip(Geometry);
 fn add_bias_and_skip<T: Float>(y: &mut [T], bias: &[T], skip: &[T], plane: usize) {
     let sample = bias.len() * plane;
     assert!(
-        sample > 0 && y.len() % sample == 0 && skip.len() == y.len(),
+        sample > 0 && y.len().is_multiple_of(sample) && skip.len() == y.len(),
         "residual add: output, bias and skip do not fit"
     );
     threads::for_each_chunk(y, sample, |i, ys| {
