@@ -198,6 +198,18 @@ fn grad_returns_differentiable_gradients() {
 }
 
 #[test]
+fn relu_gradient_is_a_step_that_is_zero_at_zero() {
+    // As PyTorch's: 0 for x ≤ 0, 1 above; and times 3 through a scaled output.
+    let v = eval_vec(
+        r#"
+        let x = variable(tensor([-1.5, 0.0, 2.0, 0.25]));
+        grad((relu(x) * 3.0).sum(), x).to_array()
+        "#,
+    );
+    assert_close(&v, &[0.0, 0.0, 3.0, 3.0], 1e-12);
+}
+
+#[test]
 fn grads_of_several_leaves_and_unused_leaf_is_zero() {
     let v = eval_vec(
         r#"

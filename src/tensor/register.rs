@@ -358,7 +358,11 @@ fn register_elementwise(engine: &mut Engine) {
     unary!("sin", "sin(x), element-wise.", |x: &CT| x.sin());
     unary!("cos", "cos(x), element-wise.", |x: &CT| x.cos());
     unary!("recip", "1/x, element-wise.", |x: &CT| x.recip());
-    unary!("relu", "max(x, 0).", |x: &CT| x.relu());
+    // The fused op: candle's relu is five passes backward (9 against 2.5 ms on 8 MB), and
+    // its gradient at 0 is 1 where PyTorch's is 0.
+    unary!("relu", "max(x, 0) (gradient 0 at 0).", |x: &CT| leaky_relu(
+        x, 0.0
+    ));
     unary!("sigmoid", "1/(1+e⁻ˣ), numerically stable.", sigmoid);
     unary!("tanh", "tanh(x).", |x: &CT| x.tanh());
     unary!(
