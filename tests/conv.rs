@@ -86,6 +86,9 @@ fn conv2d_matches_candle() {
     for &(c, h, o, k, s, p) in &[
         (1, 6, 2, 3, 2, 1),
         (3, 8, 4, 4, 2, 1),
+        // stride 2 whose windows leave the last row and column out, and a wide padding
+        (2, 8, 3, 3, 2, 0),
+        (3, 7, 2, 4, 2, 2),
         (2, 7, 3, 3, 1, 1),
         // stride 1, as wide as the image ("same"): the columns are shifted planes
         (3, 6, 4, 5, 1, 2),
