@@ -856,7 +856,7 @@ impl Net {
                     // its layers as the whole sequence would.
                     let r = Net::forward_items(head, x, mode, frozen, name, trace, tape)?;
                     let name = Net::join(name, &head.len().to_string());
-                    if let Some(y) = last.forward_conv_skip(&r, x, frozen, &name, tape)? {
+                    if let Some(y) = last.forward_conv_skip(&r, x, frozen, tape)? {
                         return Ok((y, true));
                     }
                     let y = last.forward_impl(&r, mode, frozen, &name, trace, tape)?;
@@ -869,13 +869,13 @@ impl Net {
     }
 
     /// This biased convolution of `x` plus `skip`, as one op, where its output has `skip`'s
-    /// shape (else `None`, and nothing is computed).
+    /// shape (else `None`, and nothing is computed: an input the convolution does not take
+    /// also gives `None`, for the layer's own forward pass to report).
     fn forward_conv_skip(
         &self,
         x: &CT,
         skip: &CT,
         frozen: bool,
-        name: &str,
         tape: &mut Option<Vec<Saved>>,
     ) -> candle_core::Result<Option<CT>> {
         let Layer::Conv2d {
@@ -888,20 +888,8 @@ impl Net {
             return Ok(None);
         };
         let wt = &entering(w, frozen);
-        check_input(x, 4, wt.dims()[1], &|| self.label(name))?;
-        let out =
-            |size: usize, k: usize| (size + 2 * padding).checked_sub(k).map(|d| d / stride + 1);
-        let (xd, wd) = (x.dims(), wt.dims());
-        let dims = [
-            Some(xd[0]),
-            Some(wd[0]),
-            out(xd[2], wd[2]),
-            out(xd[3], wd[3]),
-        ];
-        if *stride == 0
-            || skip.rank() != 4
-            || dims.iter().zip(skip.dims()).any(|(d, &s)| *d != Some(s))
-        {
+        let out = crate::tensor::conv::conv2d_output_dims(x.dims(), wt, *stride, *padding);
+        if out.as_deref() != Some(skip.dims()) {
             return Ok(None);
         }
         let bt = &entering(b, frozen);

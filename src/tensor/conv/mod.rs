@@ -782,6 +782,18 @@ pub fn conv2d_act(
     apply_biased(Kind::Conv, g, x, w, b, slope)
 }
 
+/// The output shape of [`conv2d`] of an input of shape `x` by `w`, if the convolution takes
+/// that input.
+pub fn conv2d_output_dims(
+    x: &[usize],
+    w: &Tensor,
+    stride: usize,
+    padding: usize,
+) -> Option<Vec<usize>> {
+    let g = conv_geometry(x, w, stride, padding).ok()?;
+    Some(g.output_shape().dims().to_vec())
+}
+
 /// The geometry of [`conv2d`] of an input of shape `x` by `w`, or the error for shapes that do
 /// not fit.
 fn conv_geometry(x: &[usize], w: &Tensor, stride: usize, padding: usize) -> Result<Geometry> {
