@@ -234,6 +234,7 @@ fn adamax(net: &Net, lr: f64) -> R<Optimizer> {
         beta2: 0.999,
         eps: 1e-8,
         weight_decay: 0.0,
+        bias_correction: true,
     };
     Ok(Optimizer::new(kind, lr, net.vars())?)
 }

@@ -71,6 +71,7 @@ pub const STDLIB: &[(&str, &str)] = &[
     ("schedules", include_str!("../stdlib/schedules.rhai")),
     ("margin", include_str!("../stdlib/margin.rhai")),
     ("energy", include_str!("../stdlib/energy.rhai")),
+    ("train", include_str!("../stdlib/train.rhai")),
 ];
 
 /// The message a script stopped by Ctrl-C ends with.

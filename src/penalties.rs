@@ -17,7 +17,7 @@ use crate::tensor::{
     Tensor,
 };
 use candle_core::Tensor as CT;
-use rhai::{Dynamic, Engine, FnPtr, Map, NativeCallContext};
+use rhai::{Dynamic, Engine, FnPtr, Map, NativeCallContext, FLOAT};
 
 /// A discriminator: logits for a batch, and their input gradient.
 pub trait Critic {
@@ -358,6 +358,32 @@ macro_rules! reg_critic {
     }};
 }
 
+/// Instance noise: `x + σ·ε` with `ε ~ N(0, 1)` drawn from [`crate::rng`] in `x`'s dtype
+/// (the same draws, in the same order, as the script `x + sigma * randn_like(x)`).
+pub fn instance_noise(x: &CT, sigma: f64) -> ScriptResult<CT> {
+    if !(sigma.is_finite() && sigma >= 0.0) {
+        return Err(script_err(format!(
+            "instance_noise: sigma must be a finite number >= 0, got {sigma}"
+        )));
+    }
+    if !x.dtype().is_float() {
+        return Err(script_err(format!(
+            "instance_noise: x must be a float tensor, got {:?}",
+            x.dtype()
+        )));
+    }
+    if sigma == 0.0 {
+        return Ok(x.clone());
+    }
+    let eps = crate::tensor::from_f64(
+        crate::rng::normal_vec(x.elem_count(), 0.0, 1.0),
+        x.dims(),
+        x.dtype(),
+        x.device(),
+    )?;
+    (|| x + (eps * sigma)?)().ctx("instance_noise")
+}
+
 pub fn register(engine: &mut Engine) {
     reg_critic!(engine, "gradient_penalty",
     "WGAN-GP: mean((‖∇D(interp)‖₂ - 1)²) at u·real + (1-u)·fake, u ~ U[0,1) per sample (differentiable; not weighted). D: a net or a function.",
@@ -402,6 +428,12 @@ pub fn register(engine: &mut Engine) {
         |d, x: Tensor, norm: &str| -> Tensor {
             grad_norms(d, &x.0, Norm::parse(norm)?).map(Tensor)
         }
+    );
+    reg!(
+        volatile engine,
+        "instance_noise",
+        "x + σ·ε, ε ~ N(0, 1) from the seeded generator, for D's inputs (instance noise; Arjovsky & Bottou 2017, the noise Roth et al.'s regulariser approximates). Differentiable in x; σ = 0 returns x and draws nothing. Drive σ with any schedule (e.g. exp_anneal) for annealed noise.",
+        |x: Tensor, sigma: FLOAT| instance_noise(&x.0, sigma).map(Tensor)
     );
     reg!(
         engine,

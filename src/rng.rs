@@ -31,6 +31,21 @@ pub fn normal_vec(n: usize, mean: f64, std: f64) -> Vec<f64> {
     })
 }
 
+/// `n` samples of N(0, std²) truncated at ±2·std, each redrawn until it falls inside (TensorFlow's
+/// `truncated_normal_initializer`).
+pub fn truncated_normal_vec(n: usize, std: f64) -> Vec<f64> {
+    with_rng(|r| {
+        (0..n)
+            .map(|_| loop {
+                let z: f64 = r.sample(StandardNormal);
+                if z.abs() <= 2.0 {
+                    break std * z;
+                }
+            })
+            .collect()
+    })
+}
+
 /// `n` standard normal samples from a generator of their own, seeded by `seed` and `key`
 /// (independent of this thread's stream).
 pub fn normal_vec_keyed(seed: u64, key: &str, n: usize) -> Vec<f64> {

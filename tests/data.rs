@@ -524,7 +524,15 @@ fn mixtures_have_the_right_centres_and_spread() {
             ]
         })
         .collect();
-    let ds = mixtures::roth_mixture3d(3000, (30.0, 30.0), [1.0, -2.0, 0.0], 0.01).unwrap();
+    let ds = mixtures::roth_mixture3d(
+        3000,
+        mixtures::Embedding::Tilt {
+            tilt: (30.0, 30.0),
+            offset: [1.0, -2.0, 0.0],
+        },
+        0.01,
+    )
+    .unwrap();
     assert_eq!(ds.shape, vec![3000, 3]);
     check_mixture(&ds, &roth, 0.01, 2);
     // Samples lie on the tilted plane: normal = R_y R_x e3.

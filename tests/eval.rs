@@ -37,7 +37,7 @@ fn eval_reports_mnist_metrics_and_mode_statistics() {
         "--out",
         rt.to_str().unwrap(),
         "--set",
-        "data=mixture3d",
+        "dataset=mixture3d",
         "--set",
         "steps=4",
         "--set",

@@ -128,3 +128,47 @@ fn fused_ops_reject_mismatched_shapes() {
         "{err}"
     );
 }
+
+/// The tanh op: f32 values within 4e-7 (a few ulp) of the exact tanh (Eigen's approximation) over the whole
+/// range, saturated tails and the identity-like region included; NaN stays NaN; f64 values,
+/// first- and second-order gradients equal candle's tanh.
+#[test]
+fn tanh_matches_the_exact_function_and_candles_gradients() {
+    use ganscript::tensor::tanh::tanh;
+    let xs: Vec<f32> = (-200_000..=200_000)
+        .map(|i| i as f32 * 1e-4)
+        .chain([1e-6, -3e-4, 30.0, -1e4, f32::INFINITY])
+        .collect();
+    let t = Tensor::new(xs.as_slice(), &Device::Cpu).unwrap();
+    let y: Vec<f32> = tanh(&t).unwrap().to_vec1().unwrap();
+    let worst = xs
+        .iter()
+        .zip(&y)
+        .map(|(&x, &y)| ((x as f64).tanh() - y as f64).abs())
+        .fold(0.0, f64::max);
+    assert!(worst < 4e-7, "largest error {worst}");
+    let nan: Vec<f32> = tanh(&Tensor::new(&[f32::NAN], &Device::Cpu).unwrap())
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    assert!(nan[0].is_nan());
+
+    // f64: the same values and gradients as candle's op, to second order.
+    let x = rand(&[7, 33], 4);
+    let w = rand(&[7, 33], 5);
+    let second = |f: &dyn Fn(&Tensor) -> candle_core::Result<Tensor>| {
+        let y = f(x.as_tensor()).unwrap();
+        let g = ganscript::autograd::grad(
+            &(&y * w.as_tensor()).unwrap().sum_all().unwrap(),
+            x.as_tensor(),
+        )
+        .unwrap();
+        let gg =
+            ganscript::autograd::grad(&g.sqr().unwrap().sum_all().unwrap(), x.as_tensor()).unwrap();
+        (y, g, gg)
+    };
+    let (a, b) = (second(&|x| tanh(x)), second(&|x| x.tanh()));
+    close(&a.0, &b.0, "tanh");
+    close(&a.1, &b.1, "tanh gradient");
+    close(&a.2, &b.2, "tanh second-order gradient");
+}

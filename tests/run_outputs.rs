@@ -246,7 +246,15 @@ fn grid_pixels_range_and_score_order() {
 #[test]
 fn principal_plane_of_a_tilted_mixture() {
     ganscript::rng::seed(1);
-    let ds = ganscript::data::mixtures::roth_mixture3d(500, (30.0, 30.0), [0.0; 3], 0.01).unwrap();
+    let ds = ganscript::data::mixtures::roth_mixture3d(
+        500,
+        ganscript::data::mixtures::Embedding::Tilt {
+            tilt: (30.0, 30.0),
+            offset: [0.0; 3],
+        },
+        0.01,
+    )
+    .unwrap();
     let p: Vec<f64> = ds.data.iter().map(|&x| x as f64).collect();
     let (_, e1, e2) = ganscript::run::plot::principal_plane(&p);
     // Both axes lie in the mixture's plane: orthogonal to its normal R_y R_x e3.

@@ -203,7 +203,7 @@ fn roth_mixture3d_smoke() {
     let (_t, dir) = run(
         "roth.rhai",
         &[
-            "data=mixture3d",
+            "dataset=mixture3d",
             "steps=4",
             "limit=256",
             "batch=64",
@@ -226,9 +226,9 @@ fn roth_mixture3d_smoke() {
         ],
     );
     assert_eq!(steps_logged(&rows), [2, 4]);
-    // γ = 2 · 0.01^(t/T) at t = 1 and 3 of T = 4
-    assert!((num(&rows[0], "gamma") - 2.0 * 0.01f64.powf(0.25)).abs() < 1e-9);
-    assert!((num(&rows[1], "gamma") - 2.0 * 0.01f64.powf(0.75)).abs() < 1e-9);
+    // γ = 0.1 · 0.01^(t/T) at t = 1 and 3 of T = 4 (the paper's γ₀ for the mixture)
+    assert!((num(&rows[0], "gamma") - 0.1 * 0.01f64.powf(0.25)).abs() < 1e-9);
+    assert!((num(&rows[1], "gamma") - 0.1 * 0.01f64.powf(0.75)).abs() < 1e-9);
     for r in &rows {
         let m = r["modes"].as_i64().expect("modes is an integer");
         assert!((0..=7).contains(&m), "{r:?}");

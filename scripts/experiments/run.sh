@@ -1,54 +1,89 @@
 #!/usr/bin/env bash
-# Regenerates every run behind EXPERIMENTS.md (about 3 hours on a 2-core CPU; one seed of everything is about 1.5 hours).
+# Regenerates every run behind EXPERIMENTS.md. Restartable: a finished run (its directory holds
+# `done`) is skipped, an interrupted one resumes from its last checkpoint.
 #
 #   cargo build --release
 #   scripts/experiments/run.sh [OUT_DIR] [GROUP...]     # OUT_DIR default: runs/experiments
 #
-# GROUP is any of magan roth maxmargin tempered (default: all), optionally with a seed
-# suffix, e.g. `roth:1`. A run whose directory already holds a finished checkpoint is skipped,
-# so the script can be stopped and started again. Then `scripts/experiments/report.sh OUT_DIR`
-# evaluates the runs and draws the comparison figures.
-set -euo pipefail
+# GROUP: magan roth roth5 maxmargin tempered margin (default: all), optionally with seeds,
+# e.g. `roth:1,2`. JOBS (default 2) runs that many at a time, each on one thread
+# (CANDLE_NUM_THREADS=1: on 2 cores, two single-threaded runs finish sooner than two sharing
+# both cores, and far sooner than anything sharing cores with a build). Every run's own time is
+# in its directory's `done`; the total is printed at the end.
+set -uo pipefail
 GS=${GANSCRIPT:-target/release/ganscript}
 OUT=${1:-runs/experiments}
 shift || true
-GROUPS_=${*:-magan:1 roth:1 maxmargin:1 tempered:1 magan:2 roth:2 tempered:2 maxmargin:2}
-export GANSCRIPT_PROGRESS=plain
+GROUPS_=${*:-margin magan roth maxmargin tempered roth5}
+JOBS=${JOBS:-2}
+export GANSCRIPT_PROGRESS=plain CANDLE_NUM_THREADS=${CANDLE_NUM_THREADS:-1}
 mkdir -p "$OUT"
+T0=$SECONDS
 
 run() { # NAME SEED SCRIPT ARGS...
   local name=$1 seed=$2 script=$3; shift 3
-  local dir="$OUT/$name-s$seed"
+  local dir="$OUT/$name-s$seed" log="$OUT/$name-s$seed.log"
   if [ -f "$dir/done" ]; then echo "skip $dir (done)"; return; fi
-  rm -rf "$dir"
-  echo "== $dir: $script $* (seed $seed) $(date +%T)"
+  local how=(--out "$dir")
+  if [ -f "$dir/checkpoint.safetensors" ]; then how=(--resume "$dir"); fi
+  echo "== $dir: $script $* (seed $seed, ${how[0]}) $(date +%T)"
   local t0=$SECONDS
-  if "$GS" run "$script" --seed "$seed" --out "$dir" "$@" > "$OUT/$name-s$seed.log" 2>&1; then
+  if "$GS" run "$script" --seed "$seed" "${how[@]}" "$@" >> "$log" 2>&1; then
     echo "$((SECONDS - t0))" > "$dir/done"
-    echo "   finished in $((SECONDS - t0)) s"
+    echo "   $dir finished in $((SECONDS - t0)) s"
   else
-    echo "   FAILED after $((SECONDS - t0)) s: see $OUT/$name-s$seed.log"
+    echo "   $dir FAILED after $((SECONDS - t0)) s: see $log"
   fi
 }
 
+# Runs at most $JOBS at a time.
+queue() { while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n; done; run "$@" & }
+
 for g in $GROUPS_; do
-  seed=${g#*:}; [ "$seed" = "$g" ] && seed=1
-  case ${g%%:*} in
-    magan)  # Experiment 1: MAGAN vs EBGAN with fixed margins, 10 epochs (2 of them D pre-training)
-      run magan      "$seed" scripts/magan.rhai --set epochs=10
-      run ebgan-m30  "$seed" scripts/ebgan.rhai --set epochs=10 --set margin=30
-      run ebgan-m70  "$seed" scripts/ebgan.rhai --set epochs=10 --set margin=70 ;;
-    roth)   # Experiment 2: 7 Gaussians in 3-D, 5000 steps of batch 512
-      run roth-unreg    "$seed" scripts/roth.rhai --set data=mixture3d --set gamma=0.0 --set anneal=false
-      run roth-g0.1     "$seed" scripts/roth.rhai --set data=mixture3d --set gamma=0.1 --set anneal=false
-      run roth-g0.1-ann "$seed" scripts/roth.rhai --set data=mixture3d --set gamma=0.1 --set anneal=true ;;
-    maxmargin) # Experiment 3: HingeGAN, DCGAN 32×32, batch 32, 400 generator steps
-      run mm-l2-ls      "$seed" scripts/maxmargin.rhai --set steps=400 --set norm=l2   --set penalty=ls    --set lambda=20 --set grid_every=200
-      run mm-l2-hinge   "$seed" scripts/maxmargin.rhai --set steps=400 --set norm=l2   --set penalty=hinge --set lambda=20 --set grid_every=200
-      run mm-linf-hinge "$seed" scripts/maxmargin.rhai --set steps=400 --set norm=linf --set penalty=hinge --set lambda=20 --set grid_every=200 ;;
-    tempered) # Experiment 4: DCGAN 32×32 with and without a 3-block lens, 500 steps, K = 250
-      run tan-lens   "$seed" scripts/tempered.rhai --set steps=500 --set K=250 --set lens_blocks=3 --set lens_width=16 --set grid_every=250
-      run tan-nolens "$seed" scripts/tempered.rhai --set steps=500 --set lens=false --set grid_every=250 ;;
+  seeds=${g#*:}; [ "$seeds" = "$g" ] && seeds=""
+  name=${g%%:*}
+  case $name in
+    margin)   # Table 1 of the max-margin paper: expected margins of penalised classifiers
+      for s in ${seeds:-1 2 3}; do
+        queue expected-margin "$s" scripts/expected_margin.rhai
+      done ;;
+    magan)    # MAGAN vs EBGAN (fixed m = 30), 50 epochs; MAGAN with the official Adamax
+      for s in ${seeds:-1 2 3}; do
+        queue magan          "$s" scripts/magan.rhai --set epochs=50
+        queue magan-nobc     "$s" scripts/magan.rhai --set epochs=50 --set bias_correction=false
+        queue ebgan-m30      "$s" scripts/ebgan.rhai --set epochs=50 --set margin=30
+      done ;;
+    roth)     # Roth et al. 3-D mixture, the official setup, 100k generator steps
+      R=(scripts/roth.rhai --set dataset=mixture3d --set setup=official --set steps=100000)
+      for s in ${seeds:-1 2 3}; do
+        queue roth-unreg      "$s" "${R[@]}" --set gamma=0.0
+        queue roth-g0.1       "$s" "${R[@]}" --set gamma=0.1
+        queue roth-g0.1-ann   "$s" "${R[@]}" --set gamma=0.1 --set anneal=true
+        queue roth-noise-ann  "$s" "${R[@]}" --set gamma=0.0 --set noise_sigma=0.316 --set anneal=true
+      done ;;
+    roth5)    # the same with 5 D steps per G step (the paper's Fig. 6), 20k generator steps
+      R=(scripts/roth.rhai --set dataset=mixture3d --set setup=official --set d_steps=5 --set steps=20000 --set log_every=200 --set grid_every=5000)
+      for s in ${seeds:-1 2 3}; do
+        queue roth5-unreg "$s" "${R[@]}" --set gamma=0.0
+        queue roth5-g0.1  "$s" "${R[@]}" --set gamma=0.1
+      done ;;
+    maxmargin) # HingeGAN, narrow DCGAN 32×32, 10k generator steps, λ = 20
+      M=(scripts/maxmargin.rhai --set steps=10000 --set width=32 --set lambda=20 --set grid_every=2500 --set log_every=100)
+      for s in ${seeds:-1 2 3}; do
+        queue mm-none       "$s" "${M[@]}" --set penalty=none
+        queue mm-l2-ls      "$s" "${M[@]}" --set norm=l2   --set penalty=ls
+        queue mm-l2-hinge   "$s" "${M[@]}" --set norm=l2   --set penalty=hinge
+        queue mm-linf-hinge "$s" "${M[@]}" --set norm=linf --set penalty=hinge
+        queue mm-l1-hinge   "$s" "${M[@]}" --set norm=l1   --set penalty=hinge
+      done ;;
+    tempered) # LSGAN with and without the lens, same initialisation, 5 seeds
+      T=(scripts/tempered.rhai --set variant=lsgan --set width=32 --set lens_width=16 --set lens_blocks=3 --set steps=6000 --set K=2000 --set grid_every=1000 --set log_every=100)
+      for s in ${seeds:-1 2 3 4 5}; do
+        queue tan-lens   "$s" "${T[@]}"
+        queue tan-nolens "$s" "${T[@]}" --set lens=false
+      done ;;
     *) echo "unknown group $g" >&2; exit 2 ;;
   esac
 done
+wait
+echo "all done in $((SECONDS - T0)) s"

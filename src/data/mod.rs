@@ -81,6 +81,26 @@ impl Dataset {
         out
     }
 
+    /// `n` distinct samples drawn at random (the seeded generator) as a tensor, like
+    /// `numpy.random.choice(len, n, replace=False)`: a fresh batch outside the epoch's order.
+    pub fn sample_images(&self, n: usize) -> ScriptResult<Tensor> {
+        if n == 0 || n > self.len() {
+            return Err(script_err(format!(
+                "sample({n}): expected 1 to {} (the data set's size)",
+                self.len()
+            )));
+        }
+        let ids = crate::rng::with_rng(|r| rand::seq::index::sample(r, self.len(), n));
+        let s = self.sample_size();
+        let mut data = Vec::with_capacity(n * s);
+        for i in ids.iter() {
+            data.extend_from_slice(&self.data[i * s..(i + 1) * s]);
+        }
+        let mut shape = self.shape.clone();
+        shape[0] = n;
+        host_tensor(data, &shape)
+    }
+
     /// All samples as a tensor (default dtype, current device).
     pub fn images_tensor(&self) -> ScriptResult<Tensor> {
         host_tensor(self.data.as_ref().clone(), &self.shape)
@@ -353,6 +373,12 @@ pub fn register(engine: &mut Engine) {
         "take",
         "The first n samples of a data set (all if it has fewer).",
         |d: &mut Dataset, n: INT| -> ScriptResult<Dataset> { Ok(d.take(to_usize(n, "take(n)")?)) }
+    );
+    reg!(
+        volatile engine,
+        "sample",
+        "n distinct samples drawn at random from the seeded generator, as a tensor [n, ...] (a fresh batch outside the epoch's order, e.g. the real batch a relativistic G step needs).",
+        |d: &mut Dataset, n: INT| d.sample_images(to_usize(n, "sample(n)")?)
     );
     reg!(
         engine,

@@ -287,24 +287,77 @@ fn check_size(size: usize, allowed: &[usize], what: &str) -> candle_core::Result
     Ok(())
 }
 
+/// Options of the DCGAN builders: `width` is the narrowest hidden layer (D's first, G's last;
+/// the others double from it), `bias` the convolutions' biases, `slope` D's leaky ReLU slope.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DcganOptions {
+    pub batch_norm: bool,
+    pub width: Option<usize>,
+    pub bias: bool,
+    pub slope: f64,
+}
+
+impl Default for DcganOptions {
+    fn default() -> Self {
+        DcganOptions {
+            batch_norm: true,
+            width: None,
+            bias: true,
+            slope: 0.2,
+        }
+    }
+}
+
+impl DcganOptions {
+    pub fn with_batch_norm(bn: bool) -> DcganOptions {
+        DcganOptions {
+            batch_norm: bn,
+            ..Default::default()
+        }
+    }
+}
+
+/// The hidden widths from the narrowest: `stages` of them, doubling.
+fn doubling(width: usize, stages: usize, what: &str) -> candle_core::Result<Vec<usize>> {
+    if width == 0 {
+        return Err(candle_core::Error::Msg(format!(
+            "{what}: width must be >= 1"
+        )));
+    }
+    (0..stages)
+        .map(|i| {
+            width.checked_mul(1 << i).ok_or_else(|| {
+                candle_core::Error::Msg(format!("{what}: width {width} is too large"))
+            })
+        })
+        .collect()
+}
+
 /// DCGAN generator for 28, 32 or 64 px: `z [N, nz] → [N, channels, size, size]`, tanh output.
 /// 32 px: deconv(nz,512,4,1,0) [BN] ReLU, deconv(512,256,4,2,1) [BN] ReLU,
 /// deconv(256,128,4,2,1) [BN] ReLU, deconv(128,ch,4,2,1) tanh. 64 px adds a 128→64 stage;
 /// 28 px: deconv(nz,256,7,1,0), deconv(256,128,4,2,1), deconv(128,ch,4,2,1).
 pub fn dcgan_g(size: usize, nz: usize, channels: usize, bn: bool) -> R {
+    dcgan_g_with(size, nz, channels, &DcganOptions::with_batch_norm(bn))
+}
+
+/// [`dcgan_g`] with options (`width` default: 128 at 28 and 32 px, 64 at 64 px).
+pub fn dcgan_g_with(size: usize, nz: usize, channels: usize, o: &DcganOptions) -> R {
     check_size(size, &[28, 32, 64], "dcgan_g")?;
-    let mut l = vec![Net::reshape(vec![nz, 1, 1])];
-    let widths: &[usize] = match size {
-        28 => &[256, 128],
-        32 => &[512, 256, 128],
-        _ => &[512, 256, 128, 64],
+    let (default_width, stages) = match size {
+        28 => (128, 2),
+        32 => (128, 3),
+        _ => (64, 4),
     };
+    let mut widths = doubling(o.width.unwrap_or(default_width), stages, "dcgan_g")?;
+    widths.reverse();
+    let mut l = vec![Net::reshape(vec![nz, 1, 1])];
     let k0 = if size == 28 { 7 } else { 4 };
-    l.push(Net::conv_transpose2d(nz, widths[0], k0, 1, 0, 0, true)?);
-    bn_relu(&mut l, widths[0], bn, Act::Relu)?;
+    l.push(Net::conv_transpose2d(nz, widths[0], k0, 1, 0, 0, o.bias)?);
+    bn_relu(&mut l, widths[0], o.batch_norm, Act::Relu)?;
     for w in widths.windows(2) {
-        l.push(Net::conv_transpose2d(w[0], w[1], 4, 2, 1, 0, true)?);
-        bn_relu(&mut l, w[1], bn, Act::Relu)?;
+        l.push(Net::conv_transpose2d(w[0], w[1], 4, 2, 1, 0, o.bias)?);
+        bn_relu(&mut l, w[1], o.batch_norm, Act::Relu)?;
     }
     l.push(Net::conv_transpose2d(
         widths[widths.len() - 1],
@@ -313,7 +366,7 @@ pub fn dcgan_g(size: usize, nz: usize, channels: usize, bn: bool) -> R {
         2,
         1,
         0,
-        true,
+        o.bias,
     )?);
     l.push(Net::act(Act::Tanh));
     Ok(Net::sequential(l))
@@ -324,20 +377,26 @@ pub fn dcgan_g(size: usize, nz: usize, channels: usize, bn: bool) -> R {
 /// [BN] lrelu, conv(512,1,4,1,0), flatten. 64 px: 64-128-256-512 then conv(512,1,4,1,0);
 /// 28 px: conv(ch,64,4,2,1), conv(64,128,4,2,1) [BN], conv(128,1,7,1,0).
 pub fn dcgan_d(size: usize, channels: usize, bn: bool) -> R {
+    dcgan_d_with(size, channels, &DcganOptions::with_batch_norm(bn))
+}
+
+/// [`dcgan_d`] with options (`width` default: 64 at 28 and 64 px, 128 at 32 px).
+pub fn dcgan_d_with(size: usize, channels: usize, o: &DcganOptions) -> R {
     check_size(size, &[28, 32, 64], "dcgan_d")?;
-    let widths: &[usize] = match size {
-        28 => &[64, 128],
-        32 => &[128, 256, 512],
-        _ => &[64, 128, 256, 512],
+    let (default_width, stages) = match size {
+        28 => (64, 2),
+        32 => (128, 3),
+        _ => (64, 4),
     };
-    let lrelu = Act::LeakyRelu(0.2);
+    let widths = doubling(o.width.unwrap_or(default_width), stages, "dcgan_d")?;
+    let lrelu = Act::LeakyRelu(o.slope);
     let mut l = vec![
-        Net::conv2d(channels, widths[0], 4, 2, 1, true)?,
+        Net::conv2d(channels, widths[0], 4, 2, 1, o.bias)?,
         Net::act(lrelu),
     ];
     for w in widths.windows(2) {
-        l.push(Net::conv2d(w[0], w[1], 4, 2, 1, true)?);
-        bn_relu(&mut l, w[1], bn, lrelu)?;
+        l.push(Net::conv2d(w[0], w[1], 4, 2, 1, o.bias)?);
+        bn_relu(&mut l, w[1], o.batch_norm, lrelu)?;
     }
     let k_last = if size == 28 { 7 } else { 4 };
     l.push(Net::conv2d(
@@ -346,7 +405,7 @@ pub fn dcgan_d(size: usize, channels: usize, bn: bool) -> R {
         k_last,
         1,
         0,
-        true,
+        o.bias,
     )?);
     l.push(Net::flatten());
     Ok(Net::sequential(l))

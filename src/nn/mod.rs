@@ -52,7 +52,7 @@ impl Act {
         match self {
             Act::Relu => crate::tensor::leaky_relu(x, 0.0),
             Act::LeakyRelu(s) => crate::tensor::leaky_relu(x, *s),
-            Act::Tanh => x.tanh(),
+            Act::Tanh => crate::tensor::tanh::tanh(x),
             Act::Sigmoid => crate::tensor::sigmoid(x),
             Act::Identity => Ok(x.clone()),
         }
@@ -1137,24 +1137,75 @@ impl Net {
     /// weights, batch-norm weights N(1, 0.02), biases 0). Normalisation layers get weight 1 and
     /// bias 0 except under `"dcgan"`.
     pub fn init(&self, scheme: &str) -> Result<(), String> {
+        self.init_with(scheme, None)
+    }
+
+    /// [`Net::init`] with a standard deviation, which the schemes "normal" (N(0, std²)) and
+    /// "truncated_normal" (TensorFlow's: N(0, std²) redrawn beyond 2·std) need and the others
+    /// refuse.
+    pub fn init_with(&self, scheme: &str, std: Option<f64>) -> Result<(), String> {
         let scheme = scheme.trim().to_ascii_lowercase();
-        if !["default", "xavier", "dcgan", "kaiming"].contains(&scheme.as_str()) {
+        let with_std = ["normal", "truncated_normal"];
+        if !["default", "xavier", "dcgan", "kaiming", "he"].contains(&scheme.as_str())
+            && !with_std.contains(&scheme.as_str())
+        {
             return Err(format!(
-                "init: unknown scheme \"{scheme}\": expected \"default\", \"xavier\", \"kaiming\" \
-                 or \"dcgan\""
+                "init: unknown scheme \"{scheme}\": expected \"default\", \"xavier\", \"kaiming\", \
+                 \"he\", \"dcgan\", \"normal\" or \"truncated_normal\""
             ));
         }
+        let std = match (with_std.contains(&scheme.as_str()), std) {
+            (true, Some(s)) if s.is_finite() && s >= 0.0 => s,
+            (true, Some(s)) => return Err(format!("init: std must be >= 0, got {s}")),
+            (true, None) => {
+                return Err(format!(
+                    "init: \"{scheme}\" needs a standard deviation: init(net, \"{scheme}\", std)"
+                ))
+            }
+            (false, Some(_)) => {
+                return Err(format!(
+                    "init: \"{scheme}\" takes no standard deviation (only \"normal\" and \
+                     \"truncated_normal\" do)"
+                ))
+            }
+            (false, None) => 0.0,
+        };
+        let mut before_relu = std::collections::HashSet::new();
+        self.collect_before_relu(&mut before_relu);
         let mut result = Ok(());
         self.visit("", &mut |_, node| {
             if result.is_err() {
                 return;
             }
-            result = node.init_own(&scheme).map_err(|e| format!("init: {e}"));
+            let relu = before_relu.contains(&Rc::as_ptr(&node.0));
+            result = node
+                .init_own(&scheme, relu, std)
+                .map_err(|e| format!("init: {e}"));
         });
         result
     }
 
-    fn init_own(&self, scheme: &str) -> candle_core::Result<()> {
+    /// The layers of every `sequential` whose output reaches a ReLU, possibly through a
+    /// normalisation (prettytensor's `he_init` looks at the layer's activation, applied after its
+    /// batch norm).
+    fn collect_before_relu(&self, out: &mut std::collections::HashSet<*const Node>) {
+        if let Layer::Sequential(items) = &self.0.layer {
+            for (i, item) in items.iter().enumerate() {
+                let next = items[i + 1..].iter().find(|n| {
+                    !matches!(n.0.layer, Layer::BatchNorm { .. } | Layer::LayerNorm { .. })
+                });
+                if next.is_some_and(|n| matches!(n.0.layer, Layer::Act(Act::Relu))) {
+                    out.insert(Rc::as_ptr(&item.0));
+                }
+            }
+        }
+        for (_, child) in self.children() {
+            child.collect_before_relu(out);
+        }
+    }
+
+    /// `relu`: the layer's output goes through a ReLU (used by the "he" scheme).
+    fn init_own(&self, scheme: &str, relu: bool, std: f64) -> candle_core::Result<()> {
         let set = |v: &Var, data: Vec<f64>| -> candle_core::Result<()> {
             let t = v.as_tensor();
             let new = CT::from_vec(data, t.dims(), &Device::Cpu)?
@@ -1170,12 +1221,18 @@ impl Net {
                 let n: usize = shape.iter().product();
                 let (fan_in, fan_out) = fans(&shape);
                 let bound_default = 1.0 / (fan_in as f64).sqrt();
+                let xavier = || {
+                    let a = (6.0 / (fan_in + fan_out) as f64).sqrt();
+                    rng::uniform_vec(n, -a, a)
+                };
+                let he = || rng::normal_vec(n, 0.0, (2.0 / fan_in as f64).sqrt());
                 let wdata = match scheme {
-                    "xavier" => {
-                        let a = (6.0 / (fan_in + fan_out) as f64).sqrt();
-                        rng::uniform_vec(n, -a, a)
-                    }
-                    "kaiming" => rng::normal_vec(n, 0.0, (2.0 / fan_in as f64).sqrt()),
+                    "xavier" => xavier(),
+                    "kaiming" => he(),
+                    "he" if relu => he(),
+                    "he" => xavier(),
+                    "normal" => rng::normal_vec(n, 0.0, std),
+                    "truncated_normal" => rng::truncated_normal_vec(n, std),
                     "dcgan" => rng::normal_vec(n, 0.0, 0.02),
                     _ => rng::uniform_vec(n, -bound_default, bound_default),
                 };

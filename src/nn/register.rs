@@ -137,6 +137,38 @@ pub fn arch_options(map: &Map) -> ScriptResult<ArchOptions> {
     Ok(o)
 }
 
+/// Reads the DCGAN builders' options, rejecting unknown keys (`slope` only for D).
+fn dcgan_options(op: &str, map: &Map) -> ScriptResult<arch::DcganOptions> {
+    let mut o = arch::DcganOptions::default();
+    for (k, v) in map.iter() {
+        let bad = |what: &str| script_err(format!("{op}: option {k} must be {what}"));
+        match k.as_str() {
+            "batch_norm" => o.batch_norm = v.as_bool().map_err(|_| bad("true or false"))?,
+            "bias" => o.bias = v.as_bool().map_err(|_| bad("true or false"))?,
+            "width" => {
+                let w = v.as_int().map_err(|_| bad("an integer"))?;
+                o.width = Some(size(w, "width", op)?);
+            }
+            "slope" if op == "dcgan_d" => {
+                o.slope = num(v)
+                    .filter(|s| s.is_finite())
+                    .ok_or_else(|| bad("a number"))?
+            }
+            other => {
+                let keys = if op == "dcgan_d" {
+                    "batch_norm, width, bias or slope"
+                } else {
+                    "batch_norm, width or bias"
+                };
+                return Err(script_err(format!(
+                    "{op}: unknown option \"{other}\": expected {keys}"
+                )));
+            }
+        }
+    }
+    Ok(o)
+}
+
 fn tensor_map(items: Vec<(String, candle_core::Tensor)>) -> Map {
     items
         .into_iter()
@@ -244,6 +276,14 @@ fn register_builders(engine: &mut Engine) {
     });
     reg!(volatile engine, "dcgan_d", "DCGAN discriminator dcgan_d(size 28|32|64, channels, batch_norm): [N,ch,size,size] → [N,1] logits.", |s: INT, ch: INT, bn: bool| -> RN {
         arch::dcgan_d(size(s, "size", "dcgan_d")?, size(ch, "channels", "dcgan_d")?, bn).ctx("dcgan_d")
+    });
+    reg!(volatile engine, "dcgan_g", "DCGAN generator with options #{batch_norm: true, width: 128 (the last hidden layer's; the others double from it), bias: true}.", |s: INT, nz: INT, ch: INT, opts: Map| -> RN {
+        let o = dcgan_options("dcgan_g", &opts)?;
+        arch::dcgan_g_with(size(s, "size", "dcgan_g")?, size(nz, "nz", "dcgan_g")?, size(ch, "channels", "dcgan_g")?, &o).ctx("dcgan_g")
+    });
+    reg!(volatile engine, "dcgan_d", "DCGAN discriminator with options #{batch_norm: true, width: 128 at 32 px (the first layer's; the others double from it), bias: true, slope: 0.2}.", |s: INT, ch: INT, opts: Map| -> RN {
+        let o = dcgan_options("dcgan_d", &opts)?;
+        arch::dcgan_d_with(size(s, "size", "dcgan_d")?, size(ch, "channels", "dcgan_d")?, &o).ctx("dcgan_d")
     });
     reg!(volatile engine, "tempered_lens", "Tempered Adversarial Networks lens: x + out(h), conv3x3 in→width, relu, residual blocks, conv3x3 width→ch.", |ch: INT, width: INT, blocks: INT| -> RN {
         arch::tempered_lens(size(ch, "channels", "tempered_lens")?, size(width, "width", "tempered_lens")?, nonneg(blocks, "blocks", "tempered_lens")?).ctx("tempered_lens")
@@ -392,11 +432,20 @@ fn register_module_api(engine: &mut Engine) {
         |n: &mut Net| -> RN { n.deep_copy().ctx("copy") }
     );
     reg!(
-        engine,
+        volatile engine,
         "init",
-        "Re-initialises the parameters: \"default\" (PyTorch's), \"xavier\", \"kaiming\", \"dcgan\" (N(0,0.02), BN weight N(1,0.02)); biases zero except default.",
+        "Re-initialises the parameters: \"default\" (PyTorch's), \"xavier\" (Glorot uniform), \"kaiming\" (He normal, N(0, 2/fan_in)), \"he\" (prettytensor's he_init, as in MAGAN's official code: He normal for layers followed by a ReLU (through a batch norm or not), Glorot uniform for the others), \"dcgan\" (N(0,0.02), BN weight N(1,0.02)); biases zero except default. fan_in as PyTorch computes it (out·k² for a transposed conv).",
         |n: Net, scheme: &str| -> ScriptResult<Net> {
             n.init(scheme).map_err(script_err)?;
+            Ok(n)
+        }
+    );
+    reg!(
+        volatile engine,
+        "init",
+        "Re-initialises the parameters with a standard deviation: \"normal\" (N(0, std²)) or \"truncated_normal\" (TensorFlow's: N(0, std²) redrawn beyond 2·std); biases zero, norm weights one.",
+        |n: Net, scheme: &str, std: FLOAT| -> ScriptResult<Net> {
+            n.init_with(scheme, Some(std)).map_err(script_err)?;
             Ok(n)
         }
     );

@@ -13,7 +13,8 @@
 //! - `sgd`: `buf = μ·buf + g` (`buf = g` at the first step), `p -= lr·buf`;
 //! - `adam`: `g += wd·p`; `m = β1 m + (1−β1) g`, `v = β2 v + (1−β2) g²`,
 //!   `p -= lr/(1−β1ᵗ) · m / (√v / √(1−β2ᵗ) + eps)`;
-//! - `adamax`: `m = β1 m + (1−β1) g`, `u = max(β2·u, |g| + eps)`, `p -= lr/(1−β1ᵗ) · m / u`;
+//! - `adamax`: `m = β1 m + (1−β1) g`, `u = max(β2·u, |g| + eps)`, `p -= lr/(1−β1ᵗ) · m / u`
+//!   (`bias_correction: false`: `p -= lr · m / u`);
 //! - `rmsprop`: `v = α v + (1−α) g²`, `p -= lr·g / (√v + eps)`.
 
 mod fused;
@@ -45,6 +46,9 @@ pub enum Kind {
         beta2: f64,
         eps: f64,
         weight_decay: f64,
+        /// PyTorch's `lr / (1 − β1ᵗ)`; false: `lr` (the Adamax of MAGAN's official TensorFlow
+        /// code, from openai/iaf).
+        bias_correction: bool,
     },
     RmsProp {
         alpha: f64,
@@ -311,19 +315,20 @@ impl Optimizer {
 fn fused_update(kind: &Kind, lr: f64, p: &mut ParamState, g: &CT) -> candle_core::Result<bool> {
     use fused::Pass;
     let x = p.var.as_tensor();
-    let (beta1, beta2, eps, wd, adam) = match *kind {
+    let (beta1, beta2, eps, wd, adam, corrected) = match *kind {
         Kind::Adam {
             beta1,
             beta2,
             eps,
             weight_decay,
-        } => (beta1, beta2, eps, weight_decay, true),
+        } => (beta1, beta2, eps, weight_decay, true, true),
         Kind::Adamax {
             beta1,
             beta2,
             eps,
             weight_decay,
-        } => (beta1, beta2, eps, weight_decay, false),
+            bias_correction,
+        } => (beta1, beta2, eps, weight_decay, false, bias_correction),
         _ => return Ok(false),
     };
     if !fused::applies(x, g) {
@@ -337,7 +342,11 @@ fn fused_update(kind: &Kind, lr: f64, p: &mut ParamState, g: &CT) -> candle_core
     let (m, v) = (moment(&p.m)?, moment(&p.v)?);
     p.step += 1;
     let t = p.step as i32;
-    let k = lr / (1.0 - beta1.powi(t));
+    let k = if corrected {
+        lr / (1.0 - beta1.powi(t))
+    } else {
+        lr
+    };
     fused::apply(&m, g, x, Pass::Moment { beta1, wd })?;
     if adam {
         fused::apply(&v, g, x, Pass::Square { beta2, wd })?;
@@ -405,6 +414,7 @@ fn update(kind: &Kind, lr: f64, p: &mut ParamState, g: CT) -> candle_core::Resul
             beta2,
             eps,
             weight_decay,
+            bias_correction,
         } => {
             let g = if weight_decay != 0.0 {
                 (g + (&x * weight_decay)?)?
@@ -420,7 +430,11 @@ fn update(kind: &Kind, lr: f64, p: &mut ParamState, g: CT) -> candle_core::Resul
                 None => gabs,
                 Some(u) => (u * beta2)?.maximum(&gabs)?,
             };
-            let bc1 = 1.0 - beta1.powi(t);
+            let bc1 = if bias_correction {
+                1.0 - beta1.powi(t)
+            } else {
+                1.0
+            };
             let upd = (m.div(&u)? * (lr / bc1))?;
             p.m = Some(m);
             p.v = Some(u);
@@ -507,13 +521,27 @@ fn adam_like(
     b2: f64,
     opts: &Map,
 ) -> ScriptResult<Optimizer> {
+    let known: &[&str] = if name == "adam" {
+        &["eps", "weight_decay"]
+    } else {
+        &["eps", "weight_decay", "bias_correction"]
+    };
     for k in opts.keys() {
-        if !["eps", "weight_decay"].contains(&k.as_str()) {
+        if !known.contains(&k.as_str()) {
             return Err(script_err(format!(
-                "{name}: unknown option \"{k}\": expected eps or weight_decay"
+                "{name}: unknown option \"{k}\": expected {}",
+                known.join(", ")
             )));
         }
     }
+    let bias_correction = match opts.get("bias_correction") {
+        None => true,
+        Some(v) => v.as_bool().map_err(|_| {
+            script_err(format!(
+                "{name}: option bias_correction must be true or false"
+            ))
+        })?,
+    };
     let beta1 = check_beta(name, "beta1", b1)?;
     let beta2 = check_beta(name, "beta2", b2)?;
     let eps = opt_num(opts, "eps", 1e-8, name)?;
@@ -531,6 +559,7 @@ fn adam_like(
             beta2,
             eps,
             weight_decay,
+            bias_correction,
         }
     };
     make(kind, params, lr)
@@ -598,7 +627,7 @@ pub fn register(engine: &mut Engine) {
     reg!(
         engine,
         "adamax",
-        "Adamax with options #{eps, weight_decay}.",
+        "Adamax with options #{eps, weight_decay, bias_correction: true} (bias_correction: false drops the 1/(1−β1ᵗ) factor, as the Adamax of MAGAN's official code).",
         |params: Dynamic, lr: FLOAT, b1: FLOAT, b2: FLOAT, opts: Map| {
             adam_like("adamax", &params, lr, b1, b2, &opts)
         }

@@ -35,6 +35,7 @@ mod format;
 pub mod fused;
 pub mod matmul;
 pub mod register;
+pub mod tanh;
 pub mod threads;
 
 use crate::device::{current_device, default_dtype};

@@ -364,7 +364,7 @@ fn register_elementwise(engine: &mut Engine) {
         x, 0.0
     ));
     unary!("sigmoid", "1/(1+e⁻ˣ), numerically stable.", sigmoid);
-    unary!("tanh", "tanh(x).", |x: &CT| x.tanh());
+    unary!("tanh", "tanh(x).", |x: &CT| super::tanh::tanh(x));
     unary!(
         "softplus",
         "log(1+eˣ), numerically stable (twice differentiable).",
