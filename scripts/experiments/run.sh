@@ -45,7 +45,8 @@ for g in $GROUPS_; do
   case $name in
     margin)   # Table 1 of the max-margin paper: expected margins of penalised classifiers
       for s in ${seeds:-1 2 3}; do
-        queue expected-margin "$s" scripts/expected_margin.rhai
+        queue margin-lam1  "$s" scripts/expected_margin.rhai --set lambda=1.0
+        queue margin-lam20 "$s" scripts/expected_margin.rhai --set lambda=20.0
       done ;;
     magan)    # MAGAN vs EBGAN (fixed m = 30), 50 epochs; MAGAN with the official Adamax
       for s in ${seeds:-1 2 3}; do
