@@ -5,7 +5,7 @@
 #   cargo build --release
 #   scripts/experiments/run.sh [OUT_DIR] [GROUP...]     # OUT_DIR default: runs/experiments
 #
-# GROUP: magan roth roth5 maxmargin tempered margin (default: all), optionally with seeds,
+# GROUP: margin magan roth tempered maxmargin roth5 (default: all, in this order), optionally with seeds,
 # e.g. `roth:1,2`. JOBS (default 2) runs that many at a time, each on one thread
 # (CANDLE_NUM_THREADS=1: on 2 cores, two single-threaded runs finish sooner than two sharing
 # both cores, and far sooner than anything sharing cores with a build). Every run's own time is
@@ -14,7 +14,7 @@ set -uo pipefail
 GS=${GANSCRIPT:-target/release/ganscript}
 OUT=${1:-runs/experiments}
 shift || true
-GROUPS_=${*:-margin magan roth maxmargin tempered roth5}
+GROUPS_=${*:-margin magan roth tempered maxmargin roth5}
 JOBS=${JOBS:-2}
 export GANSCRIPT_PROGRESS=plain CANDLE_NUM_THREADS=${CANDLE_NUM_THREADS:-1}
 mkdir -p "$OUT"
@@ -68,8 +68,8 @@ for g in $GROUPS_; do
         queue roth5-unreg "$s" "${R[@]}" --set gamma=0.0
         queue roth5-g0.1  "$s" "${R[@]}" --set gamma=0.1
       done ;;
-    maxmargin) # HingeGAN, narrow DCGAN 32×32, 10k generator steps, λ = 20
-      M=(scripts/maxmargin.rhai --set steps=10000 --set width=32 --set lambda=20 --set grid_every=2500 --set log_every=100)
+    maxmargin) # HingeGAN, narrow DCGAN 32×32 (width 16), 10k generator steps, λ = 20
+      M=(scripts/maxmargin.rhai --set steps=10000 --set width=16 --set lambda=20 --set grid_every=2500 --set log_every=100)
       for s in ${seeds:-1 2 3}; do
         queue mm-none       "$s" "${M[@]}" --set penalty=none
         queue mm-l2-ls      "$s" "${M[@]}" --set norm=l2   --set penalty=ls
@@ -77,8 +77,8 @@ for g in $GROUPS_; do
         queue mm-linf-hinge "$s" "${M[@]}" --set norm=linf --set penalty=hinge
         queue mm-l1-hinge   "$s" "${M[@]}" --set norm=l1   --set penalty=hinge
       done ;;
-    tempered) # LSGAN with and without the lens, same initialisation, 5 seeds
-      T=(scripts/tempered.rhai --set variant=lsgan --set width=32 --set lens_width=16 --set lens_blocks=3 --set steps=6000 --set K=2000 --set grid_every=1000 --set log_every=100)
+    tempered) # LSGAN with and without the lens, same initialisation, 5 seeds, 4000 steps, K = 1500
+      T=(scripts/tempered.rhai --set variant=lsgan --set width=16 --set lens_width=8 --set lens_blocks=2 --set steps=4000 --set K=1500 --set grid_every=1000 --set log_every=100)
       for s in ${seeds:-1 2 3 4 5}; do
         queue tan-lens   "$s" "${T[@]}"
         queue tan-nolens "$s" "${T[@]}" --set lens=false
