@@ -83,13 +83,14 @@ fn value_range(x: &CT) -> (f32, f32) {
     }
 }
 
-/// Real held-out digits (the last `n` built-in ones) in the generator's format.
-fn real_digits(like: &CT, n: usize) -> Result<CT, String> {
+/// The built-in digits `start..start + n` (as many as there are) in the generator's format.
+fn real_digits(like: &CT, start: usize, n: usize) -> Result<CT, String> {
     let ds = data::files::builtin_mnist().map_err(|e| e.to_string())?;
     let all = ds.images_tensor().map_err(|e| e.to_string())?.0;
     let total = all.dim(0).map_err(|e| e.to_string())?;
-    let n = n.min(total);
-    let x = all.narrow(0, total - n, n).map_err(|e| e.to_string())?;
+    let start = start.min(total);
+    let n = n.min(total - start);
+    let x = all.narrow(0, start, n).map_err(|e| e.to_string())?;
     let size = like.dim(2).map_err(|e| e.to_string())?;
     let x = if size > 28 {
         let p = (size - 28) / 2;
@@ -104,6 +105,24 @@ fn real_digits(like: &CT, n: usize) -> Result<CT, String> {
         _ => x,
     };
     x.to_dtype(like.dtype()).map_err(|e| e.to_string())
+}
+
+/// The number of built-in digits (the whole set is the feature distance's reference).
+pub const BUILTIN_DIGITS: usize = 10_000;
+
+/// The real digits' own scores at `n` samples: the first `n` built-in digits scored as a
+/// generator's samples are (MNIST score, feature distance to the same reference). They are part
+/// of the reference, as a generator's training data are: what a generator that reproduced its
+/// training digits would score.
+fn real_scores(like: &CT, n: usize, reference: &CT) -> Result<Value, String> {
+    let real = real_digits(like, 0, n)?;
+    let range = value_range(&reference.clone());
+    let score = metrics::mnist_score(&real, range, 10).map_err(|e| e.to_string())?;
+    let fid = metrics::mnist_fid(&real, range, reference, range).map_err(|e| e.to_string())?;
+    Ok(
+        json!({ "samples": real.dim(0).unwrap_or(0), "mnist_score": score.score,
+               "feature_distance": fid }),
+    )
 }
 
 /// Evaluates one run directory with `n` samples.
@@ -134,13 +153,16 @@ pub fn eval_run(dir: &Path, n: usize, seed: u64, generator: &str) -> Result<RunE
     if dims.len() == 4 && dims[1] == 1 && (dims[2] == 28 || dims[2] == 32) {
         let range = value_range(&samples);
         let score = metrics::mnist_score(&samples, range, 10).map_err(|e| e.to_string())?;
-        let reference = real_digits(&samples, n.min(2000))?;
+        let reference = real_digits(&samples, 0, BUILTIN_DIGITS)?;
         let fid =
             metrics::mnist_fid(&samples, range, &reference, range).map_err(|e| e.to_string())?;
+        m["data"] = json!("mnist (the 10,000 built-in digits)");
+        m["features"] = json!("ganscript's MNIST classifier, penultimate layer (128)");
         m["mnist_score"] = json!(score.score);
         m["mnist_score_std"] = json!(score.std);
         m["feature_distance"] = json!(fid);
         m["reference_samples"] = json!(reference.dim(0).unwrap_or(0));
+        m["reference"] = real_scores(&samples, n, &reference)?;
         real = Some(reference);
     } else if dims.len() == 2 {
         let values = checkpoint::load_values(&ck)?;

@@ -70,6 +70,16 @@ fn eval_reports_mnist_metrics_and_mode_statistics() {
     assert!((1.0..=10.0).contains(&score), "{m}");
     assert!(m["feature_distance"].as_f64().unwrap() > 0.0, "{m}");
     assert_eq!(m["samples"], 200);
+    // Against all 10,000 built-in digits, with the real digits' own values at 200 samples beside:
+    // far better than a generator after one epoch on 128 digits.
+    assert_eq!(m["reference_samples"], 10_000, "{m}");
+    let real = &m["reference"];
+    assert_eq!(real["samples"], 200, "{m}");
+    assert!(real["mnist_score"].as_f64().unwrap() > score + 1.0, "{m}");
+    assert!(
+        real["feature_distance"].as_f64().unwrap() < 0.5 * m["feature_distance"].as_f64().unwrap(),
+        "{m}"
+    );
     let r = &v["runs"][1];
     assert_eq!(r["modes"], 7, "{r}");
     let captured = r["modes_captured"].as_u64().unwrap();
