@@ -1,65 +1,74 @@
 #!/usr/bin/env bash
-# Evaluates the runs of scripts/experiments/run.sh and draws the figures of EXPERIMENTS.md.
+# Evaluates the finished runs of scripts/experiments/run.sh, draws the figures of EXPERIMENTS.md
+# and writes the pre-registered statistics.
 #
-#   scripts/experiments/report.sh [RUNS_DIR] [FIGURES_DIR] [GROUP...]
+#   scripts/experiments/report.sh [RUNS_DIR] [FIGURES_DIR]
 #
-# GROUP: magan roth maxmargin tempered (default: all four).
 # RUNS_DIR default runs/experiments; FIGURES_DIR default scripts/experiments/figures.
-# Writes FIGURES_DIR/*.png and RUNS_DIR/eval-*.txt (the tables quoted in EXPERIMENTS.md).
+# Writes RUNS_DIR/eval-<group>.json (`ganscript eval --json`, 5,000 samples per run),
+# RUNS_DIR/summary.md (scripts/experiments/summarize.py) and FIGURES_DIR/*.png.
 set -uo pipefail
 GS=${GANSCRIPT:-target/release/ganscript}
 R=${1:-runs/experiments}
 F=${2:-scripts/experiments/figures}
-shift 2 2>/dev/null || shift $#
-WANT=" ${*:-magan roth maxmargin tempered} "
 mkdir -p "$F"
-have() { case $WANT in *" $2 "*) ls -d "$R"/$1 >/dev/null 2>&1 ;; *) return 1 ;; esac; }
 runs() { for p in "$@"; do for d in "$R"/$p; do [ -f "$d/done" ] && echo "$d"; done; done; }
+ev() { # GROUP RUNS...: eval each run on its own (no cross-test), 5,000 samples
+  local g=$1; shift
+  [ $# -gt 0 ] || return 0
+  python3 - "$R/eval-$g.json" "$@" <<'PY'
+import json, subprocess, sys, os
+out, runs = sys.argv[1], sys.argv[2:]
+gs = os.environ.get("GANSCRIPT", "target/release/ganscript")
+res = []
+for r in runs:
+    p = subprocess.run([gs, "eval", r, "--samples", "5000", "--json"], capture_output=True, text=True)
+    if p.returncode != 0:
+        print(f"eval {r} failed: {p.stderr}", file=sys.stderr); continue
+    res += json.loads(p.stdout)["runs"]
+json.dump({"runs": res}, open(out, "w"), indent=1)
+PY
+}
+cp1() { [ -f "$1" ] && cp "$1" "$2"; }
 
-# 1. MAGAN vs EBGAN: energies, margin and convergence per epoch; sample quality.
-if have 'magan-s*' magan; then
-  M=$(runs 'magan-s*' 'ebgan-m30-s*' 'ebgan-m70-s*')
-  "$GS" compare $M --mean-seeds --x epoch --y e_x,e_z --out "$F/magan_energies.png" \
-    --title "real (e_x) and fake (e_z) energy per epoch" > "$R/eval-magan-energies.txt"
-  "$GS" compare $M --mean-seeds --x epoch --y convergence --out "$F/magan_convergence.png" \
-    --title "convergence measure E_x + |E_x - E_z|" > "$R/eval-magan-convergence.txt"
-  "$GS" compare $(runs 'magan-s*') --x epoch --y margin --out "$F/magan_margin.png" \
-    --title "MAGAN margin per epoch" > "$R/eval-magan-margin.txt"
-  "$GS" eval $M > "$R/eval-magan.txt"
-  cp "$R/magan-s1/samples_epoch10.png" "$F/magan_samples.png" 2>/dev/null
-  cp "$R/ebgan-m30-s1/samples_epoch10.png" "$F/ebgan_m30_samples.png" 2>/dev/null
-  cp "$R/ebgan-m70-s1/samples_epoch10.png" "$F/ebgan_m70_samples.png" 2>/dev/null
+# MAGAN against EBGAN
+M=$(runs 'magan-s*' 'magan-nobc-s*' 'ebgan-m30-s*')
+if [ -n "$M" ]; then
+  ev magan $M
+  "$GS" compare $M --mean-seeds --x epoch --y e_x,e_z --out "$F/magan_energies.png" --title "real (e_x) and fake (e_z) energy per epoch, mean of seeds" > "$R/compare-magan-energies.txt"
+  "$GS" compare $(runs 'magan-s*' 'magan-nobc-s*') --x epoch --y margin --out "$F/magan_margin.png" --title "MAGAN's margin per epoch" > "$R/compare-magan-margin.txt"
+  "$GS" compare $M --mean-seeds --x epoch --y convergence --out "$F/magan_convergence.png" --title "convergence measure E_x + |E_x - E_z|" > "$R/compare-magan-convergence.txt"
+  for c in magan ebgan-m30; do cp1 "$R/$c-s1/samples_epoch50.png" "$F/${c}_samples.png"; done
 fi
 
-# 2. Roth et al.'s 3-D mixture: modes captured over training, final scatter plots.
-if have 'roth-*' roth; then
-  M=$(runs 'roth-unreg-s*' 'roth-g0.1-s*' 'roth-g0.1-ann-s*')
-  "$GS" compare $M --mean-seeds --y modes --out "$F/roth_modes.png" \
-    --title "modes captured (of 7), mean over seeds" > "$R/eval-roth-modes.txt"
-  "$GS" compare $M --mean-seeds --y high_quality --out "$F/roth_quality.png" \
-    --title "fraction of samples within 3 std of a centre" > "$R/eval-roth-quality.txt"
-  for s in $M; do "$GS" compare "$s" --y modes,high_quality; done > "$R/eval-roth-per-seed.txt"
-  "$GS" eval $M > "$R/eval-roth.txt"
-  for c in unreg g0.1 g0.1-ann; do cp "$R/roth-$c-s1/scatter_final.png" "$F/roth_${c}_scatter.png" 2>/dev/null; done
-  cp "$R/roth-unreg-s1/real.png" "$F/roth_real.png" 2>/dev/null
+# Roth et al.
+for g in roth roth5; do
+  M=$(runs "$g-*-s*")
+  [ -n "$M" ] || continue
+  ev $g $M
+  "$GS" compare $M --mean-seeds --y modes --out "$F/${g}_modes.png" --title "modes captured (of 7), mean of seeds" > "$R/compare-$g-modes.txt"
+  "$GS" compare $M --mean-seeds --y high_quality --out "$F/${g}_quality.png" --title "fraction of samples within 3 std of a centre, mean of seeds" > "$R/compare-$g-quality.txt"
+  for d in $(runs "$g-*-s1"); do c=$(basename "$d"); cp1 "$d/scatter_final.png" "$F/${c%-s1}_scatter.png"; done
+done
+cp1 "$R/roth-unreg-s1/real.png" "$F/roth_real.png"
+
+# Maximum-margin GANs
+M=$(runs 'mm-*-s*')
+if [ -n "$M" ]; then
+  ev maxmargin $M
+  "$GS" compare $M --mean-seeds --y loss_d --out "$F/maxmargin_loss_d.png" --title "HingeGAN D loss (without the penalty), mean of seeds" > "$R/compare-maxmargin-loss.txt"
+  for d in $(runs 'mm-*-s1'); do c=$(basename "$d"); cp1 "$d/samples_final.png" "$F/${c%-s1}_samples.png"; done
 fi
 
-# 3. Maximum-margin gradient penalties: feature distance at equal steps.
-if have 'mm-*' maxmargin; then
-  M=$(runs 'mm-l2-ls-s*' 'mm-l2-hinge-s*' 'mm-linf-hinge-s*')
-  "$GS" eval $M > "$R/eval-maxmargin.txt"
-  "$GS" compare $M --mean-seeds --y loss_d --out "$F/maxmargin_loss_d.png" \
-    --title "HingeGAN D loss (without penalty)" > "$R/eval-maxmargin-loss.txt"
-  for c in l2-ls l2-hinge linf-hinge; do cp "$R/mm-$c-s1/samples_final.png" "$F/maxmargin_${c}_samples.png" 2>/dev/null; done
+# Tempered lens
+M=$(runs 'tan-*-s*')
+if [ -n "$M" ]; then
+  ev tempered $M
+  "$GS" compare $(runs 'tan-lens-s*') --mean-seeds --y lambda,lens_dist --out "$F/tempered_lambda.png" --title "lens weight lambda and mean |x - L(x)|^2" > "$R/compare-tempered-lambda.txt"
+  "$GS" compare $M --mean-seeds --y loss_d --out "$F/tempered_loss_d.png" --title "LSGAN D loss, with and without the lens" > "$R/compare-tempered-loss.txt"
+  for d in $(runs 'tan-*-s*'); do c=$(basename "$d"); cp1 "$d/samples_final.png" "$F/${c}_samples.png"; done
+  cp1 "$R/tan-lens-s1/lensed_step1000.png" "$F/tempered_lensed_step1000.png"
 fi
 
-# 4. Tempered lens: with and without, λ's schedule.
-if have 'tan-*' tempered; then
-  M=$(runs 'tan-lens-s*' 'tan-nolens-s*')
-  "$GS" eval $M > "$R/eval-tempered.txt"
-  "$GS" compare $(runs 'tan-lens-s1') --y lambda,lens_dist --out "$F/tempered_lambda.png" \
-    --title "lens weight lambda and mean |x - L(x)|^2" > "$R/eval-tempered-lambda.txt"
-  for c in lens nolens; do cp "$R/tan-$c-s1/samples_final.png" "$F/tempered_${c}_samples.png" 2>/dev/null; done
-  cp "$R/tan-lens-s1/lensed_step250.png" "$F/tempered_lensed_step250.png" 2>/dev/null
-fi
-ls "$F"
+python3 "$(dirname "$0")/summarize.py" "$R" > "$R/summary.md"
+echo "wrote $R/summary.md and the figures in $F"
