@@ -48,6 +48,9 @@ pub struct EngineOptions {
     pub seed: u64,
     /// The device given with `--device` (recorded in config.json).
     pub device: String,
+    /// Directories granted with `--allow-read` (besides the current directory, the script's
+    /// directory and the run directory); see [`crate::sandbox`].
+    pub allow_read: Vec<PathBuf>,
 }
 
 impl Default for EngineOptions {
@@ -61,6 +64,7 @@ impl Default for EngineOptions {
             out_dir: None,
             seed: 0,
             device: "cpu".to_string(),
+            allow_read: Vec::new(),
         }
     }
 }
@@ -86,6 +90,7 @@ pub fn new_engine(opts: &EngineOptions) -> Result<(Engine, Sources), String> {
     // The sandbox: rhai has no filesystem or environment access of its own; `eval` would let a
     // script escape the diagnostics and the operation budget, so it is off.
     engine.disable_symbol("eval");
+    crate::sandbox::install(opts.script_dir.as_deref(), &opts.allow_read);
     engine.set_max_operations(opts.max_ops);
     engine.set_max_call_levels(64);
     engine.set_max_expr_depths(128, 64);
@@ -143,49 +148,81 @@ fn register_rng(engine: &mut Engine) {
     });
 }
 
-/// Resolves `import "name"`: a file next to the importing script (`name` or `name.rhai`),
-/// then a module of the standard library (from `$GANSCRIPT_STDLIB` if set, else the copy
-/// compiled into the binary).
+/// Resolves `import "name"`: a `.rhai` file under the script's own directory (next to the
+/// importing file, then in the script's directory), then a module of the standard library (from
+/// `$GANSCRIPT_STDLIB` if set, else the copy compiled into the binary). An absolute name, or one
+/// that leaves the script's directory (`..`, a symbolic link), is refused.
 struct StdlibResolver {
     script_dir: Option<PathBuf>,
     sources: Sources,
     cache: RefCell<HashMap<String, Shared<Module>>>,
 }
 
+/// Why an import was refused.
+const IMPORT_REFUSED: &str =
+    "imports come from the standard library or from .rhai files under the script's directory";
+
 impl StdlibResolver {
-    fn locate(&self, importer: Option<&str>, path: &str) -> Option<(String, String)> {
+    fn locate(
+        &self,
+        importer: Option<&str>,
+        path: &str,
+    ) -> Result<Option<(String, String)>, String> {
         let with_ext = if path.ends_with(".rhai") {
             path.to_string()
         } else {
             format!("{path}.rhai")
         };
-        let mut dirs: Vec<PathBuf> = Vec::new();
+        let refused = || format!("import \"{path}\": {IMPORT_REFUSED}");
+        let rel = Path::new(&with_ext);
+        if rel.is_absolute()
+            || rel
+                .components()
+                .any(|c| !matches!(c, std::path::Component::Normal(_)))
+        {
+            return Err(refused());
+        }
+        // (folder, whether a file found there but outside the script's directory is an error
+        // rather than skipped: a module next to a stdlib module is simply not a local file).
+        let mut dirs: Vec<(PathBuf, bool)> = Vec::new();
         if let Some(src) = importer {
             if let Some(dir) = Path::new(src).parent() {
                 if Path::new(src).exists() {
-                    dirs.push(dir.to_path_buf());
+                    dirs.push((dir.to_path_buf(), false));
                 }
             }
         }
         if let Some(d) = &self.script_dir {
-            dirs.push(d.clone());
+            dirs.push((d.clone(), true));
+        }
+        for (dir, strict) in dirs {
+            let p = dir.join(rel);
+            if !p.is_file() {
+                continue;
+            }
+            if !crate::sandbox::import_allowed(&p) {
+                if strict {
+                    return Err(refused());
+                }
+                continue;
+            }
+            if let Ok(text) = std::fs::read_to_string(&p) {
+                return Ok(Some((p.display().to_string(), text)));
+            }
         }
         if let Ok(d) = std::env::var("GANSCRIPT_STDLIB") {
-            dirs.push(PathBuf::from(d));
-        }
-        for dir in dirs {
-            let p = dir.join(&with_ext);
+            let p = PathBuf::from(d).join(rel);
             if let Ok(text) = std::fs::read_to_string(&p) {
-                return Some((p.display().to_string(), text));
+                return Ok(Some((p.display().to_string(), text)));
             }
         }
         let name = with_ext
             .trim_end_matches(".rhai")
             .trim_start_matches("stdlib/");
-        STDLIB
+        Ok(STDLIB
             .iter()
             .find(|(n, _)| *n == name)
-            .map(|(n, text)| (format!("stdlib/{n}.rhai"), text.to_string()))
+            .map(|(n, text)| (format!("stdlib/{n}.rhai"), text.to_string())))
     }
 }
 
@@ -197,7 +234,10 @@ impl ModuleResolver for StdlibResolver {
         path: &str,
         pos: Position,
     ) -> Result<Shared<Module>, Box<EvalAltResult>> {
-        let Some((label, text)) = self.locate(source, path) else {
+        let found = self
+            .locate(source, path)
+            .map_err(|msg| Box::new(EvalAltResult::ErrorRuntime(msg.into(), pos)))?;
+        let Some((label, text)) = found else {
             return Err(Box::new(EvalAltResult::ErrorModuleNotFound(
                 path.to_string(),
                 pos,

@@ -44,6 +44,7 @@ pub mod penalties;
 pub mod repl;
 pub mod rng;
 pub mod run;
+pub mod sandbox;
 pub mod schedules;
 pub mod script;
 pub mod settings;

@@ -7,7 +7,7 @@ use ganscript::settings::Settings;
 use ganscript::{checkpoint, device, docs, repl, rng, script};
 use rhai::Scope;
 use std::cell::RefCell;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -60,6 +60,9 @@ enum Command {
         /// Device: cpu, cuda or cuda:N.
         #[arg(long, default_value = "cpu")]
         device: String,
+        /// Also let scripts read under DIR (repeatable); see `run --help`.
+        #[arg(long = "allow-read", value_name = "DIR")]
+        allow_read: Vec<PathBuf>,
     },
     /// Parse a script and report every syntax error, without running it.
     Check {
@@ -82,9 +85,23 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     // Host panics are caught and reported as diagnostics; keep the raw message off the screen.
-    if std::env::var_os("RUST_BACKTRACE").is_none() {
-        std::panic::set_hook(Box::new(|_| {}));
-    }
+    // A closed stdout or stderr (`ganscript ... | head`) makes printing panic: exit with 1.
+    let quiet = std::env::var_os("RUST_BACKTRACE").is_none();
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let msg = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.starts_with("failed printing to std") {
+            std::process::exit(1);
+        }
+        if !quiet {
+            default_hook(info);
+        }
+    }));
     let cli = Cli::parse();
     match cli.command {
         Command::Run(args) => run(args),
@@ -102,7 +119,12 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Repl { file, seed, device } => repl(file, seed, device),
+        Command::Repl {
+            file,
+            seed,
+            device,
+            allow_read,
+        } => repl(file, seed, device, allow_read),
         Command::Check { files } => check(files),
         Command::Doc { name } => doc(name),
     }
@@ -142,10 +164,19 @@ struct RunArgs {
     /// boundary (`:continue` resumes, `:save` checkpoints, `:quit` checkpoints and stops).
     #[arg(long, short = 'i')]
     interactive: bool,
+    /// Let the script read under DIR too (repeatable). Without it a script reads only under
+    /// the current directory, its own directory and the run directory; it writes only inside
+    /// the run directory.
+    #[arg(long = "allow-read", value_name = "DIR")]
+    allow_read: Vec<PathBuf>,
+    /// With --resume: continue the run even though it was started by a different script (or
+    /// the script changed since); the resume is recorded in config.json.
+    #[arg(long, requires = "resume")]
+    force_script: bool,
 }
 
-/// The settings (`given`) and seed recorded in a run directory's config.json.
-fn resumed_config(dir: &std::path::Path) -> Result<(Settings, Option<u64>), String> {
+/// A run directory's config.json.
+fn read_config(dir: &Path) -> Result<serde_json::Value, String> {
     let path = dir.join("config.json");
     let text = std::fs::read_to_string(&path).map_err(|e| {
         format!(
@@ -154,17 +185,82 @@ fn resumed_config(dir: &std::path::Path) -> Result<(Settings, Option<u64>), Stri
             path.display()
         )
     })?;
-    let cfg: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| format!("cannot resume: {} is not valid JSON: {e}", path.display()))?;
+    serde_json::from_str(&text)
+        .map_err(|e| format!("cannot resume: {} is not valid JSON: {e}", path.display()))
+}
+
+/// The settings (`given`) and seed recorded in a run's config.json.
+fn resumed_config(cfg: &serde_json::Value, dir: &Path) -> Result<(Settings, Option<u64>), String> {
     let mut settings = Settings::default();
     if let Some(given) = cfg.get("given").and_then(|g| g.as_object()) {
         for (k, v) in given {
             let d = rhai::serde::to_dynamic(v)
-                .map_err(|e| format!("{}: setting {k}: {e}", path.display()))?;
+                .map_err(|e| format!("{}: setting {k}: {e}", dir.join("config.json").display()))?;
             settings.given.insert(k.clone(), d);
         }
     }
     Ok((settings, cfg.get("seed").and_then(|s| s.as_u64())))
+}
+
+/// The SHA-256 of a file, in hex.
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Refuses to resume a run with another script than the one it ran last (compared by content),
+/// unless `force`.
+fn check_resumed_script(
+    cfg: &serde_json::Value,
+    dir: &Path,
+    file: &Path,
+    sha: &str,
+    force: bool,
+) -> Result<(), String> {
+    // The script of the latest resume, else of the start.
+    let last = cfg
+        .get("resumes")
+        .and_then(|r| r.as_array())
+        .and_then(|r| r.iter().rev().find(|e| e.get("script_sha256").is_some()))
+        .unwrap_or(cfg);
+    let recorded_sha = last.get("script_sha256").and_then(|s| s.as_str());
+    let recorded = last
+        .get("script")
+        .and_then(|s| s.as_str())
+        .unwrap_or("an unrecorded script");
+    let Some(recorded_sha) = recorded_sha else {
+        eprintln!(
+            "warning: {} records no script checksum: cannot check that {} is the script of this run",
+            dir.join("config.json").display(),
+            file.display()
+        );
+        return Ok(());
+    };
+    if recorded_sha == sha {
+        return Ok(());
+    }
+    let what = if Path::new(recorded).file_name() == file.file_name() {
+        format!("{} changed since the run", file.display())
+    } else {
+        format!("{} is a different script", file.display())
+    };
+    let msg = format!(
+        "{} was run by {recorded} (sha256 {}…), and {what} (sha256 {}…)",
+        dir.display(),
+        &recorded_sha[..recorded_sha.len().min(12)],
+        &sha[..12]
+    );
+    if force {
+        eprintln!("warning: --force-script: {msg}; resuming anyway");
+        Ok(())
+    } else {
+        Err(format!(
+            "cannot resume: {msg}; a resumed run must use the same script (pass --force-script to resume anyway)"
+        ))
+    }
 }
 
 fn run(args: RunArgs) -> ExitCode {
@@ -177,13 +273,22 @@ fn run(args: RunArgs) -> ExitCode {
         max_ops,
         interactive,
         resume,
+        allow_read,
+        force_script,
     } = args;
-    let (mut settings, saved_seed) = match &resume {
-        Some(dir) => match resumed_config(dir) {
+    let config = match &resume {
+        Some(dir) => match read_config(dir) {
+            Ok(c) => Some(c),
+            Err(e) => return fail(&ScriptDiagnostic::plain(e)),
+        },
+        None => None,
+    };
+    let (mut settings, saved_seed) = match (&resume, &config) {
+        (Some(dir), Some(cfg)) => match resumed_config(cfg, dir) {
             Ok(c) => c,
             Err(e) => return fail(&ScriptDiagnostic::plain(e)),
         },
-        None => (Settings::default(), None),
+        _ => (Settings::default(), None),
     };
     for pair in &set {
         if let Err(e) = settings.set_pair(pair) {
@@ -196,16 +301,49 @@ fn run(args: RunArgs) -> ExitCode {
         Err(e) => return fail(&ScriptDiagnostic::plain(e)),
     }
     rng::seed(seed);
-    if let Some(dir) = &resume {
-        if let Err(e) = checkpoint::prepare_resume(dir) {
-            return fail(&ScriptDiagnostic::plain(e));
-        }
-        out = Some(dir.clone());
-    }
     let text = match script::read_source(&file) {
         Ok(t) => t,
         Err(d) => return fail(&d),
     };
+    // A resumed run: (its config.json, this resume's history entry, restart from the start).
+    let mut resumed = None;
+    if let (Some(dir), Some(cfg)) = (&resume, config) {
+        let sha = sha256_hex(text.as_bytes());
+        if let Err(e) = check_resumed_script(&cfg, dir, &file, &sha, force_script) {
+            return fail(&ScriptDiagnostic::plain(e));
+        }
+        let has_checkpoint = dir.join(checkpoint::FILE_NAME).exists();
+        let restart = if has_checkpoint {
+            if let Err(e) = checkpoint::prepare_resume(dir) {
+                return fail(&ScriptDiagnostic::plain(e));
+            }
+            false
+        } else if cfg.get("status").and_then(|s| s.as_str()) == Some("ok") {
+            return fail(&ScriptDiagnostic::plain(format!(
+                "cannot resume {}: it holds no {} (was the run started by a script that calls save_checkpoint?)",
+                dir.display(),
+                checkpoint::FILE_NAME
+            )));
+        } else {
+            eprintln!(
+                "warning: {} stopped before its first checkpoint: the run starts again from the beginning (same settings and seed)",
+                dir.display()
+            );
+            true
+        };
+        let entry = serde_json::json!({
+            "time": ganscript::run::iso8601(std::time::SystemTime::now()),
+            "script": file.display().to_string(),
+            "script_sha256": sha,
+            "args": std::env::args().skip(1).collect::<Vec<_>>(),
+            "set": set,
+            "seed": seed,
+            "from": if restart { "start" } else { "checkpoint" },
+            "force_script": force_script,
+        });
+        resumed = Some((dir.clone(), cfg, entry, restart));
+        out = Some(dir.clone());
+    }
     let interrupt = Arc::new(AtomicBool::new(false));
     if interactive {
         repl::install_ctrlc(interrupt.clone(), true);
@@ -238,17 +376,30 @@ fn run(args: RunArgs) -> ExitCode {
         max_ops,
         settings: settings.clone(),
         interrupt: interrupt.clone(),
-        script_dir: file.parent().map(|p| p.to_path_buf()),
+        script_dir: Some(ganscript::sandbox::script_dir_of(&file)),
         script_path: Some(file.clone()),
         out_dir: out,
         seed,
         device: device.clone(),
+        allow_read,
     };
     let name = file.display().to_string();
     let mut compiled = match script::compile(&name, &text, &opts) {
         Ok(s) => s,
         Err(d) => return fail(&d),
     };
+    // The run directory, before any work: a fresh run creates it now (an unwritable --out is an
+    // error at once); a resumed run writes nothing until it really continues.
+    if let Some(handle) = ganscript::run::current() {
+        match resumed {
+            Some((dir, cfg, entry, restart)) => handle.begin_resume(&dir, cfg, entry, restart),
+            None => {
+                if let Err(e) = handle.start() {
+                    return fail(&ScriptDiagnostic::plain(e));
+                }
+            }
+        }
+    }
     if interactive {
         let ast = compiled.ast.clone();
         let sources = compiled.sources.clone();
@@ -348,7 +499,7 @@ fn doc(name: Option<String>) -> ExitCode {
     }
 }
 
-fn repl(file: Option<PathBuf>, seed: u64, device: String) -> ExitCode {
+fn repl(file: Option<PathBuf>, seed: u64, device: String, allow_read: Vec<PathBuf>) -> ExitCode {
     match device::parse_device(&device) {
         Ok(d) => device::set_current_device(d),
         Err(e) => return fail(&ScriptDiagnostic::plain(e)),
@@ -356,12 +507,13 @@ fn repl(file: Option<PathBuf>, seed: u64, device: String) -> ExitCode {
     rng::seed(seed);
     let opts = EngineOptions {
         script_dir: Some(
-            file.as_ref()
-                .and_then(|f| f.parent().map(|p| p.to_path_buf()))
+            file.as_deref()
+                .map(ganscript::sandbox::script_dir_of)
                 .unwrap_or_else(|| PathBuf::from(".")),
         ),
         seed,
         device,
+        allow_read,
         ..EngineOptions::default()
     };
     match repl::main(file.as_deref(), &opts) {

@@ -8,7 +8,11 @@ use std::io::{Read, Write};
 use std::path::Path;
 
 fn run(text: &str) -> Result<Dynamic, String> {
-    let opts = EngineOptions::default();
+    // The fixtures live in temporary folders: granted as with `--allow-read`.
+    let opts = EngineOptions {
+        allow_read: vec![std::env::temp_dir()],
+        ..Default::default()
+    };
     let s = ganscript::script::compile("test.rhai", text, &opts).map_err(|d| d.message)?;
     let mut scope = Scope::new();
     s.run(&mut scope).map_err(|d| d.message)

@@ -785,8 +785,19 @@ fn save_load_round_trip_and_bad_files() {
     );
     assert_eq!(snapshot(&fresh), orig);
 
-    // The script API.
+    // The script API (the temporary folder granted as with `--allow-read`).
     let p = path.display().to_string();
+    let granted = EngineOptions {
+        allow_read: vec![dir.path().to_path_buf()],
+        ..Default::default()
+    };
+    let run = |src: &str| {
+        new_engine(&granted)
+            .unwrap()
+            .0
+            .eval::<Dynamic>(src)
+            .map_err(|e| e.to_string())
+    };
     let r = run(&format!(
         r#"let d = dcgan_d(28, 1, true); d.load("{p}"); d.named_params()["0.weight"].sum().item()"#
     ))

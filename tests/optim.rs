@@ -207,7 +207,19 @@ fn adam_weight_decay_and_lr_property() {
 #[test]
 fn state_round_trip_resumes_exactly() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("opt.safetensors").display().to_string();
+    // Files are written in the run directory; run_path gives the path to read one back.
+    let in_run = EngineOptions {
+        out_dir: Some(dir.path().to_path_buf()),
+        ..Default::default()
+    };
+    let run = |src: &str| {
+        ganscript::new_engine(&in_run)
+            .unwrap()
+            .0
+            .eval::<Dynamic>(src)
+            .map_err(|e| e.to_string())
+    };
+    let path = "opt.safetensors";
     // Two identical runs; the second saves its optimizer after 3 steps into a fresh optimizer
     // and continues with it: the trajectories must match bit for bit.
     let r = run(&format!(
@@ -223,7 +235,7 @@ fn state_round_trip_resumes_exactly() {
         for i in 0..3 {{ o2.step_grads([gs[i]]); }}
         o2.save("{path}");
         let o3 = adamax([p2], 0.02, 0.5, 0.999);
-        o3.load("{path}");
+        o3.load(run_path("{path}"));
         let st = o3.state();
         for i in 3..6 {{ o3.step_grads([gs[i]]); }}
         [(p1 - p2).abs().max().item(), o3.lr, st["0.step"].item(), st.keys().len()]
@@ -237,7 +249,7 @@ fn state_round_trip_resumes_exactly() {
     assert_eq!(r[2].as_float().unwrap(), 3.0);
     assert_eq!(r[3].as_int().unwrap(), 4);
     let e = run(&format!(
-        r#"let o = adamax([variable(zeros([2]))], 0.01, 0.5, 0.999); o.load("{path}")"#
+        r#"let o = adamax([variable(zeros([2]))], 0.01, 0.5, 0.999); o.load(run_path("{path}"))"#
     ))
     .unwrap_err();
     assert!(

@@ -111,6 +111,7 @@ fn magan_margin_rule_sees_the_generator_steps_energies() {
         replay.to_str().unwrap(),
         "--resume",
         pre.to_str().unwrap(),
+        "--force-script",
     ]);
     let r = rows(&pre);
     let m = rows(&full);

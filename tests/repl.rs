@@ -427,7 +427,12 @@ fn save_at_a_paused_run_writes_a_checkpoint_and_the_run_goes_on() {
         ),
     )
     .unwrap();
-    let (ok, out, err) = ganscript(&["run", "probe.rhai", "--resume", "r"], "", dir.path());
+    // (probe.rhai is another script than the run's: --force-script.)
+    let (ok, out, err) = ganscript(
+        &["run", "probe.rhai", "--resume", "r", "--force-script"],
+        "",
+        dir.path(),
+    );
     assert!(ok, "{err}");
     assert!(out.contains("resumed at 6 t"), "{out}");
 }
@@ -453,7 +458,12 @@ fn save_with_an_explicit_state_map_is_what_resume_state_returns() {
         TRACKED.lines().take(3).collect::<Vec<_>>().join("\n")
     );
     std::fs::write(dir.path().join("probe.rhai"), probe).unwrap();
-    let (ok, out, err) = ganscript(&["run", "probe.rhai", "--resume", "r"], "", dir.path());
+    // (probe.rhai is another script than the run's: --force-script.)
+    let (ok, out, err) = ganscript(
+        &["run", "probe.rhai", "--resume", "r", "--force-script"],
+        "",
+        dir.path(),
+    );
     assert!(ok, "{err}");
     // `step` is the live variable (1); there is no variable `tag` or `lr`, so they keep the
     // values given to :save.

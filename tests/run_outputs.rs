@@ -313,10 +313,14 @@ fn progress_plain_lines() {
             && last.contains("loss=0.0500"),
         "{err}"
     );
-    assert!(
-        !tmp.path().join("o").exists(),
-        "progress alone writes no run directory"
-    );
+    // The run directory is made before the script starts (an unwritable --out fails at
+    // once); progress alone writes nothing in it but config.json.
+    let mut files: Vec<String> = std::fs::read_dir(tmp.path().join("o"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    files.sort();
+    assert_eq!(files, ["config.json"]);
 }
 
 #[test]
@@ -336,4 +340,56 @@ fn a_log_scale_plot_of_values_that_are_never_positive_says_so() {
     );
     assert!(out.join("loss.png").exists());
     assert!(!out.join("gamma.png").exists());
+}
+
+#[test]
+fn metrics_csv_quotes_keys_and_strings_that_need_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let text = r#"
+        log(#{ step: 1, "a,b": 1.5, "two\nlines": 2, "say \"hi\"": "x, \"y\"" });
+        log(#{ step: 2, "a,b": 2.5, plain: "z" });
+    "#;
+    let (r, _) = run_in(tmp.path(), &out, text, &[]);
+    assert!(r.is_ok(), "{r:?}");
+    // Read back by an independent CSV reader: one field per key, one record per row.
+    let mut rd = csv::Reader::from_path(out.join("metrics.csv")).unwrap();
+    let header: Vec<String> = rd.headers().unwrap().iter().map(str::to_string).collect();
+    assert_eq!(header, ["step", "a,b", "say \"hi\"", "two\nlines", "plain"]);
+    let rows: Vec<Vec<String>> = rd
+        .records()
+        .map(|r| r.unwrap().iter().map(str::to_string).collect())
+        .collect();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0], ["1", "1.5", "x, \"y\"", "2", ""]);
+    assert_eq!(rows[1], ["2", "2.5", "", "", "z"]);
+}
+
+#[test]
+fn a_closed_stdout_or_stderr_exits_with_1() {
+    let tmp = tempfile::tempdir().unwrap();
+    let script = tmp.path().join("loud.rhai");
+    std::fs::write(&script, "for i in 0..200000 { print(`line ${i}`); }").unwrap();
+    // Like `ganscript run loud.rhai | head -0`: the reader goes away at once.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ganscript"))
+        .args(["run", script.to_str().unwrap(), "--out"])
+        .arg(tmp.path().join("o1"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    assert_eq!(child.wait().unwrap().code(), Some(1));
+    // A script error reported to a closed stderr.
+    let bad = tmp.path().join("bad.rhai");
+    std::fs::write(&bad, "let x = zeros([2]) + ones([3]);").unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ganscript"))
+        .args(["run", bad.to_str().unwrap(), "--out"])
+        .arg(tmp.path().join("o2"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stderr.take());
+    assert_eq!(child.wait().unwrap().code(), Some(1));
 }

@@ -1,6 +1,8 @@
 //! The checkpoint file: one safetensors file holding every tensor of a run's state, with the
 //! non-tensor state (script values, RNG, step counters) as JSON in its metadata. Written to a
-//! temporary file and renamed, so a checkpoint on disk is always complete.
+//! temporary file and renamed, so a checkpoint on disk is always complete. Each tensor's bytes
+//! carry a CRC-32 (see [`crate::run::write_safetensors`]), checked on load: a damaged tensor is
+//! an error naming it.
 
 use candle_core::{Device, Tensor};
 use std::collections::HashMap;
@@ -36,6 +38,8 @@ pub fn read(
 ) -> Result<(HashMap<String, Tensor>, serde_json::Value), String> {
     let bytes = std::fs::read(path)
         .map_err(|e| format!("cannot read checkpoint {}: {e}", path.display()))?;
+    let what = format!("checkpoint {}", path.display());
+    let verified = crate::run::verify_safetensors(&bytes, &what)?;
     let st = safetensors::SafeTensors::deserialize(&bytes)
         .map_err(|e| format!("checkpoint {} is damaged or truncated: {e}", path.display()))?;
     let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
@@ -58,6 +62,12 @@ pub fn read(
             path.display(),
             doc["format"]
         ));
+    }
+    if !verified {
+        eprintln!(
+            "warning: {what} records no checksums (written by an older ganscript): its tensors \
+             cannot be verified"
+        );
     }
     let mut tensors = HashMap::new();
     for (name, view) in st.tensors() {

@@ -364,6 +364,7 @@ fn save_checkpoint(values: &Map, interrupt: &AtomicBool) -> ScriptResult<String>
 fn write_checkpoint(values: &Map) -> ScriptResult<PathBuf> {
     let run = crate::run::current().ok_or_else(|| script_err("save_checkpoint: no run"))?;
     let dir = run.dir()?;
+    run.commit()?;
     let mut tensors: Vec<(String, CT)> = Vec::new();
     let tracked = STATE.with(|s| s.borrow().tracked.clone());
     for (name, obj) in &tracked {
@@ -490,7 +491,7 @@ pub fn register(engine: &mut Engine, opts: &EngineOptions) {
     reg!(
         engine,
         "is_resuming",
-        "True when the run continues from a checkpoint (--resume).",
+        "True when the run continues from a checkpoint (--resume of a run that saved one): a script skips its one-off set-up (pre-training) then.",
         || { STATE.with(|s| s.borrow().resume.is_some()) }
     );
     let interrupt: Arc<AtomicBool> = opts.interrupt.clone();

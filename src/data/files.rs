@@ -7,6 +7,7 @@
 
 use super::Dataset;
 use crate::errors::{script_err, ScriptResult};
+use crate::sandbox::{check_read, read_path};
 use rhai::{Engine, Map, INT};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -38,6 +39,7 @@ pub fn maybe_gunzip(bytes: Vec<u8>, file: &str) -> ScriptResult<Vec<u8>> {
 }
 
 fn read_file(path: &Path) -> ScriptResult<Vec<u8>> {
+    check_read("read", path).map_err(script_err)?;
     std::fs::read(path).map_err(|e| script_err(format!("cannot read {}: {e}", path.display())))
 }
 
@@ -138,6 +140,7 @@ pub fn builtin_mnist() -> ScriptResult<Dataset> {
 }
 
 fn list_dir(dir: &Path, what: &str) -> ScriptResult<Vec<String>> {
+    check_read(what, dir).map_err(script_err)?;
     if !dir.is_dir() {
         return Err(script_err(format!(
             "{what}: directory {} does not exist{}",
@@ -283,6 +286,7 @@ pub fn cifar10(dir: &Path) -> ScriptResult<Dataset> {
 }
 
 fn collect_images(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) -> ScriptResult<()> {
+    check_read("image_folder", dir).map_err(script_err)?;
     let entries = std::fs::read_dir(dir)
         .map_err(|e| script_err(format!("image_folder: cannot list {}: {e}", dir.display())))?;
     for e in entries.filter_map(|e| e.ok()) {
@@ -342,6 +346,7 @@ pub fn image_folder(dir: &Path, size: usize) -> ScriptResult<Dataset> {
     let plane = size * size;
     let mut data = Vec::with_capacity(files.len() * 3 * plane);
     for p in &files {
+        check_read("image_folder", p).map_err(script_err)?;
         let img = image::open(p)
             .map_err(|e| script_err(format!("cannot read image {}: {e}", p.display())))?
             .to_rgb8();
@@ -556,6 +561,7 @@ pub fn npy(path: &Path) -> ScriptResult<Dataset> {
 /// The array `key` (with or without `.npy`) of an NPZ archive (stored or deflated).
 pub fn npz(path: &Path, key: &str) -> ScriptResult<Dataset> {
     let file = path.display().to_string();
+    check_read("npz", path).map_err(script_err)?;
     let f = std::fs::File::open(path)
         .map_err(|e| script_err(format!("npz: cannot open {file}: {e}")))?;
     let mut zip = zip::ZipArchive::new(f)
@@ -603,28 +609,28 @@ pub fn register(engine: &mut Engine) {
         engine,
         "mnist",
         "MNIST / Fashion-MNIST from a directory of IDX files (raw or .gz; train- files preferred).",
-        |dir: &str| mnist_dir(Path::new(dir))
+        |dir: &str| mnist_dir(&read_path("mnist", dir)?)
     );
     reg!(
         engine,
         "mnist",
         "MNIST / Fashion-MNIST from a directory, with options #{range, pad_to, limit}.",
-        |dir: &str, opts: Map| mnist_dir(Path::new(dir))?.with_options(&opts)
+        |dir: &str, opts: Map| mnist_dir(&read_path("mnist", dir)?)?.with_options(&opts)
     );
     reg!(
         engine,
         "cifar10",
         "CIFAR-10 from its binary batches (data_batch_*.bin): [N,3,32,32] in [0,1] with labels.",
-        |dir: &str| cifar10(Path::new(dir))
+        |dir: &str| cifar10(&read_path("cifar10", dir)?)
     );
     reg!(
         engine,
         "cifar10",
         "CIFAR-10 with options #{range, pad_to, limit}.",
-        |dir: &str, opts: Map| cifar10(Path::new(dir))?.with_options(&opts)
+        |dir: &str, opts: Map| cifar10(&read_path("cifar10", dir)?)?.with_options(&opts)
     );
     reg!(engine, "image_folder", "PNG/JPEG images under dir, RGB, resized and centre-cropped to size×size, in [0,1] (sub-folders = labels).", |dir: &str, size: INT| -> ScriptResult<Dataset> {
-        image_folder(Path::new(dir), usize::try_from(size).map_err(|_| script_err("image_folder: size must be positive"))?)
+        image_folder(&read_path("image_folder", dir)?, usize::try_from(size).map_err(|_| script_err("image_folder: size must be positive"))?)
     });
     reg!(
         engine,
@@ -632,7 +638,7 @@ pub fn register(engine: &mut Engine) {
         "image_folder with options #{range, pad_to, limit}.",
         |dir: &str, size: INT, opts: Map| -> ScriptResult<Dataset> {
             image_folder(
-                Path::new(dir),
+                &read_path("image_folder", dir)?,
                 usize::try_from(size)
                     .map_err(|_| script_err("image_folder: size must be positive"))?,
             )?
@@ -643,24 +649,24 @@ pub fn register(engine: &mut Engine) {
         engine,
         "npy",
         "An array from an NPY file (f32/f64/u8; u8 scaled to [0,1]; NHWC images made NCHW).",
-        |path: &str| npy(Path::new(path))
+        |path: &str| npy(&read_path("npy", path)?)
     );
     reg!(
         engine,
         "npy",
         "npy with options #{range, pad_to, limit}.",
-        |path: &str, opts: Map| npy(Path::new(path))?.with_options(&opts)
+        |path: &str, opts: Map| npy(&read_path("npy", path)?)?.with_options(&opts)
     );
     reg!(
         engine,
         "npz",
         "The array `key` of an NPZ archive (f32/f64/u8; u8 scaled to [0,1]).",
-        |path: &str, key: &str| npz(Path::new(path), key)
+        |path: &str, key: &str| npz(&read_path("npz", path)?, key)
     );
     reg!(
         engine,
         "npz",
         "npz with options #{range, pad_to, limit}.",
-        |path: &str, key: &str, opts: Map| npz(Path::new(path), key)?.with_options(&opts)
+        |path: &str, key: &str, opts: Map| npz(&read_path("npz", path)?, key)?.with_options(&opts)
     );
 }

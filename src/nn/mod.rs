@@ -1295,6 +1295,12 @@ pub fn save_tensors_atomic(map: &HashMap<String, CT>, path: &Path) -> Result<(),
 /// Reads every tensor of a safetensors file (on the current device), with clear errors.
 pub fn load_tensors(path: &Path) -> Result<HashMap<String, CT>, String> {
     let data = std::fs::read(path).map_err(|e| format!("load {}: {e}", path.display()))?;
+    // Files written by ganscript carry checksums; others (e.g. exported by PyTorch) do not.
+    // (A file that does not parse is reported below.)
+    match crate::run::verify_safetensors(&data, &format!("load {}", path.display())) {
+        Err(e) if !e.contains("is damaged or truncated") => return Err(e),
+        _ => {}
+    }
     candle_core::safetensors::load_buffer(&data, &current_device()).map_err(|e| {
         format!(
             "load {}: not a valid safetensors file (truncated or corrupt?): {e}",

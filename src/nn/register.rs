@@ -9,7 +9,6 @@ use super::{Act, Net};
 use crate::errors::{script_err, OrScriptErr, ScriptResult};
 use crate::tensor::{shape_from, Tensor};
 use rhai::{Array, Dynamic, Engine, Map, FLOAT, INT};
-use std::path::Path;
 
 type RN = ScriptResult<Net>;
 
@@ -490,9 +489,10 @@ fn register_module_api(engine: &mut Engine) {
     reg!(
         engine,
         "save",
-        "Writes parameters and buffers as safetensors (atomically).",
+        "Writes parameters and buffers as safetensors (atomically) to a file in the run directory.",
         |n: &mut Net, path: &str| -> ScriptResult<()> {
-            n.save(Path::new(path)).map_err(script_err)
+            n.save(&crate::run::output_path(path, "")?)
+                .map_err(script_err)
         }
     );
     reg!(
@@ -500,7 +500,8 @@ fn register_module_api(engine: &mut Engine) {
         "load",
         "Reads parameters and buffers from a safetensors file; on error the net is unchanged.",
         |n: &mut Net, path: &str| -> ScriptResult<()> {
-            n.load(Path::new(path)).map_err(script_err)
+            n.load(&crate::sandbox::read_path("load", path)?)
+                .map_err(script_err)
         }
     );
 }

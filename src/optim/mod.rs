@@ -715,9 +715,10 @@ pub fn register(engine: &mut Engine) {
     reg!(
         engine,
         "save",
-        "Writes the optimizer state as safetensors (atomically).",
+        "Writes the optimizer state as safetensors (atomically) to a file in the run directory.",
         |o: &mut Optimizer, path: &str| -> ScriptResult<()> {
-            o.save(Path::new(path)).map_err(script_err)
+            o.save(&crate::run::output_path(path, "")?)
+                .map_err(script_err)
         }
     );
     reg!(
@@ -725,7 +726,8 @@ pub fn register(engine: &mut Engine) {
         "load",
         "Reads the optimizer state from a safetensors file; on error nothing changes.",
         |o: &mut Optimizer, path: &str| -> ScriptResult<()> {
-            o.load(Path::new(path)).map_err(script_err)
+            o.load(&crate::sandbox::read_path("load", path)?)
+                .map_err(script_err)
         }
     );
     reg!(

@@ -71,12 +71,13 @@ impl MetricValue {
         }
     }
 
+    /// The CSV field (unquoted: the csv writer quotes what needs it).
     fn csv(&self) -> String {
         match self {
             MetricValue::Int(i) => format!("{i}"),
             MetricValue::Num(x) => format!("{x}"),
             MetricValue::Bool(b) => format!("{b}"),
-            MetricValue::Str(s) => format!("\"{}\"", s.replace('"', "\"\"")),
+            MetricValue::Str(s) => s.clone(),
             MetricValue::Null => String::new(),
         }
     }
@@ -128,7 +129,7 @@ impl Metrics {
             .collect()
     }
 
-    fn csv_row(&self, row: &[(String, MetricValue)]) -> String {
+    fn csv_fields(&self, row: &[(String, MetricValue)]) -> Vec<String> {
         self.keys
             .iter()
             .map(|k| {
@@ -137,18 +138,35 @@ impl Metrics {
                     .map(|(_, v)| v.csv())
                     .unwrap_or_default()
             })
-            .collect::<Vec<_>>()
-            .join(",")
+            .collect()
     }
 
-    fn csv_all(&self) -> String {
-        let mut s = self.keys.join(",");
-        s.push('\n');
-        for row in &self.rows {
-            s.push_str(&self.csv_row(row));
-            s.push('\n');
+    /// CSV records (quoted as RFC 4180 asks: a key or string holding a comma, a quote or a line
+    /// break stays one field).
+    fn csv_records(records: impl IntoIterator<Item = Vec<String>>) -> ScriptResult<String> {
+        let mut w = csv::WriterBuilder::new()
+            .terminator(csv::Terminator::Any(b'\n'))
+            .from_writer(Vec::new());
+        for r in records {
+            w.write_record(&r)
+                .map_err(|e| script_err(format!("metrics.csv: {e}")))?;
         }
-        s
+        let bytes = w
+            .into_inner()
+            .map_err(|e| script_err(format!("metrics.csv: {e}")))?;
+        String::from_utf8(bytes).map_err(|e| script_err(format!("metrics.csv: {e}")))
+    }
+
+    fn csv_row(&self, row: &[(String, MetricValue)]) -> ScriptResult<String> {
+        let mut line = Self::csv_records([self.csv_fields(row)])?;
+        line.pop(); // the terminator: append_line adds it
+        Ok(line)
+    }
+
+    fn csv_all(&self) -> ScriptResult<String> {
+        let records =
+            std::iter::once(self.keys.clone()).chain(self.rows.iter().map(|r| self.csv_fields(r)));
+        Self::csv_records(records)
     }
 }
 
@@ -176,6 +194,7 @@ pub fn log(handle: &RunHandle, values: &Map) -> ScriptResult<()> {
         }
     }
     let dir = handle.dir()?;
+    handle.commit()?;
     let mut st = handle.0.borrow_mut();
     let json: serde_json::Map<String, Value> =
         row.iter().map(|(k, v)| (k.clone(), v.json())).collect();
@@ -185,9 +204,9 @@ pub fn log(handle: &RunHandle, values: &Map) -> ScriptResult<()> {
     let csv = dir.join("metrics.csv");
     if new_key || !csv.exists() {
         m.rows.push(row);
-        super::atomic_write(&csv, m.csv_all().as_bytes())
+        super::atomic_write(&csv, m.csv_all()?.as_bytes())
     } else {
-        let line = m.csv_row(&row);
+        let line = m.csv_row(&row)?;
         m.rows.push(row);
         append_line(&csv, &line)
     }
@@ -255,10 +274,9 @@ pub fn restore(handle: &RunHandle, rows: usize) -> ScriptResult<()> {
             lines.len()
         )));
     }
-    let mut st = handle.0.borrow_mut();
-    let m = &mut st.metrics;
-    m.keys.clear();
-    m.rows.clear();
+    // Everything is read and checked before anything is written: a resume that fails here
+    // leaves the run's files as they were.
+    let mut m = Metrics::default();
     for (i, line) in lines[..rows].iter().enumerate() {
         let v: Value = serde_json::from_str(line)
             .map_err(|e| script_err(format!("{} line {}: {e}", jsonl.display(), i + 1)))?;
@@ -272,10 +290,25 @@ pub fn restore(handle: &RunHandle, rows: usize) -> ScriptResult<()> {
         m.add_keys(&row);
         m.rows.push(row);
     }
+    let csv = m.csv_all()?;
     let mut kept = lines[..rows].join("\n");
     if !kept.is_empty() {
         kept.push('\n');
     }
+    handle.commit()?;
+    handle.0.borrow_mut().metrics = m;
+    if rows == 0 {
+        // As before the first `log`: no metrics files.
+        for p in [jsonl, dir.join("metrics.csv")] {
+            match std::fs::remove_file(&p) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(script_err(format!("cannot remove {}: {e}", p.display())))
+                }
+                _ => {}
+            }
+        }
+        return Ok(());
+    }
     super::atomic_write(&jsonl, kept.as_bytes())?;
-    super::atomic_write(&dir.join("metrics.csv"), m.csv_all().as_bytes())
+    super::atomic_write(&dir.join("metrics.csv"), csv.as_bytes())
 }

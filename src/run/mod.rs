@@ -43,6 +43,24 @@ pub struct RunState {
     pub(crate) metrics: metrics::Metrics,
     noise: HashMap<String, Tensor>,
     status: Option<(String, Option<String>, f64)>,
+    /// Set when this process continues an earlier run (`--resume`).
+    resume: Option<Resume>,
+    /// Whether this process has started writing into the run directory. A fresh run commits when
+    /// it creates the directory; a resumed one only when it really continues (its checkpoint
+    /// restored, or a first write), so that a resume that fails before leaves every file as it
+    /// was.
+    committed: bool,
+}
+
+/// What a resumed run keeps of the earlier one.
+struct Resume {
+    /// The earlier config.json (its `started` and `resumes` history are kept).
+    previous: Value,
+    /// This resume's entry in the `resumes` history.
+    entry: Value,
+    /// No checkpoint was written before the run stopped: it starts again from the beginning
+    /// (the earlier metrics are dropped when it commits).
+    restart: bool,
 }
 
 /// A handle on the current run, for the host (the CLI finishes the run with it).
@@ -72,13 +90,24 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, bytes).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+    // A stale `.tmp` (a killed write) is replaced; `create_new` never writes through a link.
+    let _ = std::fs::remove_file(&tmp);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, bytes))
+        .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
     std::fs::rename(&tmp, path)
         .map_err(|e| format!("cannot rename {} to {}: {e}", tmp.display(), path.display()))
 }
 
-/// Serializes named tensors (and optional string metadata) as safetensors and writes the file
-/// atomically. The caller names the file in its error message.
+/// The safetensors metadata key holding each tensor's CRC-32 (a JSON map of 8 hex digits).
+pub const CHECKSUM_KEY: &str = "ganscript.crc32";
+
+/// Serializes named tensors (and optional string metadata) as safetensors, with the CRC-32 of
+/// each tensor's bytes in the metadata ([`CHECKSUM_KEY`]), and writes the file atomically. The
+/// caller names the file in its error message.
 pub fn write_safetensors<'a>(
     path: &Path,
     tensors: impl IntoIterator<Item = (&'a str, &'a candle_core::Tensor)>,
@@ -89,8 +118,65 @@ pub fn write_safetensors<'a>(
         .map(|(k, t)| t.contiguous().map(|t| (k, t)))
         .collect::<candle_core::Result<_>>()
         .map_err(|e| e.to_string())?;
-    let bytes = safetensors::serialize(views, meta).map_err(|e| e.to_string())?;
+    let sums: serde_json::Map<String, Value> = views
+        .iter()
+        .map(|(k, t)| {
+            let crc = crc32fast::hash(&safetensors::View::data(t));
+            (k.to_string(), json!(format!("{crc:08x}")))
+        })
+        .collect();
+    let mut meta = meta.unwrap_or_default();
+    meta.insert(CHECKSUM_KEY.to_string(), Value::Object(sums).to_string());
+    let bytes = safetensors::serialize(views, Some(meta)).map_err(|e| e.to_string())?;
     write_atomically(path, &bytes)
+}
+
+/// Checks the CRC-32 of every tensor of a safetensors file against the ones recorded when it
+/// was written. `Ok(false)`: the file records none (written by an older ganscript, or by another
+/// program). An error names the damaged tensor; `what` names the file.
+pub fn verify_safetensors(bytes: &[u8], what: &str) -> Result<bool, String> {
+    let st = safetensors::SafeTensors::deserialize(bytes)
+        .map_err(|e| format!("{what} is damaged or truncated: {e}"))?;
+    let (_, header) = safetensors::SafeTensors::read_metadata(bytes)
+        .map_err(|e| format!("{what} is damaged or truncated: {e}"))?;
+    let Some(recorded) = header.metadata().as_ref().and_then(|m| m.get(CHECKSUM_KEY)) else {
+        return Ok(false);
+    };
+    let recorded: serde_json::Map<String, Value> =
+        serde_json::from_str(recorded).map_err(|e| format!("{what}: unreadable checksums: {e}"))?;
+    let mut seen = 0;
+    for (name, view) in st.tensors() {
+        let want = recorded
+            .get(&name)
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| format!("{what}: tensor `{name}` has no recorded checksum"))?;
+        let got = format!("{:08x}", crc32fast::hash(view.data()));
+        if got != want {
+            return Err(format!(
+                "{what}: tensor `{name}` is damaged: the CRC-32 of its bytes is {got}, the file \
+                 recorded {want} when it was written"
+            ));
+        }
+        seen += 1;
+    }
+    if seen != recorded.len() {
+        let names: std::collections::HashSet<String> =
+            st.names().into_iter().map(|n| n.to_string()).collect();
+        let missing: Vec<&String> = recorded.keys().filter(|k| !names.contains(*k)).collect();
+        return Err(format!(
+            "{what}: tensor `{}` is missing (the file recorded a checksum for it)",
+            missing.first().map(|s| s.as_str()).unwrap_or("?")
+        ));
+    }
+    Ok(true)
+}
+
+/// `name` resolved inside the current run's directory (created if needed), for a native
+/// function that writes a file; see [`crate::sandbox::write_path`].
+pub fn output_path(name: &str, default_ext: &str) -> ScriptResult<PathBuf> {
+    let run = current().ok_or_else(|| script_err("no run: files can only be written in a run"))?;
+    let mut st = run.0.borrow_mut();
+    st.path(name, default_ext)
 }
 
 /// (year, month, day, hour, minute, second) in UTC.
@@ -186,7 +272,37 @@ impl RunState {
             metrics: metrics::Metrics::default(),
             noise: HashMap::new(),
             status: None,
+            resume: None,
+            committed: false,
         }
+    }
+
+    /// Starts writing into the run directory (once): removes stale `*.tmp` files (left by a
+    /// write that was killed), writes config.json, and for a run that restarts from the
+    /// beginning drops the earlier metrics.
+    pub fn commit(&mut self) -> ScriptResult<()> {
+        if self.committed {
+            return Ok(());
+        }
+        let Some(dir) = self.dir.clone() else {
+            return Ok(());
+        };
+        remove_stale_tmp(&dir);
+        if self.resume.as_ref().is_some_and(|r| r.restart) {
+            for f in ["metrics.jsonl", "metrics.csv"] {
+                match std::fs::remove_file(dir.join(f)) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(script_err(format!(
+                            "cannot remove {}: {e}",
+                            dir.join(f).display()
+                        )))
+                    }
+                    _ => {}
+                }
+            }
+        }
+        self.committed = true;
+        self.write_config()
     }
 
     /// The run directory, created (with its config.json) on first use.
@@ -220,24 +336,30 @@ impl RunState {
             ))
         })?;
         self.dir = Some(dir.clone());
-        self.write_config()?;
+        // Writing config.json also proves the directory is writable.
+        self.commit().map_err(|e| {
+            script_err(format!(
+                "the run directory {} is not writable: {}",
+                dir.display(),
+                crate::errors::message(&e)
+            ))
+        })?;
         Ok(dir)
     }
 
-    /// `name` inside the run directory (an absolute path is kept as is).
+    /// `name` inside the run directory (with `default_ext` if it has none), its folders
+    /// created; refused if it would leave the run directory (see [`crate::sandbox`]).
     pub fn path(&mut self, name: &str, default_ext: &str) -> ScriptResult<PathBuf> {
         if name.trim().is_empty() {
             return Err(script_err("an output file name must not be empty"));
         }
         let mut p = PathBuf::from(name);
-        if p.extension().is_none() {
+        if p.extension().is_none() && !default_ext.is_empty() {
             p.set_extension(default_ext);
         }
-        if p.is_absolute() {
-            Ok(p)
-        } else {
-            Ok(self.dir()?.join(p))
-        }
+        let dir = self.dir()?;
+        self.commit()?;
+        crate::sandbox::write_path(&dir, &p.to_string_lossy()).map_err(script_err)
     }
 
     /// The content of config.json.
@@ -276,6 +398,23 @@ impl RunState {
             "started": iso8601(self.started),
             "status": "running",
         });
+        if let Some(r) = &self.resume {
+            // The run began earlier: keep when, and with which script; this process is one
+            // more entry of its history.
+            for key in ["started", "script", "script_sha256"] {
+                if let Some(x) = r.previous.get(key) {
+                    v[key] = x.clone();
+                }
+            }
+            let mut history = r
+                .previous
+                .get("resumes")
+                .and_then(|h| h.as_array())
+                .cloned()
+                .unwrap_or_default();
+            history.push(r.entry.clone());
+            v["resumes"] = Value::Array(history);
+        }
         if let Some((status, error, duration)) = &self.status {
             v["status"] = json!(status);
             v["finished"] = json!(iso8601(SystemTime::now()));
@@ -289,6 +428,9 @@ impl RunState {
 
     fn write_config(&self) -> ScriptResult<()> {
         let Some(dir) = &self.dir else { return Ok(()) };
+        if !self.committed {
+            return Ok(());
+        }
         let text = serde_json::to_string_pretty(&self.config_json())
             .map_err(|e| script_err(format!("config.json: {e}")))?;
         atomic_write(&dir.join("config.json"), text.as_bytes())
@@ -311,18 +453,84 @@ impl RunHandle {
         self.0.borrow().dir.clone()
     }
 
+    /// The run directory, made or only asked for (`--out`): where a script may read.
+    pub fn dir_or_requested(&self) -> Option<PathBuf> {
+        let st = self.0.borrow();
+        st.dir.clone().or_else(|| st.requested_dir.clone())
+    }
+
     /// Ends the run: `status` is "ok", "error" or "interrupted". Rewrites config.json (only if
-    /// the run made its directory) and returns the directory.
+    /// the run made its directory, and for a resumed run only if it got as far as continuing:
+    /// a resume that failed before leaves the run as it was) and returns the directory.
     pub fn finish(&self, status: &str, error: Option<&str>) -> Option<PathBuf> {
         let mut st = self.0.borrow_mut();
         let duration = st.started_at.elapsed().as_secs_f64();
         st.status = Some((status.to_string(), error.map(str::to_string), duration));
         let dir = st.dir.clone()?;
+        if status == "ok" {
+            if let Err(e) = st.commit() {
+                eprintln!("warning: {}", crate::errors::message(&e));
+            }
+        }
         if let Err(e) = st.write_config() {
-            eprintln!("warning: {e}");
+            eprintln!("warning: {}", crate::errors::message(&e));
         }
         Some(dir)
     }
+
+    /// Creates the run directory now (a fresh run, before any work): an unwritable `--out` is
+    /// found at once.
+    pub fn start(&self) -> Result<PathBuf, String> {
+        self.dir().map_err(|e| crate::errors::message(&e))
+    }
+
+    /// Continues the earlier run in `dir` (`--resume`): nothing is written until the run really
+    /// continues (see [`RunState::commit`]). `previous` is its config.json, `entry` this resume's
+    /// line of its history; `restart` when it has no checkpoint and starts again.
+    pub fn begin_resume(&self, dir: &Path, previous: Value, entry: Value, restart: bool) {
+        let mut st = self.0.borrow_mut();
+        st.dir = Some(dir.to_path_buf());
+        st.committed = false;
+        st.resume = Some(Resume {
+            previous,
+            entry,
+            restart,
+        });
+    }
+
+    /// See [`RunState::commit`].
+    pub fn commit(&self) -> ScriptResult<()> {
+        self.0.borrow_mut().commit()
+    }
+}
+
+/// Removes the temporary files a killed atomic write left in `dir` and its sub-folders (not
+/// following links): `*.{json,csv,png,safetensors}.tmp`, the names [`write_atomically`] uses for
+/// what ganscript writes.
+pub fn remove_stale_tmp(dir: &Path) {
+    fn ours(p: &Path) -> bool {
+        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        name.strip_suffix(".tmp").is_some_and(|stem| {
+            [".json", ".csv", ".png", ".safetensors"]
+                .iter()
+                .any(|x| stem.ends_with(x))
+        })
+    }
+    fn walk(dir: &Path, depth: usize) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.filter_map(|e| e.ok()) {
+            let Ok(ft) = e.file_type() else { continue };
+            let p = e.path();
+            if ft.is_dir() && depth < 4 {
+                walk(&p, depth + 1);
+            } else if ft.is_file() && ours(&p) {
+                let _ = std::fs::remove_file(&p);
+            }
+        }
+    }
+    walk(dir, 0);
 }
 
 pub fn register(engine: &mut Engine, opts: &EngineOptions) {
@@ -341,10 +549,10 @@ pub fn register(engine: &mut Engine, opts: &EngineOptions) {
     reg!(
         engine,
         "run_path",
-        "A path inside the run directory (the directory is created).",
+        "The absolute path of a file inside the run directory (its folders are created); a path that would leave it is refused.",
         move |name: &str| -> ScriptResult<String> {
-            let dir = h.dir()?;
-            Ok(dir.join(name).display().to_string())
+            let p = h.0.borrow_mut().path(name, "")?;
+            Ok(crate::sandbox::absolute(&p).display().to_string())
         }
     );
     let h = handle.clone();
