@@ -47,6 +47,7 @@ pub mod run;
 pub mod schedules;
 pub mod script;
 pub mod settings;
+pub mod sweep;
 pub mod tensor;
 
 pub use engine::{new_engine, EngineOptions};
