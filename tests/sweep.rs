@@ -673,3 +673,20 @@ fn an_array_task_runs_its_entry_and_refuses_an_edited_listing() {
     );
     assert!(!d.join("runs/steps=4-s1").exists());
 }
+
+#[test]
+fn the_readmes_sweep_file_expands_as_the_readme_says() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let start = readme
+        .find("```toml\n")
+        .expect("a toml block in the README")
+        + 8;
+    let block = &readme[start..start + readme[start..].find("```").unwrap()];
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("sweeps/roth.toml");
+    let s = Sweep::parse(block, &file).unwrap();
+    assert_eq!(s.runs.len(), 12);
+    assert!(names(&s).contains(&"gamma=0.1,anneal=true-s2".to_string()));
+    assert!(readme.contains("(`gamma=0.1,anneal=true-s2`)"));
+    assert!(s.runs[0].script.ends_with("scripts/roth.rhai") && s.runs[0].script.exists());
+}
