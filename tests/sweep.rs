@@ -690,3 +690,43 @@ fn the_readmes_sweep_file_expands_as_the_readme_says() {
     assert!(readme.contains("(`gamma=0.1,anneal=true-s2`)"));
     assert!(s.runs[0].script.ends_with("scripts/roth.rhai") && s.runs[0].script.exists());
 }
+
+#[test]
+fn named_cases_with_their_own_scripts_express_an_experiment_group() {
+    // scripts/experiments/run.sh's "magan" group, with its directory names.
+    let s = parse(
+        r#"
+        out = "../runs/experiments"
+        seeds = [1, 2]
+        set = { epochs = 10 }
+        [[case]]
+        name = "magan"
+        script = "../scripts/magan.rhai"
+        [[case]]
+        name = "ebgan-m30"
+        script = "../scripts/ebgan.rhai"
+        set = { margin = 30 }
+        [[case]]
+        name = "ebgan-m70"
+        script = "../scripts/ebgan.rhai"
+        set = { margin = 70 }
+        "#,
+    )
+    .unwrap();
+    assert_eq!(
+        names(&s),
+        [
+            "magan-s1",
+            "ebgan-m30-s1",
+            "ebgan-m70-s1",
+            "magan-s2",
+            "ebgan-m30-s2",
+            "ebgan-m70-s2"
+        ]
+    );
+    assert_eq!(s.runs[2].script, PathBuf::from("/lab/scripts/ebgan.rhai"));
+    assert_eq!(s.runs[2].set_args(), ["epochs=10", "margin=70"]);
+    assert_eq!(s.runs[3].set_args(), ["epochs=10"]);
+    // `compare --mean-seeds` groups them by configuration.
+    assert_eq!(ganscript::compare::seed_group(&s.runs[4].dir), "ebgan-m30");
+}
