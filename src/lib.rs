@@ -48,6 +48,7 @@ pub mod sandbox;
 pub mod schedules;
 pub mod script;
 pub mod settings;
+pub mod sweep;
 pub mod tensor;
 
 pub use engine::{new_engine, EngineOptions};

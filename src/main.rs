@@ -50,6 +50,9 @@ enum Command {
     },
     /// Draw logged metrics of several runs on one plot and print a table of them.
     Compare(ganscript::compare::CompareArgs),
+    /// Run a sweep file's grid of settings × seeds (each an ordinary `run`), here N at a time or
+    /// as a Slurm array job; --dry-run lists the runs, --status shows them, --gather tables them.
+    Sweep(ganscript::sweep::SweepArgs),
     /// An interactive prompt (`:help` lists its commands); FILE is loaded first.
     Repl {
         /// A script to load first (its functions and variables become available).
@@ -118,6 +121,12 @@ fn main() -> ExitCode {
                 eprintln!("error: {e}");
                 ExitCode::FAILURE
             }
+        },
+        Command::Sweep(args) => match std::env::current_exe() {
+            Ok(exe) => ganscript::sweep::main(&args, &exe),
+            Err(e) => fail(&ScriptDiagnostic::plain(format!(
+                "cannot find the ganscript binary to start the runs with: {e}"
+            ))),
         },
         Command::Repl {
             file,
