@@ -139,7 +139,7 @@ out = "runs"
 seeds = [1, 2]
 
 [set]
-data = "mixture3d"
+dataset = "mixture3d"
 steps = 40
 log_every = 20
 grid_every = 40
@@ -197,7 +197,7 @@ out = "long"
 seeds = [3]
 
 [set]
-data = "mixture3d"
+dataset = "mixture3d"
 steps = 600
 log_every = 20
 grid_every = 600

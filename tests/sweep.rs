@@ -43,7 +43,7 @@ fn the_grid_expands_seed_by_seed_in_the_files_key_order() {
         out = "../runs/roth"
         seeds = [1, 2]
         [set]
-        data = "mixture3d"
+        dataset = "mixture3d"
         steps = 40
         [grid]
         gamma = [0.0, 0.1, 2]
@@ -80,7 +80,7 @@ fn the_grid_expands_seed_by_seed_in_the_files_key_order() {
     assert_eq!(r.script, PathBuf::from("/lab/scripts/roth.rhai"));
     assert_eq!(
         r.set_args(),
-        ["data=mixture3d", "steps=40", "gamma=0.1", "anneal=false"]
+        ["dataset=mixture3d", "steps=40", "gamma=0.1", "anneal=false"]
     );
     assert_eq!(s.configs().len(), 6);
     assert_eq!(s.varied_keys(), ["gamma", "anneal"]);

@@ -7,7 +7,7 @@
 //! device = "cpu"                    # optional; `--device` overrides it
 //!
 //! [set]                             # settings every run gets
-//! data = "mixture3d"
+//! dataset = "mixture3d"
 //!
 //! [grid]                            # every combination of these (first key outermost)
 //! gamma = [0.0, 0.1]
