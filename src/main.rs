@@ -60,6 +60,10 @@ enum Command {
         /// Device: cpu, cuda or cuda:N.
         #[arg(long, default_value = "cpu")]
         device: String,
+        /// Memory budget for tensors, layers, data and rhai values (e.g. 8G; default: 75% of
+        /// the machine's memory).
+        #[arg(long, value_name = "SIZE", value_parser = parse_memory)]
+        max_memory: Option<u64>,
     },
     /// Parse a script and report every syntax error, without running it.
     Check {
@@ -86,6 +90,34 @@ fn main() -> ExitCode {
         std::panic::set_hook(Box::new(|_| {}));
     }
     let cli = Cli::parse();
+    // Scripts run on a thread with a large stack: deep values (nested arrays, maps) are dropped
+    // and measured recursively, and a deep recursion must end in an error, not a crash.
+    let worker = std::thread::Builder::new()
+        .name("ganscript".into())
+        .stack_size(SCRIPT_STACK)
+        .spawn(move || dispatch(cli));
+    match worker.map(|h| h.join()) {
+        Ok(Ok(code)) => code,
+        Ok(Err(_)) => {
+            eprintln!("error: internal error (a bug in ganscript, please report it)");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("error: cannot start the script thread: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The stack of the thread scripts run on (reserved, not committed).
+const SCRIPT_STACK: usize = 512 << 20;
+
+/// `--max-memory`'s value.
+fn parse_memory(text: &str) -> Result<u64, String> {
+    ganscript::limits::parse_size(text)
+}
+
+fn dispatch(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Run(args) => run(args),
         Command::Eval {
@@ -102,7 +134,17 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Repl { file, seed, device } => repl(file, seed, device),
+        Command::Repl {
+            file,
+            seed,
+            device,
+            max_memory,
+        } => {
+            if let Some(m) = max_memory {
+                ganscript::limits::set_max_memory(m);
+            }
+            repl(file, seed, device)
+        }
         Command::Check { files } => check(files),
         Command::Doc { name } => doc(name),
     }
@@ -142,6 +184,18 @@ struct RunArgs {
     /// boundary (`:continue` resumes, `:save` checkpoints, `:quit` checkpoints and stops).
     #[arg(long, short = 'i')]
     interactive: bool,
+    /// Memory budget for tensors, layers, data and rhai values (e.g. 8G, 512M; default: 75% of
+    /// the machine's memory). A request over it is an error at the script's line.
+    #[arg(long, value_name = "SIZE", value_parser = parse_memory)]
+    max_memory: Option<u64>,
+    /// Let optimizers apply NaN or infinite losses and gradients (by default `opt.step` stops
+    /// the run with an error naming the parameter).
+    #[arg(long)]
+    allow_nonfinite: bool,
+    /// Check the output of every tensor op and stop at the first NaN or Inf, with its line
+    /// (slow).
+    #[arg(long)]
+    detect_anomaly: bool,
 }
 
 /// The settings (`given`) and seed recorded in a run directory's config.json.
@@ -177,7 +231,15 @@ fn run(args: RunArgs) -> ExitCode {
         max_ops,
         interactive,
         resume,
+        max_memory,
+        allow_nonfinite,
+        detect_anomaly,
     } = args;
+    if let Some(m) = max_memory {
+        ganscript::limits::set_max_memory(m);
+    }
+    ganscript::nonfinite::set_allow_nonfinite(allow_nonfinite);
+    ganscript::nonfinite::set_detect_anomaly(detect_anomaly);
     let (mut settings, saved_seed) = match &resume {
         Some(dir) => match resumed_config(dir) {
             Ok(c) => c,
