@@ -10,6 +10,7 @@ use rhai::{Array, Dynamic, Engine, INT};
 /// `x − max − log Σ exp(x − max)` over the last dimension. The max is detached: log-softmax is
 /// invariant to the shift, so its gradient is exactly that of the un-shifted formula.
 pub fn log_softmax(x: &CT) -> candle_core::Result<CT> {
+    crate::tensor::ensure_float("log_softmax", x)?;
     if x.rank() == 0 {
         return Err(candle_core::Error::Msg(
             "log_softmax: needs at least one dimension, got a scalar".into(),
