@@ -175,7 +175,14 @@ fn register_layers(engine: &mut Engine) {
         engine,
         "leaky_relu",
         "Leaky ReLU layer with negative slope `alpha`.",
-        |a: FLOAT| Net::act(Act::LeakyRelu(a))
+        |a: FLOAT| -> RN {
+            if !a.is_finite() {
+                return Err(script_err(format!(
+                    "leaky_relu: the slope must be a finite number, got {a}"
+                )));
+            }
+            Ok(Net::act(Act::LeakyRelu(a)))
+        }
     );
     reg!(
         engine,
@@ -206,7 +213,10 @@ fn register_layers(engine: &mut Engine) {
         engine,
         "residual",
         "Residual layer: x + net(x).",
-        |n: Net| Net::residual(n)
+        |n: Net| -> RN {
+            Net::check_nesting("residual", std::slice::from_ref(&n)).map_err(script_err)?;
+            Ok(Net::residual(n))
+        }
     );
     reg!(
         engine,
@@ -218,6 +228,7 @@ fn register_layers(engine: &mut Engine) {
                 .enumerate()
                 .map(|(i, v)| to_net(v, &format!("sequential: item {i}")))
                 .collect::<ScriptResult<Vec<_>>>()?;
+            Net::check_nesting("sequential", &nets).map_err(script_err)?;
             Ok(Net::sequential(nets))
         }
     );
@@ -343,6 +354,7 @@ fn register_module_api(engine: &mut Engine) {
         |n: &mut Net, shape: Array| -> ScriptResult<String> {
             let mut dims = vec![1usize];
             dims.extend(shape_from(&Dynamic::from_array(shape))?);
+            crate::limits::check_tensor("summary", &dims, super::net_dtype(n))?;
             let x = candle_core::Tensor::zeros(dims, super::net_dtype(n), &crate::device::current_device()).or_script()?;
             let rows = n.trace(&x).ctx("summary")?;
             Ok(n.summary_table(&rows))
