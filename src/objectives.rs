@@ -247,6 +247,7 @@ pub fn energy(recon: &CT, x: &CT) -> ScriptResult<CT> {
             "energy: expected a batch [N, ...], got a scalar",
         ));
     }
+    crate::tensor::ensure_float("energy", x).or_script()?;
     per_sample(&(recon - x).ctx("energy")?)
         .and_then(|d| d.sqr()?.sum(1))
         .ctx("energy")
@@ -271,6 +272,11 @@ fn check_energies(what: &str, e: &CT) -> ScriptResult<()> {
 
 /// EBGAN discriminator loss: `mean(E_real) + mean(relu(margin - E_fake))`.
 pub fn ebgan_d_loss(e_real: &CT, e_fake: &CT, margin: f64) -> ScriptResult<CT> {
+    if !margin.is_finite() || margin < 0.0 {
+        return Err(script_err(format!(
+            "ebgan_d_loss: the margin must be a finite number >= 0, got {margin}"
+        )));
+    }
     check_energies("ebgan_d_loss", e_real)?;
     check_energies("ebgan_d_loss", e_fake)?;
     (|| e_real.mean_all()? + e_fake.affine(-1.0, margin)?.relu()?.mean_all()?)().ctx("ebgan_d_loss")
@@ -306,6 +312,11 @@ pub const LENS_KINDS: &[&str] = &["gan", "nsgan", "lsgan", "wgan", "hinge"];
 /// - `wgan`: `mean(d_lx)` (lowers the critic's score of lensed data);
 /// - `hinge`: `mean(relu(1 + d_lx))`.
 pub fn lens_loss(kind: &str, lam: f64, d_lx: &CT, x: &CT, lx: &CT) -> ScriptResult<CT> {
+    if !lam.is_finite() {
+        return Err(script_err(format!(
+            "lens_loss: lam must be a finite number, got {lam}"
+        )));
+    }
     let adv = match kind {
         "gan" | "nsgan" => softplus(d_lx).and_then(|s| s.mean_all()),
         "lsgan" => d_lx.sqr().and_then(|s| s.mean_all()),

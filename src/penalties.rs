@@ -179,7 +179,15 @@ impl GpOptions {
             match k.as_str() {
                 "norm" => o.norm = Norm::parse(&string(v, "norm")?)?,
                 "kind" => o.kind = GpKind::parse(&string(v, "kind")?)?,
-                "target" => o.target = num(v, "target")?,
+                "target" => {
+                    o.target = num(v, "target")?;
+                    if !o.target.is_finite() {
+                        return Err(script_err(format!(
+                            "gradient_penalty: target must be a finite number, got {}",
+                            o.target
+                        )));
+                    }
+                }
                 "at" => o.at = At::parse(&string(v, "at")?)?,
                 "u" => {
                     o.u = if v.is_unit() {
@@ -225,6 +233,8 @@ fn check_pair(real: &CT, fake: &CT, what: &str) -> ScriptResult<()> {
             real.dims()
         )));
     }
+    crate::tensor::require_float(what, real)?;
+    crate::tensor::require_float(what, fake)?;
     Ok(())
 }
 
