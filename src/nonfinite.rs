@@ -97,10 +97,10 @@ pub fn check_output(op: &str, t: &CT) -> ScriptResult<()> {
     }
     if let Some(i) = first_nonfinite(t).ctx(op)? {
         return Err(script_err(format!(
-            "--detect-anomaly: the output of `{op}` (shape {:?}) is not finite: {}; this is the \
-             first op whose output is",
-            t.dims(),
-            describe_first(t, i)
+            "--detect-anomaly: `{op}` returned a non-finite value ({}) in its output of shape \
+             {:?}, the first op of this run to do so",
+            describe_first(t, i),
+            t.dims()
         )));
     }
     Ok(())

@@ -114,20 +114,30 @@ pub fn register(engine: &mut Engine) {
         engine,
         "softmax",
         "Softmax over the last dimension (composed from differentiable ops).",
-        |x: Tensor| -> ScriptResult<Tensor> { softmax(&x.0).map(Tensor).ctx("softmax") }
+        |x: Tensor| -> ScriptResult<Tensor> {
+            softmax(&x.0)
+                .map(Tensor)
+                .ctx("softmax")
+                .and_then(|t| crate::nonfinite::checked("softmax", t))
+        }
     );
     reg!(
         engine,
         "log_softmax",
         "Log-softmax over the last dimension: x − max − log Σ exp(x − max) (differentiable).",
-        |x: Tensor| -> ScriptResult<Tensor> { log_softmax(&x.0).map(Tensor).ctx("log_softmax") }
+        |x: Tensor| -> ScriptResult<Tensor> {
+            log_softmax(&x.0)
+                .map(Tensor)
+                .ctx("log_softmax")
+                .and_then(|t| crate::nonfinite::checked("log_softmax", t))
+        }
     );
     reg!(
         engine,
         "cross_entropy",
         "Mean cross-entropy of logits [N, C] and integer labels [N] (a tensor or an array): −mean log_softmax(logits)[y].",
         |logits: Tensor, labels: Dynamic| -> ScriptResult<Tensor> {
-            cross_entropy(&logits.0, &labels_tensor(&labels)?).map(Tensor)
+            cross_entropy(&logits.0, &labels_tensor(&labels)?).map(Tensor).and_then(|t| crate::nonfinite::checked("cross_entropy", t))
         }
     );
 }

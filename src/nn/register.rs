@@ -270,7 +270,10 @@ fn register_module_api(engine: &mut Engine) {
         "forward",
         "Applies the net to a batch.",
         |n: &mut Net, x: Tensor| -> ScriptResult<Tensor> {
-            n.forward(&x.0).map(Tensor).ctx("forward")
+            n.forward(&x.0)
+                .map(Tensor)
+                .ctx("forward")
+                .and_then(|t| crate::nonfinite::checked("forward", t))
         }
     );
     reg!(
@@ -278,7 +281,7 @@ fn register_module_api(engine: &mut Engine) {
         "forward_frozen",
         "Applies the net with its parameters frozen: same values and input gradients as forward (batch-norm statistics update as in forward), but a backward pass computes no gradients for this net's parameters. Use it for D in the G step and in lens steps: opt_g.step(nsgan_g(D.forward_frozen(G.forward(z)))) skips D's weight gradients that opt_g would discard.",
         |n: &mut Net, x: Tensor| -> ScriptResult<Tensor> {
-            n.forward_frozen(&x.0).map(Tensor).ctx("forward_frozen")
+            n.forward_frozen(&x.0).map(Tensor).ctx("forward_frozen").and_then(|t| crate::nonfinite::checked("forward_frozen", t))
         }
     );
     reg!(
