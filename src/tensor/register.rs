@@ -1308,6 +1308,32 @@ fn indices_of(idx: &Dynamic, x: &CT, dim: usize) -> ScriptResult<CT> {
     CT::from_vec(ids, n, x.device()).or_script()
 }
 
+/// Floats converted to an integer dtype must be finite and within its range: candle saturates
+/// (NaN becomes 0, -5 becomes 0 in u8), which silently changes values.
+fn check_int_conversion(x: &CT, dtype: DType) -> ScriptResult<()> {
+    if dtype.is_float() || !x.dtype().is_float() {
+        return Ok(());
+    }
+    let (lo, hi) = match dtype {
+        DType::U8 => (0.0, 255.0),
+        DType::U32 => (0.0, u32::MAX as f64),
+        _ => (i64::MIN as f64, i64::MAX as f64),
+    };
+    let vals: Vec<f64> = x
+        .flatten_all()
+        .and_then(|f| f.to_dtype(DType::F64))
+        .and_then(|f| f.to_vec1())
+        .ctx("to")?;
+    if let Some(v) = vals.iter().find(|v| !(lo..=hi).contains(*v)) {
+        return Err(script_err(format!(
+            "to(\"{}\"): the value {v} is not in the range of {} ({lo} to {hi}); clamp it first",
+            dtype.as_str(),
+            dtype.as_str()
+        )));
+    }
+    Ok(())
+}
+
 fn register_conversions(engine: &mut Engine) {
     reg!(
         engine,
@@ -1351,6 +1377,7 @@ fn register_conversions(engine: &mut Engine) {
         "Converts to a dtype (\"f64\") or moves to a device (\"cpu\", \"cuda:0\").",
         |x: &mut Tensor, target: &str| {
             if let Ok(dtype) = parse_dtype(target) {
+                check_int_conversion(&x.0, dtype)?;
                 return t(x.0.to_dtype(dtype), "to");
             }
             let device = parse_device(target).map_err(script_err)?;
