@@ -66,6 +66,10 @@ enum Command {
         /// Also let scripts read under DIR (repeatable); see `run --help`.
         #[arg(long = "allow-read", value_name = "DIR")]
         allow_read: Vec<PathBuf>,
+        /// Memory budget for tensors, layers, data and rhai values (e.g. 8G; default: 75% of
+        /// the machine's memory).
+        #[arg(long, value_name = "SIZE", value_parser = parse_memory)]
+        max_memory: Option<u64>,
     },
     /// Parse a script and report every syntax error, without running it.
     Check {
@@ -106,6 +110,34 @@ fn main() -> ExitCode {
         }
     }));
     let cli = Cli::parse();
+    // Scripts run on a thread with a large stack: deep values (nested arrays, maps) are dropped
+    // and measured recursively, and a deep recursion must end in an error, not a crash.
+    let worker = std::thread::Builder::new()
+        .name("ganscript".into())
+        .stack_size(SCRIPT_STACK)
+        .spawn(move || dispatch(cli));
+    match worker.map(|h| h.join()) {
+        Ok(Ok(code)) => code,
+        Ok(Err(_)) => {
+            eprintln!("error: internal error (a bug in ganscript, please report it)");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("error: cannot start the script thread: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The stack of the thread scripts run on (reserved, not committed).
+const SCRIPT_STACK: usize = 512 << 20;
+
+/// `--max-memory`'s value.
+fn parse_memory(text: &str) -> Result<u64, String> {
+    ganscript::limits::parse_size(text)
+}
+
+fn dispatch(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Run(args) => run(args),
         Command::Eval {
@@ -133,7 +165,13 @@ fn main() -> ExitCode {
             seed,
             device,
             allow_read,
-        } => repl(file, seed, device, allow_read),
+            max_memory,
+        } => {
+            if let Some(m) = max_memory {
+                ganscript::limits::set_max_memory(m);
+            }
+            repl(file, seed, device, allow_read)
+        }
         Command::Check { files } => check(files),
         Command::Doc { name } => doc(name),
     }
@@ -182,6 +220,18 @@ struct RunArgs {
     /// the script changed since); the resume is recorded in config.json.
     #[arg(long, requires = "resume")]
     force_script: bool,
+    /// Memory budget for tensors, layers, data and rhai values (e.g. 8G, 512M; default: 75% of
+    /// the machine's memory). A request over it is an error at the script's line.
+    #[arg(long, value_name = "SIZE", value_parser = parse_memory)]
+    max_memory: Option<u64>,
+    /// Let optimizers apply NaN or infinite losses and gradients (by default `opt.step` stops
+    /// the run with an error naming the parameter).
+    #[arg(long)]
+    allow_nonfinite: bool,
+    /// Check the output of every tensor op and stop at the first NaN or Inf, with its line
+    /// (slow).
+    #[arg(long)]
+    detect_anomaly: bool,
 }
 
 /// A run directory's config.json.
@@ -284,7 +334,15 @@ fn run(args: RunArgs) -> ExitCode {
         resume,
         allow_read,
         force_script,
+        max_memory,
+        allow_nonfinite,
+        detect_anomaly,
     } = args;
+    if let Some(m) = max_memory {
+        ganscript::limits::set_max_memory(m);
+    }
+    ganscript::nonfinite::set_allow_nonfinite(allow_nonfinite);
+    ganscript::nonfinite::set_detect_anomaly(detect_anomaly);
     let config = match &resume {
         Some(dir) => match read_config(dir) {
             Ok(c) => Some(c),

@@ -247,6 +247,7 @@ pub fn energy(recon: &CT, x: &CT) -> ScriptResult<CT> {
             "energy: expected a batch [N, ...], got a scalar",
         ));
     }
+    crate::tensor::ensure_float("energy", x).or_script()?;
     per_sample(&(recon - x).ctx("energy")?)
         .and_then(|d| d.sqr()?.sum(1))
         .ctx("energy")
@@ -271,6 +272,11 @@ fn check_energies(what: &str, e: &CT) -> ScriptResult<()> {
 
 /// EBGAN discriminator loss: `mean(E_real) + mean(relu(margin - E_fake))`.
 pub fn ebgan_d_loss(e_real: &CT, e_fake: &CT, margin: f64) -> ScriptResult<CT> {
+    if !margin.is_finite() || margin < 0.0 {
+        return Err(script_err(format!(
+            "ebgan_d_loss: the margin must be a finite number >= 0, got {margin}"
+        )));
+    }
     check_energies("ebgan_d_loss", e_real)?;
     check_energies("ebgan_d_loss", e_fake)?;
     (|| e_real.mean_all()? + e_fake.affine(-1.0, margin)?.relu()?.mean_all()?)().ctx("ebgan_d_loss")
@@ -306,6 +312,11 @@ pub const LENS_KINDS: &[&str] = &["gan", "nsgan", "lsgan", "wgan", "hinge"];
 /// - `wgan`: `mean(d_lx)` (lowers the critic's score of lensed data);
 /// - `hinge`: `mean(relu(1 + d_lx))`.
 pub fn lens_loss(kind: &str, lam: f64, d_lx: &CT, x: &CT, lx: &CT) -> ScriptResult<CT> {
+    if !lam.is_finite() {
+        return Err(script_err(format!(
+            "lens_loss: lam must be a finite number, got {lam}"
+        )));
+    }
     let adv = match kind {
         "gan" | "nsgan" => softplus(d_lx).and_then(|s| s.mean_all()),
         "lsgan" => d_lx.sqr().and_then(|s| s.mean_all()),
@@ -350,33 +361,43 @@ pub fn register(engine: &mut Engine) {
             engine,
             name,
             format!("GAN loss on logits dr = D(real), df = D(fake): {def}."),
-            move |dr: Tensor, df: Tensor| { loss_by_name(name, &dr.0, &df.0).map(Tensor) }
+            move |dr: Tensor, df: Tensor| {
+                loss_by_name(name, &dr.0, &df.0)
+                    .map(Tensor)
+                    .and_then(|t| crate::nonfinite::checked(name, t))
+            }
         );
     }
     reg!(
         engine,
         "d_loss",
         "Discriminator loss of a GAN kind (nsgan, minimax, lsgan, wgan, hinge, rahinge, rphinge, rasgan) on logits dr, df.",
-        |kind: &str, dr: Tensor, df: Tensor| { d_loss(kind, &dr.0, &df.0).map(Tensor) }
+        |kind: &str, dr: Tensor, df: Tensor| { d_loss(kind, &dr.0, &df.0).map(Tensor).and_then(|t| crate::nonfinite::checked("d_loss", t)) }
     );
     reg!(
         engine,
         "g_loss",
         "Generator loss of a GAN kind (nsgan, minimax, lsgan, wgan, hinge, rahinge, rphinge, rasgan) on logits dr, df.",
-        |kind: &str, dr: Tensor, df: Tensor| { g_loss(kind, &dr.0, &df.0).map(Tensor) }
+        |kind: &str, dr: Tensor, df: Tensor| { g_loss(kind, &dr.0, &df.0).map(Tensor).and_then(|t| crate::nonfinite::checked("g_loss", t)) }
     );
     reg!(
         engine,
         "energy",
         "Per-sample energy Σ(recon - x)² (shape [N]) of an auto-encoder's reconstruction.",
-        |recon: Tensor, x: Tensor| { energy(&recon.0, &x.0).map(Tensor) }
+        |recon: Tensor, x: Tensor| {
+            energy(&recon.0, &x.0)
+                .map(Tensor)
+                .and_then(|t| crate::nonfinite::checked("energy", t))
+        }
     );
     reg!(
         engine,
         "energy",
         "Per-sample energy Σ(ae(x) - x)² (shape [N]) of the auto-encoder function ae at x.",
         |ctx: NativeCallContext, ae: FnPtr, x: Tensor| -> ScriptResult<Tensor> {
-            energy_of(&mut |t: &CT| call_net(&ctx, &ae, t), &x.0).map(Tensor)
+            energy_of(&mut |t: &CT| call_net(&ctx, &ae, t), &x.0)
+                .map(Tensor)
+                .and_then(|t| crate::nonfinite::checked("energy", t))
         }
     );
     reg!(
@@ -384,7 +405,9 @@ pub fn register(engine: &mut Engine) {
         "ebgan_d_loss",
         "EBGAN/MAGAN discriminator loss mean(E_real) + mean(relu(margin - E_fake)).",
         |e_real: Tensor, e_fake: Tensor, margin: FLOAT| {
-            ebgan_d_loss(&e_real.0, &e_fake.0, margin).map(Tensor)
+            ebgan_d_loss(&e_real.0, &e_fake.0, margin)
+                .map(Tensor)
+                .and_then(|t| crate::nonfinite::checked("ebgan_d_loss", t))
         }
     );
     reg!(
@@ -392,14 +415,18 @@ pub fn register(engine: &mut Engine) {
         "ebgan_d_loss",
         "EBGAN/MAGAN discriminator loss mean(E_real) + mean(relu(margin - E_fake)).",
         |e_real: Tensor, e_fake: Tensor, margin: INT| {
-            ebgan_d_loss(&e_real.0, &e_fake.0, margin as f64).map(Tensor)
+            ebgan_d_loss(&e_real.0, &e_fake.0, margin as f64)
+                .map(Tensor)
+                .and_then(|t| crate::nonfinite::checked("ebgan_d_loss", t))
         }
     );
     reg!(
         engine,
         "ebgan_g_loss",
         "EBGAN/MAGAN generator loss mean(E_fake).",
-        |e_fake: Tensor| ebgan_g_loss(&e_fake.0).map(Tensor)
+        |e_fake: Tensor| ebgan_g_loss(&e_fake.0)
+            .map(Tensor)
+            .and_then(|t| crate::nonfinite::checked("ebgan_g_loss", t))
     );
     reg!(
         engine,
@@ -412,7 +439,7 @@ pub fn register(engine: &mut Engine) {
         "lens_loss",
         "Tempered-GAN lens loss lam·L_adv(d_lx) + mean ‖x - lx‖² (kind gan|nsgan: mean(softplus(d_lx)), lsgan: mean(d_lx²), wgan: mean(d_lx), hinge: mean(relu(1+d_lx))).",
         |kind: &str, lam: FLOAT, d_lx: Tensor, x: Tensor, lx: Tensor| {
-            lens_loss(kind, lam, &d_lx.0, &x.0, &lx.0).map(Tensor)
+            lens_loss(kind, lam, &d_lx.0, &x.0, &lx.0).map(Tensor).and_then(|t| crate::nonfinite::checked("lens_loss", t))
         }
     );
     reg!(
@@ -420,7 +447,9 @@ pub fn register(engine: &mut Engine) {
         "lens_loss",
         "Tempered-GAN lens loss lam·L_adv(d_lx) + mean ‖x - lx‖².",
         |kind: &str, lam: INT, d_lx: Tensor, x: Tensor, lx: Tensor| {
-            lens_loss(kind, lam as f64, &d_lx.0, &x.0, &lx.0).map(Tensor)
+            lens_loss(kind, lam as f64, &d_lx.0, &x.0, &lx.0)
+                .map(Tensor)
+                .and_then(|t| crate::nonfinite::checked("lens_loss", t))
         }
     );
 }

@@ -179,7 +179,15 @@ impl GpOptions {
             match k.as_str() {
                 "norm" => o.norm = Norm::parse(&string(v, "norm")?)?,
                 "kind" => o.kind = GpKind::parse(&string(v, "kind")?)?,
-                "target" => o.target = num(v, "target")?,
+                "target" => {
+                    o.target = num(v, "target")?;
+                    if !o.target.is_finite() {
+                        return Err(script_err(format!(
+                            "gradient_penalty: target must be a finite number, got {}",
+                            o.target
+                        )));
+                    }
+                }
                 "at" => o.at = At::parse(&string(v, "at")?)?,
                 "u" => {
                     o.u = if v.is_unit() {
@@ -225,6 +233,8 @@ fn check_pair(real: &CT, fake: &CT, what: &str) -> ScriptResult<()> {
             real.dims()
         )));
     }
+    crate::tensor::require_float(what, real)?;
+    crate::tensor::require_float(what, fake)?;
     Ok(())
 }
 
@@ -388,29 +398,37 @@ pub fn register(engine: &mut Engine) {
     reg_critic!(engine, "gradient_penalty",
     "WGAN-GP: mean((‖∇D(interp)‖₂ - 1)²) at u·real + (1-u)·fake, u ~ U[0,1) per sample (differentiable; not weighted). D: a net or a function.",
     |d, real: Tensor, fake: Tensor| -> Tensor {
-        gradient_penalty(d, &real.0, &fake.0, &GpOptions::default()).map(Tensor)
+        gradient_penalty(d, &real.0, &fake.0, &GpOptions::default()).map(Tensor).and_then(|t| crate::nonfinite::checked("gradient_penalty", t))
     });
     reg_critic!(engine, "gradient_penalty",
     "Gradient penalty with options #{norm: \"l2\"|\"l1\"|\"linf\", kind: \"ls\"|\"hinge\"|\"hinge2\", target: 1.0, at: \"interp\"|\"real\"|\"fake\", u: tensor [N]}.",
     |d, real: Tensor, fake: Tensor, opts: Map| -> Tensor {
         let o = GpOptions::from_map(&opts)?;
-        gradient_penalty(d, &real.0, &fake.0, &o).map(Tensor)
+        gradient_penalty(d, &real.0, &fake.0, &o).map(Tensor).and_then(|t| crate::nonfinite::checked("gradient_penalty", t))
     });
     reg_critic!(
         engine,
         "r1",
         "R1 penalty mean(‖∇D(real)‖₂²) (differentiable; not weighted).",
-        |d, real: Tensor| -> Tensor { r1(d, &real.0).map(Tensor) }
+        |d, real: Tensor| -> Tensor {
+            r1(d, &real.0)
+                .map(Tensor)
+                .and_then(|t| crate::nonfinite::checked("r1", t))
+        }
     );
     reg_critic!(
         engine,
         "r2",
         "R2 penalty mean(‖∇D(fake)‖₂²) (differentiable; not weighted).",
-        |d, fake: Tensor| -> Tensor { r2(d, &fake.0).map(Tensor) }
+        |d, fake: Tensor| -> Tensor {
+            r2(d, &fake.0)
+                .map(Tensor)
+                .and_then(|t| crate::nonfinite::checked("r2", t))
+        }
     );
     reg_critic!(engine, "roth_js",
         "Roth et al. regulariser mean((1-σ(D(real)))²‖∇D(real)‖² + σ(D(fake))²‖∇D(fake)‖²); the D loss adds γ/2 · this.",
-        |d, real: Tensor, fake: Tensor| -> Tensor { roth_js(d, &real.0, &fake.0).map(Tensor) });
+        |d, real: Tensor, fake: Tensor| -> Tensor { roth_js(d, &real.0, &fake.0).map(Tensor).and_then(|t| crate::nonfinite::checked("roth_js", t)) });
     reg_critic!(engine, "roth_js_logits",
         "roth_js and the logits it computed: #{ omega, d_real, d_fake } (D(real), D(fake), differentiable in D's parameters), so the D loss can use them instead of two more forward passes.",
         |d, real: Tensor, fake: Tensor| -> Map {
@@ -426,7 +444,9 @@ pub fn register(engine: &mut Engine) {
         "grad_norms",
         "Per-sample norms (\"l2\", \"l1\" or \"linf\") of ∇_x D(x), shape [N] (for monitoring).",
         |d, x: Tensor, norm: &str| -> Tensor {
-            grad_norms(d, &x.0, Norm::parse(norm)?).map(Tensor)
+            grad_norms(d, &x.0, Norm::parse(norm)?)
+                .map(Tensor)
+                .and_then(|t| crate::nonfinite::checked("grad_norms", t))
         }
     );
     reg!(

@@ -505,6 +505,11 @@ impl Session {
         let result = catch_panics(|| engine.eval_ast_with_scope::<Dynamic>(scope, &run));
         EVALUATING.store(false, Ordering::SeqCst);
         self.interrupt.store(false, Ordering::SeqCst);
+        // A paused run's scope belongs to the running script (which indexes it), so only the
+        // prompt's own scope is compacted.
+        if !self.paused {
+            release_shadowed(scope);
+        }
         match result {
             Ok(Ok(v)) => {
                 if !imports.is_empty() {
@@ -528,6 +533,32 @@ impl Session {
             ))
             .render()
                 + "\n"),
+        }
+    }
+}
+
+/// Drops the variables that a later `let` of the same name shadows: rhai keeps every `let` as
+/// a new entry of the scope, so without this each `let t = randn(...)` typed at the prompt kept
+/// the previous tensor alive. The remaining variables keep their order and constness.
+pub fn release_shadowed(scope: &mut Scope) {
+    let names: Vec<&str> = scope.iter_raw().map(|(n, ..)| n).collect();
+    let mut seen = std::collections::HashSet::new();
+    let keep: Vec<bool> = names.iter().rev().map(|n| seen.insert(*n)).collect();
+    if keep.iter().all(|&k| k) {
+        return;
+    }
+    let kept: Vec<(String, bool, Dynamic)> = scope
+        .iter_raw()
+        .zip(keep.iter().rev())
+        .filter(|(_, &k)| k)
+        .map(|((n, c, v), _)| (n.to_string(), c, v.clone()))
+        .collect();
+    scope.clear();
+    for (name, constant, value) in kept {
+        if constant {
+            scope.push_constant_dynamic(name, value);
+        } else {
+            scope.push_dynamic(name, value);
         }
     }
 }

@@ -402,7 +402,12 @@ pub fn register(engine: &mut Engine) {
         engine,
         "at",
         "The schedule's value at step t.",
-        |s: &mut Schedule, t: FLOAT| s.at(t)
+        |s: &mut Schedule, t: FLOAT| -> ScriptResult<f64> {
+            if t.is_nan() {
+                return Err(script_err("at(t): t must be a number, got NaN"));
+            }
+            Ok(s.at(t))
+        }
     );
     reg!(
         engine,

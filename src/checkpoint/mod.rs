@@ -167,8 +167,17 @@ fn restore_tracked(name: &str, obj: &Tracked, loaded: &Loaded) -> ScriptResult<(
     r.map_err(|e| script_err(format!("checkpoint {file}, {kind} `{name}`: {e}")))
 }
 
+/// How deep arrays and maps may nest in a checkpoint's state map.
+const MAX_STATE_DEPTH: usize = 32;
+
 /// Encodes a script value as JSON, moving tensors into `tensors` under `path`.
 fn encode(v: &Dynamic, path: &str, tensors: &mut Vec<(String, CT)>) -> ScriptResult<Value> {
+    // Each level is one more `.` in the path (and JSON nesting, which readers limit to 128).
+    if path.matches('.').count() > MAX_STATE_DEPTH {
+        return Err(script_err(format!(
+            "save_checkpoint: the state map nests more than {MAX_STATE_DEPTH} levels deep"
+        )));
+    }
     if v.is_unit() {
         return Ok(Value::Null);
     }
@@ -399,6 +408,16 @@ fn write_checkpoint(values: &Map) -> ScriptResult<PathBuf> {
     file::write(&path, &tensors, &state).map_err(script_err)?;
     STATE.with(|s| s.borrow_mut().last_values = Some(values.clone()));
     Ok(path)
+}
+
+/// The name a net is tracked under (`track("D", D)`), if it is.
+pub fn tracked_name_of(net: &Net) -> Option<String> {
+    STATE.with(|s| {
+        s.borrow().tracked.iter().find_map(|(name, obj)| match obj {
+            Tracked::Net(n) if n.ptr_eq(net) => Some(name.clone()),
+            _ => None,
+        })
+    })
 }
 
 /// The names of the tracked nets and optimizers.

@@ -5,7 +5,7 @@
 //! transforms the result. Every size is checked before any slicing: a bad file is an error
 //! naming the file and what is wrong with it.
 
-use super::Dataset;
+use super::{limit_option, Dataset};
 use crate::errors::{script_err, ScriptResult};
 use crate::sandbox::{check_read, read_path};
 use rhai::{Engine, Map, INT};
@@ -24,83 +24,226 @@ fn be_u32(b: &[u8], at: usize) -> u32 {
     u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
 
-/// Decompresses gzip data (recognised by its magic bytes, whatever the file name), else returns
-/// the bytes as they are.
-pub fn maybe_gunzip(bytes: Vec<u8>, file: &str) -> ScriptResult<Vec<u8>> {
-    if bytes.len() >= 2 && bytes[0] == 0x1f && bytes[1] == 0x8b {
-        let mut out = Vec::new();
-        flate2::read::MultiGzDecoder::new(&bytes[..])
-            .read_to_end(&mut out)
-            .map_err(|e| script_err(format!("{file}: corrupt gzip data: {e}")))?;
+/// A stream of file data: raw or gzip-compressed (recognised by its magic bytes, whatever the
+/// name), read on demand so that a header is checked before its body is read and a `limit`
+/// stops the reading early. `raw_len` is the length of uncompressed data when it is known
+/// (a plain file), so a header can be checked against it before anything is allocated.
+pub struct Source {
+    pub name: String,
+    reader: Box<dyn Read>,
+    raw_len: Option<u64>,
+    gzip: bool,
+}
+
+impl Source {
+    /// A source over in-memory bytes (gzip or not).
+    pub fn from_bytes(name: &str, bytes: Vec<u8>) -> Source {
+        let len = bytes.len() as u64;
+        Source::new(name, Box::new(std::io::Cursor::new(bytes)), Some(len))
+    }
+
+    /// A source over a file (gzip or not).
+    pub fn open(path: &Path) -> ScriptResult<Source> {
+        check_read("read", path).map_err(script_err)?;
+        let f = std::fs::File::open(path)
+            .map_err(|e| script_err(format!("cannot read {}: {e}", path.display())))?;
+        let len = f.metadata().ok().map(|m| m.len());
+        Ok(Source::new(&path.display().to_string(), Box::new(f), len))
+    }
+
+    fn new(name: &str, reader: Box<dyn Read>, len: Option<u64>) -> Source {
+        let mut buf = std::io::BufReader::new(reader);
+        let gzip = matches!(std::io::BufRead::fill_buf(&mut buf), Ok(b) if b.len() >= 2 && b[0] == 0x1f && b[1] == 0x8b);
+        if gzip {
+            Source {
+                name: name.to_string(),
+                reader: Box::new(flate2::bufread::MultiGzDecoder::new(buf)),
+                raw_len: None,
+                gzip: true,
+            }
+        } else {
+            Source {
+                name: name.to_string(),
+                reader: Box::new(buf),
+                raw_len: len,
+                gzip: false,
+            }
+        }
+    }
+
+    /// Fills `buf`; returns how many bytes there were (fewer than asked at the end of the data).
+    fn read_up_to(&mut self, buf: &mut [u8]) -> ScriptResult<usize> {
+        let mut got = 0;
+        while got < buf.len() {
+            match self.reader.read(&mut buf[got..]) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if self.gzip => {
+                    return Err(script_err(format!("{}: corrupt gzip data: {e}", self.name)))
+                }
+                Err(e) => return Err(script_err(format!("cannot read {}: {e}", self.name))),
+            }
+        }
+        Ok(got)
+    }
+
+    /// Reads exactly `n` bytes (`what` and `total` describe them for the truncation error:
+    /// `total` bytes in all, of which `offset` come before these).
+    fn read_body(
+        &mut self,
+        n: usize,
+        what: &str,
+        offset: usize,
+        total: u128,
+    ) -> ScriptResult<Vec<u8>> {
+        let mut out = vec![0u8; n];
+        let got = self.read_up_to(&mut out)?;
+        if got < n {
+            return Err(script_err(format!(
+                "{}: truncated {what}: needs {total} bytes, found {}{}",
+                self.name,
+                offset + got,
+                if self.gzip {
+                    " (after decompression)"
+                } else {
+                    ""
+                }
+            )));
+        }
         Ok(out)
-    } else {
-        Ok(bytes)
     }
 }
 
-fn read_file(path: &Path) -> ScriptResult<Vec<u8>> {
-    check_read("read", path).map_err(script_err)?;
-    std::fs::read(path).map_err(|e| script_err(format!("cannot read {}: {e}", path.display())))
+/// The IDX header of `src`: `expect_dims` sizes after the magic number `magic`.
+fn idx_header(
+    src: &mut Source,
+    magic: u32,
+    expect_dims: usize,
+    kind: &str,
+) -> ScriptResult<Vec<usize>> {
+    let len = 4 + 4 * expect_dims;
+    let mut h = vec![0u8; len];
+    let got = src.read_up_to(&mut h)?;
+    if got < len {
+        return Err(script_err(format!(
+            "{}: truncated IDX {kind} file: expected a {len}-byte header, the file has {got} bytes",
+            src.name
+        )));
+    }
+    let found = be_u32(&h, 0);
+    if found != magic {
+        let other = match found {
+            IDX_LABELS_MAGIC => " (this is a label file)",
+            IDX_IMAGES_MAGIC => " (this is an image file)",
+            _ => "",
+        };
+        return Err(script_err(format!(
+            "{}: wrong magic number for an IDX {kind} file: expected 0x{magic:08X}, found 0x{found:08X}{other}",
+            src.name
+        )));
+    }
+    Ok((0..expect_dims)
+        .map(|i| be_u32(&h, 4 + 4 * i) as usize)
+        .collect())
+}
+
+/// IDX images: `(declared count, rows, cols, pixels of the first min(count, limit) images)`.
+/// The declared size is checked against the file (when its length is known) and the memory
+/// budget before the pixels are read.
+pub fn read_idx_images(
+    src: &mut Source,
+    limit: Option<usize>,
+) -> ScriptResult<(usize, usize, usize, Vec<u8>)> {
+    let d = idx_header(src, IDX_IMAGES_MAGIC, 3, "image")?;
+    let (n, rows, cols) = (d[0], d[1], d[2]);
+    let file = src.name.clone();
+    if n == 0 {
+        return Err(script_err(format!(
+            "{file}: the IDX image file holds no images (its header declares 0)"
+        )));
+    }
+    if rows == 0 || cols == 0 {
+        return Err(script_err(format!(
+            "{file}: the IDX header declares images of {rows}×{cols} pixels"
+        )));
+    }
+    let plane = rows as u128 * cols as u128;
+    let expected = n as u128 * plane + 16;
+    if let Some(len) = src.raw_len {
+        if (len as u128) < expected {
+            return Err(script_err(format!(
+                "{file}: truncated IDX image file: {n} images of {rows}×{cols} need {expected} bytes, found {len}"
+            )));
+        }
+    }
+    let take = limit.map_or(n, |l| l.min(n));
+    let bytes = take as u128 * plane;
+    // The pixels as bytes, then as f32.
+    crate::limits::check(
+        &format!("{file}: {take} images of {rows}×{cols}"),
+        bytes.saturating_mul(5),
+    )?;
+    let pixels = src.read_body(bytes as usize, "IDX image file", 16, 16 + bytes)?;
+    Ok((n, rows, cols, pixels))
+}
+
+/// IDX labels: `(declared count, the first min(count, limit) labels)`, each checked to be a
+/// digit class 0..9.
+pub fn read_idx_labels(src: &mut Source, limit: Option<usize>) -> ScriptResult<(usize, Vec<i64>)> {
+    let n = idx_header(src, IDX_LABELS_MAGIC, 1, "label")?[0];
+    let file = src.name.clone();
+    if let Some(len) = src.raw_len {
+        if (len as u128) < n as u128 + 8 {
+            return Err(script_err(format!(
+                "{file}: truncated IDX label file: {n} labels need {} bytes, found {len}",
+                n as u128 + 8
+            )));
+        }
+    }
+    let take = limit.map_or(n, |l| l.min(n));
+    crate::limits::check(&format!("{file}: {take} labels"), take as u128 * 9)?;
+    let raw = src.read_body(take, "IDX label file", 8, 8 + take as u128)?;
+    if let Some(i) = raw.iter().position(|&l| l > 9) {
+        return Err(script_err(format!(
+            "{file}: label {i} is {}: MNIST and Fashion-MNIST labels are classes 0..9",
+            raw[i]
+        )));
+    }
+    Ok((n, raw.into_iter().map(i64::from).collect()))
 }
 
 /// Parses an IDX image file: `(count, rows, cols, pixels)`.
 pub fn parse_idx_images(b: &[u8], file: &str) -> ScriptResult<(usize, usize, usize, Vec<u8>)> {
-    if b.len() < 16 {
-        return Err(script_err(format!(
-            "{file}: truncated IDX image file: expected a 16-byte header, the file has {} bytes",
-            b.len()
-        )));
-    }
-    let magic = be_u32(b, 0);
-    if magic != IDX_IMAGES_MAGIC {
-        return Err(script_err(format!(
-            "{file}: wrong magic number for an IDX image file: expected 0x{IDX_IMAGES_MAGIC:08X}, found 0x{magic:08X}{}",
-            if magic == IDX_LABELS_MAGIC { " (this is a label file)" } else { "" }
-        )));
-    }
-    let (n, rows, cols) = (
-        be_u32(b, 4) as usize,
-        be_u32(b, 8) as usize,
-        be_u32(b, 12) as usize,
-    );
-    let expected = n
-        .checked_mul(rows)
-        .and_then(|x| x.checked_mul(cols))
-        .and_then(|x| x.checked_add(16))
-        .ok_or_else(|| script_err(format!("{file}: absurd IDX header ({n} × {rows} × {cols})")))?;
-    if b.len() < expected {
-        return Err(script_err(format!(
-            "{file}: truncated IDX image file: {n} images of {rows}×{cols} need {expected} bytes, found {}",
-            b.len()
-        )));
-    }
-    Ok((n, rows, cols, b[16..expected].to_vec()))
+    read_idx_images(&mut Source::from_bytes(file, b.to_vec()), None)
 }
 
 /// Parses an IDX label file.
 pub fn parse_idx_labels(b: &[u8], file: &str) -> ScriptResult<Vec<i64>> {
-    if b.len() < 8 {
+    read_idx_labels(&mut Source::from_bytes(file, b.to_vec()), None).map(|(_, l)| l)
+}
+
+/// Builds an MNIST-style data set from IDX sources (possibly gzip-compressed), reading the
+/// first `limit` samples only.
+pub fn mnist_from_sources(
+    images: &mut Source,
+    labels: &mut Source,
+    name: &str,
+    limit: Option<usize>,
+) -> ScriptResult<Dataset> {
+    let (n, rows, cols, pixels) = read_idx_images(images, limit)?;
+    let (n_labels, labels_v) = read_idx_labels(labels, limit)?;
+    if n_labels != n {
         return Err(script_err(format!(
-            "{file}: truncated IDX label file: expected an 8-byte header, the file has {} bytes",
-            b.len()
+            "image/label count mismatch: {} has {n} images but {} has {n_labels} labels",
+            images.name, labels.name
         )));
     }
-    let magic = be_u32(b, 0);
-    if magic != IDX_LABELS_MAGIC {
-        return Err(script_err(format!(
-            "{file}: wrong magic number for an IDX label file: expected 0x{IDX_LABELS_MAGIC:08X}, found 0x{magic:08X}{}",
-            if magic == IDX_IMAGES_MAGIC { " (this is an image file)" } else { "" }
-        )));
-    }
-    let n = be_u32(b, 4) as usize;
-    let expected = n + 8;
-    if b.len() < expected {
-        return Err(script_err(format!(
-            "{file}: truncated IDX label file: {n} labels need {expected} bytes, found {}",
-            b.len()
-        )));
-    }
-    Ok(b[8..expected].iter().map(|&x| x as i64).collect())
+    let data = pixels.iter().map(|&p| p as f32 / 255.0).collect();
+    let mut ds = Dataset::new(name, data, vec![labels_v.len(), 1, rows, cols]);
+    ds.labels = Some(Arc::new(labels_v));
+    ds.range = Some((0.0, 1.0));
+    Ok(ds)
 }
 
 /// Builds an MNIST-style data set from IDX bytes (possibly gzip-compressed).
@@ -111,31 +254,26 @@ pub fn mnist_from_bytes(
     labels_name: &str,
     name: &str,
 ) -> ScriptResult<Dataset> {
-    let images = maybe_gunzip(images, images_name)?;
-    let labels = maybe_gunzip(labels, labels_name)?;
-    let (n, rows, cols, pixels) = parse_idx_images(&images, images_name)?;
-    let labels = parse_idx_labels(&labels, labels_name)?;
-    if labels.len() != n {
-        return Err(script_err(format!(
-            "image/label count mismatch: {images_name} has {n} images but {labels_name} has {} labels",
-            labels.len()
-        )));
-    }
-    let data = pixels.iter().map(|&p| p as f32 / 255.0).collect();
-    let mut ds = Dataset::new(name, data, vec![n, 1, rows, cols]);
-    ds.labels = Some(Arc::new(labels));
-    ds.range = Some((0.0, 1.0));
-    Ok(ds)
+    mnist_from_sources(
+        &mut Source::from_bytes(images_name, images),
+        &mut Source::from_bytes(labels_name, labels),
+        name,
+        None,
+    )
 }
 
 /// The built-in 10,000 MNIST digits, [10000, 1, 28, 28] in [0, 1], with labels.
 pub fn builtin_mnist() -> ScriptResult<Dataset> {
-    mnist_from_bytes(
-        BUILTIN_IMAGES.to_vec(),
-        "built-in images-idx3-ubyte.gz",
-        BUILTIN_LABELS.to_vec(),
-        "built-in labels-idx1-ubyte.gz",
+    builtin_mnist_limited(None)
+}
+
+/// The first `limit` built-in digits.
+pub fn builtin_mnist_limited(limit: Option<usize>) -> ScriptResult<Dataset> {
+    mnist_from_sources(
+        &mut Source::from_bytes("built-in images-idx3-ubyte.gz", BUILTIN_IMAGES.to_vec()),
+        &mut Source::from_bytes("built-in labels-idx1-ubyte.gz", BUILTIN_LABELS.to_vec()),
         "mnist (built-in 10k)",
+        limit,
     )
 }
 
@@ -211,13 +349,17 @@ pub fn find_idx_pair(dir: &Path) -> ScriptResult<(PathBuf, PathBuf)> {
 
 /// MNIST or Fashion-MNIST from a directory of IDX files.
 pub fn mnist_dir(dir: &Path) -> ScriptResult<Dataset> {
+    mnist_dir_limited(dir, None)
+}
+
+/// The first `limit` samples of [`mnist_dir`] (only those are read).
+pub fn mnist_dir_limited(dir: &Path, limit: Option<usize>) -> ScriptResult<Dataset> {
     let (img, lab) = find_idx_pair(dir)?;
-    mnist_from_bytes(
-        read_file(&img)?,
-        &img.display().to_string(),
-        read_file(&lab)?,
-        &lab.display().to_string(),
+    mnist_from_sources(
+        &mut Source::open(&img)?,
+        &mut Source::open(&lab)?,
         &format!("mnist({})", dir.display()),
+        limit,
     )
 }
 
@@ -226,6 +368,11 @@ const CIFAR_RECORD: usize = 3073;
 /// CIFAR-10 binary version: `data_batch_*.bin` in `dir` (or in `dir/cifar-10-batches-bin`);
 /// `test_batch.bin` alone if there are no training batches.
 pub fn cifar10(dir: &Path) -> ScriptResult<Dataset> {
+    cifar10_limited(dir, None)
+}
+
+/// The first `limit` records of [`cifar10`] (only those are read).
+pub fn cifar10_limited(dir: &Path, limit: Option<usize>) -> ScriptResult<Dataset> {
     let sub = dir.join("cifar-10-batches-bin");
     let dir = if !dir.join("data_batch_1.bin").exists() && sub.is_dir() {
         sub
@@ -248,18 +395,50 @@ pub fn cifar10(dir: &Path) -> ScriptResult<Dataset> {
             if names.is_empty() { "nothing".to_string() } else { names.join(", ") }
         )));
     }
-    let mut data = Vec::new();
-    let mut labels = Vec::new();
+    // Every batch's size is checked, and the records to read against the budget, before any
+    // is read.
+    let mut plan = Vec::new();
+    let mut wanted = limit.unwrap_or(usize::MAX);
     for name in batches {
         let path = dir.join(name);
-        let bytes = read_file(&path)?;
-        if bytes.is_empty() || bytes.len() % CIFAR_RECORD != 0 {
+        let len = std::fs::metadata(&path)
+            .map_err(|e| script_err(format!("cannot read {}: {e}", path.display())))?
+            .len();
+        if len == 0 || len % CIFAR_RECORD as u64 != 0 {
             return Err(script_err(format!(
-                "{}: truncated or not a CIFAR-10 batch: {} bytes is not a multiple of the \
+                "{}: truncated or not a CIFAR-10 batch: {len} bytes is not a multiple of the \
                  {CIFAR_RECORD}-byte record (1 label + 3072 pixels); a full batch has {} bytes",
                 path.display(),
-                bytes.len(),
                 10000 * CIFAR_RECORD
+            )));
+        }
+        let records = ((len / CIFAR_RECORD as u64) as usize).min(wanted);
+        wanted -= records;
+        if records > 0 {
+            plan.push((path, records));
+        }
+    }
+    let total: usize = plan.iter().map(|(_, r)| r).sum();
+    crate::limits::check(
+        &format!("cifar10: {total} images of 3×32×32"),
+        (total as u128 * 3072 * 4).saturating_add(10000 * CIFAR_RECORD as u128),
+    )?;
+    let mut data = Vec::with_capacity(total * 3072);
+    let mut labels = Vec::with_capacity(total);
+    for (path, records) in plan {
+        let mut bytes = Vec::with_capacity(records * CIFAR_RECORD);
+        std::fs::File::open(&path)
+            .and_then(|f| {
+                f.take((records * CIFAR_RECORD) as u64)
+                    .read_to_end(&mut bytes)
+            })
+            .map_err(|e| script_err(format!("cannot read {}: {e}", path.display())))?;
+        if bytes.len() < records * CIFAR_RECORD {
+            return Err(script_err(format!(
+                "{}: truncated while reading: {} bytes, expected {}",
+                path.display(),
+                bytes.len(),
+                records * CIFAR_RECORD
             )));
         }
         for (i, rec) in bytes.chunks_exact(CIFAR_RECORD).enumerate() {
@@ -343,6 +522,10 @@ pub fn image_folder(dir: &Path, size: usize) -> ScriptResult<Dataset> {
             .map(|n| names.binary_search(n).unwrap_or(0) as i64)
             .collect::<Vec<i64>>()
     });
+    crate::limits::check(
+        &format!("image_folder: {} images of 3×{size}×{size}", files.len()),
+        (files.len() as u128 * 3 * 4).saturating_mul(size as u128 * size as u128),
+    )?;
     let plane = size * size;
     let mut data = Vec::with_capacity(files.len() * 3 * plane);
     for p in &files {
@@ -398,30 +581,84 @@ fn header_value<'a>(header: &'a str, key: &str) -> Option<&'a str> {
     Some(rest[colon + 1..].trim_start())
 }
 
+/// The largest NPY header accepted (numpy writes a few hundred bytes).
+const MAX_NPY_HEADER: usize = 1 << 20;
+
 /// Parses NPY bytes (float32, float64 or uint8, little-endian, C order).
 pub fn parse_npy(b: &[u8], file: &str) -> ScriptResult<NpyArray> {
-    if b.len() < 10 || &b[..6] != b"\x93NUMPY" {
+    let len = b.len() as u64;
+    read_npy(&mut std::io::Cursor::new(b), Some(len), file, None)
+}
+
+/// Reads an NPY array from `r` (`len`: its length in bytes, when known), only its first `limit`
+/// rows (entries of dimension 0). The header's shape is checked against the data's length and
+/// the memory budget before the values are read.
+pub fn read_npy(
+    r: &mut dyn Read,
+    len: Option<u64>,
+    file: &str,
+    limit: Option<usize>,
+) -> ScriptResult<NpyArray> {
+    let read_up_to = |r: &mut dyn Read, buf: &mut [u8]| -> ScriptResult<usize> {
+        let mut got = 0;
+        while got < buf.len() {
+            match r.read(&mut buf[got..]) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(script_err(format!("cannot read {file}: {e}"))),
+            }
+        }
+        Ok(got)
+    };
+    let mut pre = [0u8; 12];
+    let got = read_up_to(r, &mut pre[..10])?;
+    if got < 10 || &pre[..6] != b"\x93NUMPY" {
         return Err(script_err(format!(
             "{file}: not an NPY file: wrong magic (expected \\x93NUMPY at the start)"
         )));
     }
-    let major = b[6];
-    let (hlen, start) = if major == 1 {
-        (u16::from_le_bytes([b[8], b[9]]) as usize, 10)
-    } else {
-        if b.len() < 12 {
-            return Err(script_err(format!("{file}: truncated NPY header")));
+    let major = pre[6];
+    let (hlen, start) = match major {
+        1 => (u16::from_le_bytes([pre[8], pre[9]]) as usize, 10),
+        2 | 3 => {
+            if read_up_to(r, &mut pre[10..12])? < 2 {
+                return Err(script_err(format!("{file}: truncated NPY header")));
+            }
+            (
+                u32::from_le_bytes([pre[8], pre[9], pre[10], pre[11]]) as usize,
+                12,
+            )
         }
-        (u32::from_le_bytes([b[8], b[9], b[10], b[11]]) as usize, 12)
+        v => {
+            return Err(script_err(format!(
+                "{file}: unsupported NPY format version {v} (expected 1, 2 or 3)"
+            )))
+        }
     };
-    if b.len() < start + hlen {
+    if hlen > MAX_NPY_HEADER {
+        return Err(script_err(format!(
+            "{file}: the NPY header declares {hlen} bytes of header: not an NPY file"
+        )));
+    }
+    if let Some(len) = len {
+        if len < (start + hlen) as u64 {
+            return Err(script_err(format!(
+                "{file}: truncated NPY header: expected {} bytes, the file has {len}",
+                start + hlen
+            )));
+        }
+    }
+    let mut hbytes = vec![0u8; hlen];
+    let got = read_up_to(r, &mut hbytes)?;
+    if got < hlen {
         return Err(script_err(format!(
             "{file}: truncated NPY header: expected {} bytes, the file has {}",
             start + hlen,
-            b.len()
+            start + got
         )));
     }
-    let header = String::from_utf8_lossy(&b[start..start + hlen]).to_string();
+    let header = String::from_utf8_lossy(&hbytes).to_string();
     let descr = header_value(&header, "descr")
         .and_then(|v| {
             let q = v.chars().next()?;
@@ -438,7 +675,7 @@ pub fn parse_npy(b: &[u8], file: &str) -> ScriptResult<NpyArray> {
         .and_then(|v| v.strip_prefix('('))
         .and_then(|v| v.find(')').map(|e| v[..e].to_string()))
         .ok_or_else(|| script_err(format!("{file}: NPY header without 'shape': {header}")))?;
-    let shape: Vec<usize> = shape_text
+    let mut shape: Vec<usize> = shape_text
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
@@ -448,7 +685,13 @@ pub fn parse_npy(b: &[u8], file: &str) -> ScriptResult<NpyArray> {
                 .map_err(|_| script_err(format!("{file}: bad NPY shape ({shape_text})")))
         })
         .collect::<ScriptResult<_>>()?;
-    let itemsize = match descr.as_str() {
+    if shape.len() > 32 {
+        return Err(script_err(format!(
+            "{file}: the NPY shape has {} dimensions (at most 32)",
+            shape.len()
+        )));
+    }
+    let itemsize: usize = match descr.as_str() {
         "<f4" => 4,
         "<f8" => 8,
         "|u1" | "<u1" | "u1" => 1,
@@ -459,16 +702,38 @@ pub fn parse_npy(b: &[u8], file: &str) -> ScriptResult<NpyArray> {
         )))
         }
     };
-    let count: usize = shape.iter().product();
-    let body = &b[start + hlen..];
-    let need = count * itemsize;
-    if body.len() < need {
+    let count = shape
+        .iter()
+        .fold(1u128, |a, &d| a.saturating_mul(d as u128));
+    let need_all = count.saturating_mul(itemsize as u128);
+    if let Some(len) = len {
+        let body = len - (start + hlen) as u64;
+        if (body as u128) < need_all {
+            return Err(script_err(format!(
+                "{file}: truncated NPY data: shape {shape:?} of '{descr}' needs {need_all} bytes, found {body}"
+            )));
+        }
+    }
+    // Only the first `limit` rows are read.
+    if let (Some(l), Some(rows)) = (limit, shape.first_mut()) {
+        *rows = (*rows).min(l);
+    }
+    let count = shape
+        .iter()
+        .fold(1u128, |a, &d| a.saturating_mul(d as u128));
+    // The raw bytes, the f32 values, and a second f32 copy for NHWC images.
+    crate::limits::check(
+        &format!("{file}: an array of shape {shape:?} ('{descr}')"),
+        count.saturating_mul(itemsize as u128 + 8),
+    )?;
+    let need = (count * itemsize as u128) as usize;
+    let mut body = vec![0u8; need];
+    let got = read_up_to(r, &mut body)?;
+    if got < need {
         return Err(script_err(format!(
-            "{file}: truncated NPY data: shape {shape:?} of '{descr}' needs {need} bytes, found {}",
-            body.len()
+            "{file}: truncated NPY data: shape {shape:?} of '{descr}' needs {need} bytes, found {got}"
         )));
     }
-    let body = &body[..need];
     let data: Vec<f32> = match itemsize {
         4 => body
             .chunks_exact(4)
@@ -550,16 +815,31 @@ pub fn dataset_from_array(a: NpyArray, name: String) -> ScriptResult<Dataset> {
 
 /// An array from an NPY file.
 pub fn npy(path: &Path) -> ScriptResult<Dataset> {
+    npy_limited(path, None)
+}
+
+/// The first `limit` rows of [`npy`] (only those are read).
+pub fn npy_limited(path: &Path, limit: Option<usize>) -> ScriptResult<Dataset> {
     let file = path.display().to_string();
+    check_read("npy", path).map_err(script_err)?;
     if !path.exists() {
         return Err(script_err(format!("npy: file {file} does not exist")));
     }
-    let a = parse_npy(&read_file(path)?, &file)?;
+    let f =
+        std::fs::File::open(path).map_err(|e| script_err(format!("cannot read {file}: {e}")))?;
+    let len = f.metadata().ok().map(|m| m.len());
+    let a = read_npy(&mut std::io::BufReader::new(f), len, &file, limit)?;
     dataset_from_array(a, format!("npy({file})"))
 }
 
 /// The array `key` (with or without `.npy`) of an NPZ archive (stored or deflated).
 pub fn npz(path: &Path, key: &str) -> ScriptResult<Dataset> {
+    npz_limited(path, key, None)
+}
+
+/// The first `limit` rows of [`npz`]: the entry is decompressed as it is read, and only as far
+/// as its header's shape (and `limit`) say, so a compressed "bomb" is never inflated.
+pub fn npz_limited(path: &Path, key: &str, limit: Option<usize>) -> ScriptResult<Dataset> {
     let file = path.display().to_string();
     check_read("npz", path).map_err(script_err)?;
     let f = std::fs::File::open(path)
@@ -583,12 +863,10 @@ pub fn npz(path: &Path, key: &str) -> ScriptResult<Dataset> {
             keys.join(", ")
         )));
     };
-    let mut bytes = Vec::new();
-    zip.by_name(&entry)
-        .map_err(|e| script_err(format!("{file}: cannot read `{entry}`: {e}")))?
-        .read_to_end(&mut bytes)
+    let mut reader = zip
+        .by_name(&entry)
         .map_err(|e| script_err(format!("{file}: cannot read `{entry}`: {e}")))?;
-    let a = parse_npy(&bytes, &format!("{file}[{key}]"))?;
+    let a = read_npy(&mut reader, None, &format!("{file}[{key}]"), limit)?;
     dataset_from_array(a, format!("npz({file}, {key})"))
 }
 
@@ -603,7 +881,7 @@ pub fn register(engine: &mut Engine) {
         engine,
         "mnist",
         "The built-in MNIST digits with options #{range: \"-1,1\", pad_to: 32, limit: N}.",
-        |opts: Map| builtin_mnist()?.with_options(&opts)
+        |opts: Map| builtin_mnist_limited(limit_option(&opts)?)?.with_options(&opts)
     );
     reg!(
         engine,
@@ -615,7 +893,9 @@ pub fn register(engine: &mut Engine) {
         engine,
         "mnist",
         "MNIST / Fashion-MNIST from a directory, with options #{range, pad_to, limit}.",
-        |dir: &str, opts: Map| mnist_dir(&read_path("mnist", dir)?)?.with_options(&opts)
+        |dir: &str, opts: Map| {
+            mnist_dir_limited(&read_path("mnist", dir)?, limit_option(&opts)?)?.with_options(&opts)
+        }
     );
     reg!(
         engine,
@@ -627,7 +907,9 @@ pub fn register(engine: &mut Engine) {
         engine,
         "cifar10",
         "CIFAR-10 with options #{range, pad_to, limit}.",
-        |dir: &str, opts: Map| cifar10(&read_path("cifar10", dir)?)?.with_options(&opts)
+        |dir: &str, opts: Map| {
+            cifar10_limited(&read_path("cifar10", dir)?, limit_option(&opts)?)?.with_options(&opts)
+        }
     );
     reg!(engine, "image_folder", "PNG/JPEG images under dir, RGB, resized and centre-cropped to size×size, in [0,1] (sub-folders = labels).", |dir: &str, size: INT| -> ScriptResult<Dataset> {
         image_folder(&read_path("image_folder", dir)?, usize::try_from(size).map_err(|_| script_err("image_folder: size must be positive"))?)
@@ -655,7 +937,9 @@ pub fn register(engine: &mut Engine) {
         engine,
         "npy",
         "npy with options #{range, pad_to, limit}.",
-        |path: &str, opts: Map| npy(&read_path("npy", path)?)?.with_options(&opts)
+        |path: &str, opts: Map| {
+            npy_limited(&read_path("npy", path)?, limit_option(&opts)?)?.with_options(&opts)
+        }
     );
     reg!(
         engine,
@@ -667,6 +951,8 @@ pub fn register(engine: &mut Engine) {
         engine,
         "npz",
         "npz with options #{range, pad_to, limit}.",
-        |path: &str, key: &str, opts: Map| npz(&read_path("npz", path)?, key)?.with_options(&opts)
+        |path: &str, key: &str, opts: Map| {
+            npz_limited(&read_path("npz", path)?, key, limit_option(&opts)?)?.with_options(&opts)
+        }
     );
 }

@@ -251,8 +251,11 @@ fn roth_from_opts(n: INT, opts: &Map) -> ScriptResult<Dataset> {
 }
 
 fn count(n: INT) -> ScriptResult<usize> {
-    usize::try_from(n)
-        .map_err(|_| script_err(format!("the number of samples must be >= 0, got {n}")))
+    let n = usize::try_from(n)
+        .map_err(|_| script_err(format!("the number of samples must be >= 0, got {n}")))?;
+    // Up to 3 coordinates (f64 while drawn, then f32) and a label per sample.
+    crate::limits::check(&format!("{n} mixture samples"), n as u128 * 64)?;
+    Ok(n)
 }
 
 pub fn register(engine: &mut Engine) {

@@ -160,6 +160,10 @@ impl Dataset {
                 self.name
             )));
         }
+        crate::limits::check(
+            &format!("pad_to({size}): {n} images of {c}×{size}×{size}"),
+            (n as u128 * c as u128 * 4).saturating_mul(size as u128 * size as u128),
+        )?;
         let fill = self.range.map(|r| r.0).unwrap_or(0.0);
         let (top, left) = ((size - h) / 2, (size - w) / 2);
         let mut out = vec![fill; n * c * size * size];
@@ -191,9 +195,16 @@ impl Dataset {
         if self.is_empty() {
             return Err(script_err(format!("color_mnist: {} is empty", self.name)));
         }
+        let plane = self.shape[2] * self.shape[3];
+        crate::limits::check(
+            &format!(
+                "color_mnist({n}): {n} images of 3×{}×{}",
+                self.shape[2], self.shape[3]
+            ),
+            (n as u128 * 3).saturating_mul(plane as u128 * 4 + 8),
+        )?;
         let src_n = self.len() as u64;
         let picks: Vec<usize> = (0..3 * n).map(|_| rng::below(src_n) as usize).collect();
-        let plane = self.shape[2] * self.shape[3];
         let mut data = Vec::with_capacity(n * 3 * plane);
         for &i in &picks {
             data.extend_from_slice(&self.data[i * plane..(i + 1) * plane]);
@@ -227,11 +238,8 @@ impl Dataset {
                 )));
             }
         }
-        if let Some(limit) = opts.get("limit") {
-            let n = limit
-                .as_int()
-                .map_err(|_| script_err("data option `limit` must be an integer"))?;
-            ds = ds.take(n.max(0) as usize);
+        if let Some(n) = limit_option(opts)? {
+            ds = ds.take(n);
         }
         if let Some(size) = opts.get("pad_to") {
             let n = size
@@ -268,6 +276,22 @@ impl Dataset {
         s.push(')');
         s
     }
+}
+
+/// A loader's `limit` option: keep (and read) only the first N samples; N >= 1.
+pub fn limit_option(opts: &Map) -> ScriptResult<Option<usize>> {
+    let Some(v) = opts.get("limit") else {
+        return Ok(None);
+    };
+    let n = v
+        .as_int()
+        .map_err(|_| script_err("data option `limit` must be an integer"))?;
+    if n < 1 {
+        return Err(script_err(format!(
+            "data option `limit` must be >= 1, got {n}"
+        )));
+    }
+    Ok(Some(usize::try_from(n).unwrap_or(usize::MAX)))
 }
 
 /// Parses a range: "0,1", "-1,1", "[-1, 1]" or an array `[lo, hi]`.
@@ -333,10 +357,23 @@ pub fn from_tensors(x: &Tensor, labels: Option<&Tensor>) -> ScriptResult<Dataset
                 l.0.dims()
             )));
         }
-        let v: Vec<i64> =
-            l.0.to_dtype(DType::I64)
+        let vals: Vec<f64> =
+            l.0.to_dtype(DType::F64)
                 .and_then(|f| f.to_vec1())
                 .ctx("dataset")?;
+        let v = vals
+            .iter()
+            .enumerate()
+            .map(|(i, &x)| {
+                if x.fract() == 0.0 && x >= 0.0 && x <= i64::MAX as f64 {
+                    Ok(x as i64)
+                } else {
+                    Err(script_err(format!(
+                        "dataset(x, labels): label {i} is {x}: labels must be whole numbers >= 0"
+                    )))
+                }
+            })
+            .collect::<ScriptResult<Vec<i64>>>()?;
         ds.labels = Some(Arc::new(v));
     }
     Ok(ds)
@@ -397,7 +434,7 @@ pub fn register(engine: &mut Engine) {
         "scale",
         "Rescales a data set's values linearly from its current range (e.g. [0,1]) to [lo, hi].",
         |d: Dataset, lo: FLOAT, hi: FLOAT| -> ScriptResult<Dataset> {
-            if lo >= hi {
+            if lo >= hi || !lo.is_finite() || !hi.is_finite() {
                 return Err(script_err(format!("scale(ds, {lo}, {hi}): needs lo < hi")));
             }
             d.scaled(lo as f32, hi as f32)

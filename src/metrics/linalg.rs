@@ -182,6 +182,8 @@ pub fn frechet_distance(mu1: &[f64], s1: &[f64], mu2: &[f64], s2: &[f64]) -> Res
     if bad(mu1) || bad(mu2) || bad(s1) || bad(s2) {
         return Err("frechet_distance: the statistics contain NaN or infinite values".into());
     }
+    check_covariance("the first covariance", s1, d)?;
+    check_covariance("the second covariance", s2, d)?;
     let diff: f64 = mu1.iter().zip(mu2).map(|(a, b)| (a - b) * (a - b)).sum();
     let tr1: f64 = (0..d).map(|i| s1[i * d + i]).sum();
     let tr2: f64 = (0..d).map(|i| s2[i * d + i]).sum();
@@ -190,9 +192,52 @@ pub fn frechet_distance(mu1: &[f64], s1: &[f64], mu2: &[f64], s2: &[f64]) -> Res
     Ok((diff + tr1 + tr2 - 2.0 * cross).max(0.0))
 }
 
+/// An error unless `s` (`d`×`d`) is a covariance: symmetric and positive semi-definite, up to
+/// round-off. (The distance of non-covariances is meaningless: a negative "covariance" clamped
+/// the result to 0.)
+fn check_covariance(what: &str, s: &[f64], d: usize) -> Result<(), String> {
+    let scale = s.iter().fold(0.0f64, |m, x| m.max(x.abs())).max(1e-300);
+    for i in 0..d {
+        for j in 0..i {
+            if (s[i * d + j] - s[j * d + i]).abs() > 1e-6 * scale {
+                return Err(format!(
+                    "frechet_distance: {what} is not symmetric: entry [{i}, {j}] is {} but [{j}, {i}] is {}",
+                    s[i * d + j],
+                    s[j * d + i]
+                ));
+            }
+        }
+    }
+    let (vals, _) = sym_eig(s, d);
+    let top = vals.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+    if let Some(v) = vals.iter().find(|&&v| v < -1e-6 * top - 1e-12) {
+        return Err(format!(
+            "frechet_distance: {what} is not positive semi-definite (it has the eigenvalue {v}): \
+             not a covariance"
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn frechet_rejects_non_covariances() {
+        let m = [0.0, 0.0];
+        let neg = [-1.0, 0.0, 0.0, -1.0];
+        let e = frechet_distance(&m, &neg, &m, &neg).unwrap_err();
+        assert!(e.contains("positive semi-definite"), "{e}");
+        let asym = [1.0, 5.0, 0.0, 1.0];
+        let e = frechet_distance(&m, &asym, &m, &asym).unwrap_err();
+        assert!(e.contains("symmetric"), "{e}");
+        let id = [1.0, 0.0, 0.0, 1.0];
+        let two = [4.0, 0.0, 0.0, 4.0];
+        // Same means, covariances I and 4I: tr(I) + tr(4I) − 2·tr(2I) = 2 + 8 − 8 = 2.
+        let fd = frechet_distance(&m, &id, &m, &two).unwrap();
+        assert!((fd - 2.0).abs() < 1e-9, "{fd}");
+    }
 
     #[test]
     fn jacobi_reconstructs_a_symmetric_matrix() {

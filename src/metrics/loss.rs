@@ -10,6 +10,7 @@ use rhai::{Array, Dynamic, Engine, INT};
 /// `x − max − log Σ exp(x − max)` over the last dimension. The max is detached: log-softmax is
 /// invariant to the shift, so its gradient is exactly that of the un-shifted formula.
 pub fn log_softmax(x: &CT) -> candle_core::Result<CT> {
+    crate::tensor::ensure_float("log_softmax", x)?;
     if x.rank() == 0 {
         return Err(candle_core::Error::Msg(
             "log_softmax: needs at least one dimension, got a scalar".into(),
@@ -113,20 +114,30 @@ pub fn register(engine: &mut Engine) {
         engine,
         "softmax",
         "Softmax over the last dimension (composed from differentiable ops).",
-        |x: Tensor| -> ScriptResult<Tensor> { softmax(&x.0).map(Tensor).ctx("softmax") }
+        |x: Tensor| -> ScriptResult<Tensor> {
+            softmax(&x.0)
+                .map(Tensor)
+                .ctx("softmax")
+                .and_then(|t| crate::nonfinite::checked("softmax", t))
+        }
     );
     reg!(
         engine,
         "log_softmax",
         "Log-softmax over the last dimension: x − max − log Σ exp(x − max) (differentiable).",
-        |x: Tensor| -> ScriptResult<Tensor> { log_softmax(&x.0).map(Tensor).ctx("log_softmax") }
+        |x: Tensor| -> ScriptResult<Tensor> {
+            log_softmax(&x.0)
+                .map(Tensor)
+                .ctx("log_softmax")
+                .and_then(|t| crate::nonfinite::checked("log_softmax", t))
+        }
     );
     reg!(
         engine,
         "cross_entropy",
         "Mean cross-entropy of logits [N, C] and integer labels [N] (a tensor or an array): −mean log_softmax(logits)[y].",
         |logits: Tensor, labels: Dynamic| -> ScriptResult<Tensor> {
-            cross_entropy(&logits.0, &labels_tensor(&labels)?).map(Tensor)
+            cross_entropy(&logits.0, &labels_tensor(&labels)?).map(Tensor).and_then(|t| crate::nonfinite::checked("cross_entropy", t))
         }
     );
 }

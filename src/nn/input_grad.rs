@@ -58,6 +58,7 @@ impl Net {
     /// [`Net::forward`]), both differentiable in the net's parameters. See the module's
     /// documentation.
     pub fn forward_with_input_grad(&self, x: &CT) -> Result<(CT, CT)> {
+        crate::tensor::ensure_float("forward_with_grad", x)?;
         let vars = self.vars();
         let mut all = vec![x];
         all.extend(vars.iter().map(|v| v.as_tensor()));

@@ -141,7 +141,20 @@ fn new_var(data: Vec<f64>, shape: &[usize]) -> candle_core::Result<Var> {
     Var::from_tensor(&rand_tensor(data, shape)?)
 }
 
+/// Checks a new parameter or buffer of `shape` against the memory budget (its values are drawn
+/// as f64 first, then converted to the default dtype).
+fn check_param(shape: &[usize]) -> candle_core::Result<()> {
+    let dtype = default_dtype();
+    let n =
+        crate::limits::numel(shape, "parameter").map_err(|e| msg(crate::errors::message(&e)))?;
+    crate::limits::check_candle(
+        &format!("a parameter of shape {shape:?} ({})", dtype.as_str()),
+        crate::limits::tensor_bytes(shape, dtype).saturating_add(n as u128 * 8),
+    )
+}
+
 fn const_tensor(v: f64, shape: &[usize]) -> candle_core::Result<CT> {
+    check_param(shape)?;
     let n = shape.iter().product();
     rand_tensor(vec![v; n], shape)
 }
@@ -159,6 +172,7 @@ fn fans(shape: &[usize]) -> (usize, usize) {
 /// PyTorch's default init: kaiming-uniform (a = √5) weights, i.e. U(±1/√fan_in), and biases
 /// U(±1/√fan_in).
 fn default_weight_and_bias(shape: &[usize], bias: bool) -> candle_core::Result<(Var, Option<Var>)> {
+    check_param(shape)?;
     let (fan_in, _) = fans(shape);
     let bound = 1.0 / (fan_in as f64).sqrt();
     let n = shape.iter().product();
@@ -279,6 +293,43 @@ impl Net {
 
     pub fn sequential(items: Vec<Net>) -> Net {
         Net::from_layer(Layer::Sequential(items))
+    }
+
+    /// How many levels deep the net nests (a layer: 1; `sequential([layer])`: 2). Nets are
+    /// built with at most [`crate::limits::MAX_NET_DEPTH`] levels (see [`Net::check_nesting`]),
+    /// so this recursion, like every traversal, is bounded.
+    pub fn depth(&self) -> usize {
+        1 + self
+            .children()
+            .iter()
+            .map(|(_, c)| c.depth())
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// An error if a `sequential` or `residual` of `items` would nest deeper than
+    /// [`crate::limits::MAX_NET_DEPTH`] levels.
+    pub fn check_nesting(what: &str, items: &[Net]) -> Result<(), String> {
+        let depth = 1 + items.iter().map(Net::depth).max().unwrap_or(0);
+        if depth > crate::limits::MAX_NET_DEPTH {
+            return Err(format!(
+                "{what}: nets may nest at most {} levels deep, this one would have {depth}",
+                crate::limits::MAX_NET_DEPTH
+            ));
+        }
+        Ok(())
+    }
+
+    /// The description of the first layer with parameters (or of the net itself), for
+    /// messages that have no name for the net.
+    pub fn first_layer_description(&self) -> String {
+        let mut first = None;
+        self.visit("", &mut |_, node| {
+            if first.is_none() && !node.own_params().is_empty() {
+                first = Some(node.describe());
+            }
+        });
+        first.unwrap_or_else(|| self.describe())
     }
 
     /// True if the two handles are the same net.
@@ -593,6 +644,7 @@ impl Net {
 
     /// Forward pass (train or eval mode as set by `set_training`).
     pub fn forward(&self, x: &CT) -> candle_core::Result<CT> {
+        crate::tensor::ensure_float("forward", x)?;
         self.forward_impl(x, None, false, "", &mut None, &mut None)
     }
 
@@ -603,12 +655,14 @@ impl Net {
     /// [`Net::forward`]; use it where this net's parameter gradients would be thrown away
     /// (D in the generator step, D in a lens step).
     pub fn forward_frozen(&self, x: &CT) -> candle_core::Result<CT> {
+        crate::tensor::ensure_float("forward_frozen", x)?;
         self.forward_impl(x, None, true, "", &mut None, &mut None)
     }
 
     /// Forward pass in eval mode that updates nothing and records one row per layer
     /// (name, description, output shape, parameter count).
     pub fn trace(&self, x: &CT) -> candle_core::Result<Vec<SummaryRow>> {
+        crate::tensor::ensure_float("summary", x)?;
         let mut rows = Some(Vec::new());
         self.forward_impl(x, Some(false), false, "", &mut rows, &mut None)?;
         Ok(rows.unwrap_or_default())
@@ -757,7 +811,11 @@ impl Net {
                 let wt = &p(w);
                 check_input(x, 4, wt.dims()[1], label)?;
                 let k = wt.dims()[2];
-                let (h, wd) = (x.dims()[2] + 2 * padding, x.dims()[3] + 2 * padding);
+                let pad2 = padding.saturating_mul(2);
+                let (h, wd) = (
+                    x.dims()[2].saturating_add(pad2),
+                    x.dims()[3].saturating_add(pad2),
+                );
                 if h < k || wd < k {
                     return Err(msg(format!(
                         "{}: input {:?} (padded {h}×{wd}) is smaller than the kernel {k}×{k}",
@@ -778,8 +836,11 @@ impl Net {
                 let wt = &p(w);
                 check_input(x, 4, wt.dims()[0], label)?;
                 let k = wt.dims()[2];
-                let full = (x.dims()[2] - 1) * stride + k + out_padding;
-                if full <= 2 * padding {
+                let full = x.dims()[2]
+                    .saturating_sub(1)
+                    .saturating_mul(*stride)
+                    .saturating_add(k + out_padding);
+                if x.dims()[2] == 0 || full <= padding.saturating_mul(2) {
                     return Err(msg(format!(
                         "{}: input {:?} gives an empty output",
                         label(),

@@ -206,7 +206,14 @@ fn register_layers(engine: &mut Engine) {
         engine,
         "leaky_relu",
         "Leaky ReLU layer with negative slope `alpha`.",
-        |a: FLOAT| Net::act(Act::LeakyRelu(a))
+        |a: FLOAT| -> RN {
+            if !a.is_finite() {
+                return Err(script_err(format!(
+                    "leaky_relu: the slope must be a finite number, got {a}"
+                )));
+            }
+            Ok(Net::act(Act::LeakyRelu(a)))
+        }
     );
     reg!(
         engine,
@@ -237,7 +244,10 @@ fn register_layers(engine: &mut Engine) {
         engine,
         "residual",
         "Residual layer: x + net(x).",
-        |n: Net| Net::residual(n)
+        |n: Net| -> RN {
+            Net::check_nesting("residual", std::slice::from_ref(&n)).map_err(script_err)?;
+            Ok(Net::residual(n))
+        }
     );
     reg!(
         engine,
@@ -249,6 +259,7 @@ fn register_layers(engine: &mut Engine) {
                 .enumerate()
                 .map(|(i, v)| to_net(v, &format!("sequential: item {i}")))
                 .collect::<ScriptResult<Vec<_>>>()?;
+            Net::check_nesting("sequential", &nets).map_err(script_err)?;
             Ok(Net::sequential(nets))
         }
     );
@@ -298,7 +309,10 @@ fn register_module_api(engine: &mut Engine) {
         "forward",
         "Applies the net to a batch.",
         |n: &mut Net, x: Tensor| -> ScriptResult<Tensor> {
-            n.forward(&x.0).map(Tensor).ctx("forward")
+            n.forward(&x.0)
+                .map(Tensor)
+                .ctx("forward")
+                .and_then(|t| crate::nonfinite::checked("forward", t))
         }
     );
     reg!(
@@ -306,7 +320,7 @@ fn register_module_api(engine: &mut Engine) {
         "forward_frozen",
         "Applies the net with its parameters frozen: same values and input gradients as forward (batch-norm statistics update as in forward), but a backward pass computes no gradients for this net's parameters. Use it for D in the G step and in lens steps: opt_g.step(nsgan_g(D.forward_frozen(G.forward(z)))) skips D's weight gradients that opt_g would discard.",
         |n: &mut Net, x: Tensor| -> ScriptResult<Tensor> {
-            n.forward_frozen(&x.0).map(Tensor).ctx("forward_frozen")
+            n.forward_frozen(&x.0).map(Tensor).ctx("forward_frozen").and_then(|t| crate::nonfinite::checked("forward_frozen", t))
         }
     );
     reg!(
@@ -382,6 +396,7 @@ fn register_module_api(engine: &mut Engine) {
         |n: &mut Net, shape: Array| -> ScriptResult<String> {
             let mut dims = vec![1usize];
             dims.extend(shape_from(&Dynamic::from_array(shape))?);
+            crate::limits::check_tensor("summary", &dims, super::net_dtype(n))?;
             let x = candle_core::Tensor::zeros(dims, super::net_dtype(n), &crate::device::current_device()).or_script()?;
             let rows = n.trace(&x).ctx("summary")?;
             Ok(n.summary_table(&rows))

@@ -111,16 +111,24 @@ impl Net {
                     .iter()
                     .map(|d| d.as_u64().map(|x| x as usize).ok_or_else(bad))
                     .collect::<Result<Vec<_>, _>>()?;
+                crate::limits::numel(&shape, "reshape").map_err(|e| crate::errors::message(&e))?;
                 Ok(Net::reshape(shape))
             }
-            "residual" => Ok(Net::residual(Net::from_spec(v)?)),
-            "sequential" => Ok(Net::sequential(
-                v.as_array()
+            "residual" => {
+                let body = vec![Net::from_spec(v)?];
+                Net::check_nesting("residual", &body)?;
+                Ok(Net::residual(body.into_iter().next().ok_or_else(bad)?))
+            }
+            "sequential" => {
+                let items = v
+                    .as_array()
                     .ok_or_else(bad)?
                     .iter()
                     .map(Net::from_spec)
-                    .collect::<Result<_, _>>()?,
-            )),
+                    .collect::<Result<Vec<_>, _>>()?;
+                Net::check_nesting("sequential", &items)?;
+                Ok(Net::sequential(items))
+            }
             _ => Err(bad()),
         }
     }

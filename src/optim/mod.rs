@@ -67,8 +67,35 @@ impl Kind {
     }
 }
 
+/// Where a parameter comes from, for messages: its net (if any) and its name there.
+#[derive(Clone)]
+pub struct ParamLabel {
+    /// The net the parameter belongs to (`None`: a variable tensor given directly).
+    pub net: Option<Net>,
+    /// Its name in the net (`0.weight`), or `variable N` for a tensor.
+    pub name: String,
+}
+
+impl ParamLabel {
+    /// `parameter `0.weight` of net `D`` (the net's name from `track`, when it is tracked).
+    pub fn describe(&self) -> String {
+        match &self.net {
+            Some(net) => match crate::checkpoint::tracked_name_of(net) {
+                Some(n) => format!("parameter `{}` of net `{n}`", self.name),
+                None => format!(
+                    "parameter `{}` of the net whose first layer is {} (track(name, net) names it)",
+                    self.name,
+                    net.first_layer_description()
+                ),
+            },
+            None => self.name.clone(),
+        }
+    }
+}
+
 struct ParamState {
     var: Var,
+    label: ParamLabel,
     step: u64,
     /// First moment (adam, adamax), momentum buffer (sgd), square average (rmsprop).
     m: Option<CT>,
@@ -88,6 +115,26 @@ pub struct Optimizer(pub Rc<RefCell<Inner>>);
 
 impl Optimizer {
     pub fn new(kind: Kind, lr: f64, vars: Vec<Var>) -> Result<Optimizer, String> {
+        let labeled = vars
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let label = ParamLabel {
+                    net: None,
+                    name: format!("parameter {i}"),
+                };
+                (v, label)
+            })
+            .collect();
+        Optimizer::new_labeled(kind, lr, labeled)
+    }
+
+    /// [`Optimizer::new`] with each parameter's origin, for messages.
+    pub fn new_labeled(
+        kind: Kind,
+        lr: f64,
+        vars: Vec<(Var, ParamLabel)>,
+    ) -> Result<Optimizer, String> {
         if !lr.is_finite() || lr < 0.0 {
             return Err(format!(
                 "{}: learning rate must be >= 0, got {lr}",
@@ -97,9 +144,10 @@ impl Optimizer {
         let mut seen = std::collections::HashSet::new();
         let params = vars
             .into_iter()
-            .filter(|v| seen.insert(v.as_tensor().id()))
-            .map(|var| ParamState {
+            .filter(|(v, _)| seen.insert(v.as_tensor().id()))
+            .map(|(var, label)| ParamState {
                 var,
+                label,
                 step: 0,
                 m: None,
                 v: None,
@@ -144,6 +192,17 @@ impl Optimizer {
                 loss.dims()
             ));
         };
+        if !crate::nonfinite::allow_nonfinite() {
+            let value = loss
+                .to_dtype(candle_core::DType::F64)
+                .and_then(|l| l.to_scalar::<f64>())
+                .map_err(|e| format!("{kind}.step: {e}"))?;
+            if !value.is_finite() {
+                return Err(format!(
+                    "{kind}.step: the loss is {value}; nothing was updated. {NONFINITE_HELP}"
+                ));
+            }
+        }
         let store = {
             let inner = self.0.borrow();
             let wanted: Vec<&CT> = inner.params.iter().map(|p| p.var.as_tensor()).collect();
@@ -174,6 +233,7 @@ impl Optimizer {
             ));
         }
         // Validate all, then update.
+        let check = !crate::nonfinite::allow_nonfinite();
         let mut prepared = Vec::with_capacity(grads.len());
         for (i, (g, p)) in grads.into_iter().zip(inner.params.iter()).enumerate() {
             let Some(g) = g else {
@@ -194,6 +254,19 @@ impl Optimizer {
                 .to_dtype(pt.dtype())
                 .and_then(|g| g.to_device(pt.device()))
                 .map_err(|e| format!("{}: {e}", kind.name()))?;
+            if check {
+                let bad = crate::nonfinite::first_nonfinite(&g)
+                    .map_err(|e| format!("{}: {e}", kind.name()))?;
+                if let Some(at) = bad {
+                    return Err(format!(
+                        "{}.step: the gradient of {} is not finite ({}); nothing was updated. \
+                         {NONFINITE_HELP}",
+                        kind.name(),
+                        p.label.describe(),
+                        crate::nonfinite::describe_first(&g, at)
+                    ));
+                }
+            }
             prepared.push(Some(g));
         }
         for (p, g) in inner.params.iter_mut().zip(prepared) {
@@ -312,6 +385,10 @@ impl Optimizer {
 
 /// Adam and Adamax as the three in-place passes of [`fused`]; false (nothing done) where they do
 /// not apply.
+/// How to go on after a non-finite loss or gradient.
+const NONFINITE_HELP: &str = "Run with --detect-anomaly to find the first op whose output is NaN \
+     or infinite (slow), or with --allow-nonfinite to train on anyway.";
+
 fn fused_update(kind: &Kind, lr: f64, p: &mut ParamState, g: &CT) -> candle_core::Result<bool> {
     use fused::Pass;
     let x = p.var.as_tensor();
@@ -455,8 +532,26 @@ fn update(kind: &Kind, lr: f64, p: &mut ParamState, g: CT) -> candle_core::Resul
 
 /// Collects variables from a Net, a variable tensor, or an array of them (nested arrays too).
 pub fn collect_vars(v: &Dynamic, what: &str, out: &mut Vec<Var>) -> ScriptResult<()> {
+    let mut labeled = Vec::new();
+    collect_labeled(v, what, &mut labeled)?;
+    out.extend(labeled.into_iter().map(|(v, _)| v));
+    Ok(())
+}
+
+/// [`collect_vars`] with each parameter's origin (its net and name there).
+pub fn collect_labeled(
+    v: &Dynamic,
+    what: &str,
+    out: &mut Vec<(Var, ParamLabel)>,
+) -> ScriptResult<()> {
     if let Some(n) = v.clone().try_cast::<Net>() {
-        out.extend(n.vars());
+        for (name, var) in n.named_vars() {
+            let label = ParamLabel {
+                net: Some(n.clone()),
+                name,
+            };
+            out.push((var, label));
+        }
         return Ok(());
     }
     if let Some(t) = v.clone().try_cast::<Tensor>() {
@@ -471,12 +566,20 @@ pub fn collect_vars(v: &Dynamic, what: &str, out: &mut Vec<Var>) -> ScriptResult
                 "{what}: parameters must be float tensors"
             )));
         }
-        out.push(Var::from_tensor(&t.0).or_script()?);
+        let label = ParamLabel {
+            net: None,
+            name: format!(
+                "variable {} ({})",
+                out.len(),
+                crate::tensor::summary_line(&t.0)
+            ),
+        };
+        out.push((Var::from_tensor(&t.0).or_script()?, label));
         return Ok(());
     }
     if let Some(arr) = v.clone().try_cast::<Array>() {
         for item in arr.iter() {
-            collect_vars(item, what, out)?;
+            collect_labeled(item, what, out)?;
         }
         return Ok(());
     }
@@ -488,8 +591,8 @@ pub fn collect_vars(v: &Dynamic, what: &str, out: &mut Vec<Var>) -> ScriptResult
 
 fn make(kind: Kind, params: &Dynamic, lr: f64) -> ScriptResult<Optimizer> {
     let mut vars = Vec::new();
-    collect_vars(params, kind.name(), &mut vars)?;
-    Optimizer::new(kind, lr, vars).map_err(script_err)
+    collect_labeled(params, kind.name(), &mut vars)?;
+    Optimizer::new_labeled(kind, lr, vars).map_err(script_err)
 }
 
 fn check_beta(name: &str, what: &str, b: f64) -> ScriptResult<f64> {
@@ -498,6 +601,18 @@ fn check_beta(name: &str, what: &str, b: f64) -> ScriptResult<f64> {
     } else {
         Err(script_err(format!(
             "{name}: {what} must be in [0, 1), got {b}"
+        )))
+    }
+}
+
+/// A hyper-parameter that must be a finite number >= 0 (PyTorch rejects negative momentum,
+/// eps and weight decay too).
+fn nonneg_finite(name: &str, what: &str, v: f64) -> ScriptResult<f64> {
+    if v.is_finite() && v >= 0.0 {
+        Ok(v)
+    } else {
+        Err(script_err(format!(
+            "{name}: {what} must be a finite number >= 0, got {v}"
         )))
     }
 }
@@ -544,8 +659,12 @@ fn adam_like(
     };
     let beta1 = check_beta(name, "beta1", b1)?;
     let beta2 = check_beta(name, "beta2", b2)?;
-    let eps = opt_num(opts, "eps", 1e-8, name)?;
-    let weight_decay = opt_num(opts, "weight_decay", 0.0, name)?;
+    let eps = nonneg_finite(name, "eps", opt_num(opts, "eps", 1e-8, name)?)?;
+    let weight_decay = nonneg_finite(
+        name,
+        "weight_decay",
+        opt_num(opts, "weight_decay", 0.0, name)?,
+    )?;
     let kind = if name == "adam" {
         Kind::Adam {
             beta1,
@@ -592,7 +711,10 @@ pub fn register(engine: &mut Engine) {
         engine,
         "sgd",
         "SGD with momentum (PyTorch): buf = μ·buf + g, p -= lr·buf. params: a Net, a variable tensor or an array of them.",
-        |params: Dynamic, lr: FLOAT, momentum: FLOAT| make(Kind::Sgd { momentum }, &params, lr)
+        |params: Dynamic, lr: FLOAT, momentum: FLOAT| {
+            let momentum = nonneg_finite("sgd", "momentum", momentum)?;
+            make(Kind::Sgd { momentum }, &params, lr)
+        }
     );
     reg!(
         engine,
@@ -638,6 +760,7 @@ pub fn register(engine: &mut Engine) {
         "RMSProp (PyTorch): v = α v + (1−α) g², p -= lr·g / (√v + eps).",
         |params: Dynamic, lr: FLOAT, alpha: FLOAT, eps: FLOAT| -> ScriptResult<Optimizer> {
             check_beta("rmsprop", "alpha", alpha)?;
+            let eps = nonneg_finite("rmsprop", "eps", eps)?;
             make(Kind::RmsProp { alpha, eps }, &params, lr)
         }
     );
@@ -664,14 +787,22 @@ pub fn register(engine: &mut Engine) {
     reg!(
         engine,
         "set$lr",
-        "Sets the learning rate.",
-        |o: &mut Optimizer, lr: FLOAT| o.set_lr(lr)
+        "Sets the learning rate (finite, >= 0).",
+        |o: &mut Optimizer, lr: FLOAT| -> ScriptResult<()> {
+            let name = o.0.borrow().kind.name();
+            o.set_lr(nonneg_finite(name, "the learning rate", lr)?);
+            Ok(())
+        }
     );
     reg!(
         engine,
         "set$lr",
-        "Sets the learning rate.",
-        |o: &mut Optimizer, lr: INT| o.set_lr(lr as f64)
+        "Sets the learning rate (>= 0).",
+        |o: &mut Optimizer, lr: INT| -> ScriptResult<()> {
+            let name = o.0.borrow().kind.name();
+            o.set_lr(nonneg_finite(name, "the learning rate", lr as f64)?);
+            Ok(())
+        }
     );
     reg!(
         engine,

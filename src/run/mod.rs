@@ -557,7 +557,7 @@ pub fn register(engine: &mut Engine, opts: &EngineOptions) {
     );
     let h = handle.clone();
     reg!(volatile engine, "fixed_noise", "The same N(0,1) tensor every call with this name within a run (drawn once, seeded): for comparable sample grids.", move |name: &str, shape: Dynamic| -> ScriptResult<Tensor> {
-        let dims = crate::tensor::shape_from(&shape)?;
+        let dims = crate::tensor::new_shape(&shape, "fixed_noise", crate::device::default_dtype())?;
         let mut st = h.0.borrow_mut();
         if let Some(t) = st.noise.get(name) {
             if t.0.dims() != dims.as_slice() {

@@ -249,14 +249,23 @@ impl Progress {
     }
 }
 
+/// `progress(total)`'s total: a count >= 0.
+fn progress_total(total: INT) -> crate::errors::ScriptResult<u64> {
+    u64::try_from(total).map_err(|_| {
+        crate::errors::script_err(format!("progress: the total must be >= 0, got {total}"))
+    })
+}
+
 pub fn register(engine: &mut Engine) {
     engine.register_type_with_name::<Progress>("Progress");
-    reg!(engine, "progress", "A progress display for `total` steps with a label: .tick(), .tick(#{metric: v}), .finish().", |total: INT, label: &str| Progress::new(total.max(0) as u64, label));
+    reg!(engine, "progress", "A progress display for `total` steps with a label: .tick(), .tick(#{metric: v}), .finish().", |total: INT, label: &str| -> crate::errors::ScriptResult<Progress> { Ok(Progress::new(progress_total(total)?, label)) });
     reg!(
         engine,
         "progress",
         "A progress display for `total` steps.",
-        |total: INT| Progress::new(total.max(0) as u64, "")
+        |total: INT| -> crate::errors::ScriptResult<Progress> {
+            Ok(Progress::new(progress_total(total)?, ""))
+        }
     );
     reg!(
         engine,

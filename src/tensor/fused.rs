@@ -511,6 +511,7 @@ pub fn channel_dot(x: &Tensor, y: &Tensor) -> Result<Tensor> {
 /// `x` where positive, `slope · x` elsewhere (slope 0: ReLU). Its derivative at 0 is `slope`,
 /// as in PyTorch.
 pub fn leaky_relu(x: &Tensor, slope: f64) -> Result<Tensor> {
+    super::ensure_float("leaky_relu", x)?;
     if !cpu_kernels(&[x]) {
         return x.relu()? - (x.neg()?.relu()? * slope)?;
     }

@@ -99,25 +99,65 @@ pub(crate) fn cpu_slice<'a, T>(
     }
 }
 
-/// Reads a shape from a script value: an array of non-negative integers, or one integer.
+/// Reads a shape from a script value: an array of non-negative integers, or one integer. The
+/// number of elements must not overflow (see [`crate::limits::numel`]).
 pub fn shape_from(value: &Dynamic) -> ScriptResult<Vec<usize>> {
     if let Some(n) = value.clone().try_cast::<INT>() {
         return Ok(vec![nonneg(n, "shape")?]);
     }
     if let Some(arr) = value.clone().try_cast::<Array>() {
-        return arr
+        let dims = arr
             .iter()
             .map(|d| {
                 d.as_int()
                     .map_err(|t| script_err(format!("shape entries must be integers, got {t}")))
                     .and_then(|n| nonneg(n, "shape"))
             })
-            .collect();
+            .collect::<ScriptResult<Vec<usize>>>()?;
+        crate::limits::numel(&dims, "shape")?;
+        return Ok(dims);
     }
     Err(script_err(format!(
         "expected a shape (an array of integers such as [64, 784]), got {}",
         value.type_name()
     )))
+}
+
+/// A shape for a new tensor of `dtype` made by `op`: [`shape_from`], then checked against the
+/// memory budget.
+pub fn new_shape(value: &Dynamic, op: &str, dtype: DType) -> ScriptResult<Vec<usize>> {
+    let dims = shape_from(value)?;
+    crate::limits::check_tensor(op, &dims, dtype)?;
+    Ok(dims)
+}
+
+/// An error unless `x` holds floats: the math ops (log, sqrt, softplus, norms, ...) have no
+/// integer kernels, and integer arithmetic would silently truncate.
+pub fn require_float(op: &str, x: &CTensor) -> ScriptResult<()> {
+    if x.dtype().is_float() {
+        Ok(())
+    } else {
+        Err(script_err(format!(
+            "{op}: needs a float tensor, got a {} tensor of shape {:?}; convert it first with \
+             x.to(\"f32\")",
+            x.dtype().as_str(),
+            x.dims()
+        )))
+    }
+}
+
+/// [`require_float`] for code that returns candle errors (the math primitives below, the
+/// losses and the nets' forward passes): candle has no integer kernels for them and panics.
+pub fn ensure_float(op: &str, x: &CTensor) -> candle_core::Result<()> {
+    if x.dtype().is_float() {
+        Ok(())
+    } else {
+        candle_core::bail!(
+            "{op}: needs a float tensor, got a {} tensor of shape {:?}; convert it first with x.to(\"f32\")",
+            x.dtype().as_str(),
+            x.dims()
+        )
+    }
 }
 
 fn nonneg(n: INT, what: &str) -> ScriptResult<usize> {
@@ -159,6 +199,9 @@ pub fn dims_from(value: &Dynamic, rank: usize) -> ScriptResult<Vec<usize>> {
     Ok(dims)
 }
 
+/// The most dimensions `tensor([...])` builds from nested arrays.
+pub const MAX_RANK: usize = 32;
+
 /// Builds a tensor from a (nested) rhai array of numbers.
 pub fn from_array(value: &Dynamic, dtype: DType, device: &Device) -> ScriptResult<CTensor> {
     fn walk(
@@ -167,7 +210,13 @@ pub fn from_array(value: &Dynamic, dtype: DType, device: &Device) -> ScriptResul
         shape: &mut Vec<usize>,
         out: &mut Vec<f64>,
     ) -> ScriptResult<()> {
-        if let Some(arr) = v.clone().try_cast::<Array>() {
+        if let Ok(arr) = v.as_array_ref() {
+            if depth >= MAX_RANK {
+                return Err(script_err(format!(
+                    "tensor(...): the array is nested more than {MAX_RANK} levels deep (a \
+                     tensor has at most {MAX_RANK} dimensions)"
+                )));
+            }
             if shape.len() == depth {
                 shape.push(arr.len());
             } else if shape[depth] != arr.len() {
@@ -210,6 +259,7 @@ pub fn from_array(value: &Dynamic, dtype: DType, device: &Device) -> ScriptResul
     let mut shape = Vec::new();
     let mut data = Vec::new();
     walk(value, 0, &mut shape, &mut data)?;
+    crate::limits::check_tensor("tensor", &shape, dtype)?;
     from_f64(data, &shape, dtype, device)
 }
 
@@ -284,6 +334,7 @@ pub fn item(t: &CTensor) -> ScriptResult<f64> {
 
 /// Numerically stable softplus: `relu(x) + log(1 + exp(-|x|))` (differentiable twice).
 pub fn softplus(x: &CTensor) -> candle_core::Result<CTensor> {
+    ensure_float("softplus", x)?;
     let neg_abs = x.abs()?.neg()?;
     x.relu()? + (neg_abs.exp()? + 1.0)?.log()?
 }
@@ -291,6 +342,7 @@ pub fn softplus(x: &CTensor) -> candle_core::Result<CTensor> {
 pub use fused::leaky_relu;
 
 pub fn sigmoid(x: &CTensor) -> candle_core::Result<CTensor> {
+    ensure_float("sigmoid", x)?;
     candle_nn::ops::sigmoid(x)
 }
 
@@ -308,21 +360,25 @@ pub const NORM_EPS: f64 = 1e-12;
 
 /// Per-sample L2 norm over flattened sample dims (`sqrt(Σx² + ε)`, safe to differentiate at 0).
 pub fn l2_per_sample(x: &CTensor) -> candle_core::Result<CTensor> {
+    ensure_float("l2", x)?;
     (per_sample(x)?.sqr()?.sum(1)? + NORM_EPS)?.sqrt()
 }
 
 /// Per-sample squared L2 norm.
 pub fn sq_l2_per_sample(x: &CTensor) -> candle_core::Result<CTensor> {
+    ensure_float("sq_l2", x)?;
     per_sample(x)?.sqr()?.sum(1)
 }
 
 /// Per-sample L1 norm.
 pub fn l1_per_sample(x: &CTensor) -> candle_core::Result<CTensor> {
+    ensure_float("l1", x)?;
     per_sample(x)?.abs()?.sum(1)
 }
 
 /// Per-sample L∞ norm.
 pub fn linf_per_sample(x: &CTensor) -> candle_core::Result<CTensor> {
+    ensure_float("linf", x)?;
     per_sample(x)?.abs()?.max(1)
 }
 

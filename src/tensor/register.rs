@@ -2,13 +2,14 @@
 //! conversions and printing. Autograd (`variable`, `grad`) lives in `crate::autograd`.
 
 use super::{
-    dim_index, dims_from, from_array, item, leaky_relu, mask_to_float, new_default, scalar_like,
-    shape_from, sigmoid, softplus, to_array, Tensor,
+    dim_index, dims_from, from_array, item, leaky_relu, mask_to_float, new_default, new_shape,
+    require_float, scalar_like, sigmoid, softplus, to_array, Tensor,
 };
 use crate::device::{
     current_device, default_dtype, device_name, parse_device, parse_dtype, set_default_dtype,
 };
 use crate::errors::{script_err, OrScriptErr, ScriptResult};
+use crate::limits;
 use crate::rng;
 use candle_core::{DType, Tensor as CT};
 use rhai::{Array, Dynamic, Engine, FLOAT, INT};
@@ -16,7 +17,27 @@ use rhai::{Array, Dynamic, Engine, FLOAT, INT};
 type R = ScriptResult<Tensor>;
 
 fn t(x: candle_core::Result<CT>, op: &str) -> R {
-    x.map(Tensor).ctx(op)
+    let x = x.map(Tensor).ctx(op)?;
+    crate::nonfinite::check_output(op, &x.0)?;
+    Ok(x)
+}
+
+/// An error unless `v` is a finite number (`what` names it for the message).
+fn finite(op: &str, what: &str, v: f64) -> ScriptResult<f64> {
+    if v.is_finite() {
+        Ok(v)
+    } else {
+        Err(script_err(format!(
+            "{op}: {what} must be a finite number, got {v}"
+        )))
+    }
+}
+
+/// Checks a 1-D tensor of `n` values of the default dtype against the memory budget (plus the
+/// f64 staging buffer the values are built in).
+fn check_vector(op: &str, n: usize) -> ScriptResult<()> {
+    limits::check_tensor(op, &[n], default_dtype())?;
+    limits::check(&format!("{op}: {n} values"), limits::bytes_of(n as u128, 8))
 }
 
 pub fn register(engine: &mut Engine) {
@@ -30,14 +51,63 @@ pub fn register(engine: &mut Engine) {
     register_conversions(engine);
 }
 
-fn random_tensor(shape: &Dynamic, like: Option<&CT>, f: impl FnOnce(usize) -> Vec<f64>) -> R {
-    let dims = shape_from(shape)?;
-    let n = dims.iter().product();
+fn random_tensor(
+    op: &str,
+    shape: &Dynamic,
+    like: Option<&CT>,
+    f: impl FnOnce(usize) -> Vec<f64>,
+) -> R {
     let (dtype, device) = match like {
         Some(l) => (l.dtype(), l.device().clone()),
         None => (default_dtype(), current_device()),
     };
+    if !dtype.is_float() {
+        return Err(script_err(format!(
+            "{op}: random values need a float dtype, got {}",
+            dtype.as_str()
+        )));
+    }
+    let dims = new_shape(shape, op, dtype)?;
+    let n = limits::numel(&dims, op)?;
+    // The samples are drawn as f64 first.
+    limits::check(
+        &format!("{op}: {n} samples"),
+        limits::bytes_of(n as u128, 8),
+    )?;
     super::from_f64(f(n), &dims, dtype, &device).map(Tensor)
+}
+
+/// `randn`'s arguments: a finite mean and a finite std >= 0.
+fn normal_args(mean: FLOAT, std: FLOAT) -> ScriptResult<(f64, f64)> {
+    let mean = finite("randn", "the mean", mean)?;
+    let std = finite("randn", "the standard deviation", std)?;
+    if std < 0.0 {
+        return Err(script_err(format!(
+            "randn: the standard deviation must be >= 0, got {std}"
+        )));
+    }
+    Ok((mean, std))
+}
+
+/// `rand`'s arguments: finite bounds with lo < hi.
+fn uniform_args(lo: FLOAT, hi: FLOAT) -> ScriptResult<(f64, f64)> {
+    let lo = finite("rand", "the lower bound", lo)?;
+    let hi = finite("rand", "the upper bound", hi)?;
+    if lo >= hi {
+        return Err(script_err(format!(
+            "rand: the range [{lo}, {hi}) is empty: needs lo < hi"
+        )));
+    }
+    Ok((lo, hi))
+}
+
+/// The length of `start..end` (0 if empty), checked against the memory budget.
+fn count(op: &str, start: INT, end: INT) -> ScriptResult<usize> {
+    let n = (end as i128 - start as i128).max(0);
+    let n = usize::try_from(n)
+        .map_err(|_| script_err(format!("{op}({start}, {end}): too many values")))?;
+    check_vector(op, n)?;
+    Ok(n)
 }
 
 fn shape_dyn(t: &CT) -> Dynamic {
@@ -55,8 +125,9 @@ fn register_creation(engine: &mut Engine) {
         "zeros",
         "A tensor of zeros with the given shape (default dtype, current device).",
         |shape: Dynamic| {
+            let dtype = default_dtype();
             t(
-                CT::zeros(shape_from(&shape)?, default_dtype(), &current_device()),
+                CT::zeros(new_shape(&shape, "zeros", dtype)?, dtype, &current_device()),
                 "zeros",
             )
         }
@@ -66,8 +137,9 @@ fn register_creation(engine: &mut Engine) {
         "ones",
         "A tensor of ones with the given shape.",
         |shape: Dynamic| {
+            let dtype = default_dtype();
             t(
-                CT::ones(shape_from(&shape)?, default_dtype(), &current_device()),
+                CT::ones(new_shape(&shape, "ones", dtype)?, dtype, &current_device()),
                 "ones",
             )
         }
@@ -77,8 +149,9 @@ fn register_creation(engine: &mut Engine) {
         "full",
         "A tensor filled with `value`.",
         |shape: Dynamic, value: FLOAT| {
-            let dims = shape_from(&shape)?;
-            let n = dims.iter().product();
+            let dims = new_shape(&shape, "full", default_dtype())?;
+            let n = limits::numel(&dims, "full")?;
+            check_vector("full", n)?;
             new_default(vec![value; n], &dims).map(Tensor)
         }
     );
@@ -87,28 +160,31 @@ fn register_creation(engine: &mut Engine) {
         "full",
         "A tensor filled with `value`.",
         |shape: Dynamic, value: INT| {
-            let dims = shape_from(&shape)?;
-            let n = dims.iter().product();
+            let dims = new_shape(&shape, "full", default_dtype())?;
+            let n = limits::numel(&dims, "full")?;
+            check_vector("full", n)?;
             new_default(vec![value as f64; n], &dims).map(Tensor)
         }
     );
     reg!(volatile engine, "randn", "Standard normal samples from the seeded generator.", |shape: Dynamic| {
-        random_tensor(&shape, None, |n| rng::normal_vec(n, 0.0, 1.0))
+        random_tensor("randn", &shape, None, |n| rng::normal_vec(n, 0.0, 1.0))
     });
-    reg!(volatile engine, "randn", "Normal samples N(mean, std²) from the seeded generator.", |shape: Dynamic, mean: FLOAT, std: FLOAT| {
-        random_tensor(&shape, None, |n| rng::normal_vec(n, mean, std))
+    reg!(volatile engine, "randn", "Normal samples N(mean, std²) from the seeded generator (std >= 0).", |shape: Dynamic, mean: FLOAT, std: FLOAT| {
+        let (mean, std) = normal_args(mean, std)?;
+        random_tensor("randn", &shape, None, |n| rng::normal_vec(n, mean, std))
     });
     reg!(volatile engine, "rand", "Uniform samples in [0, 1) from the seeded generator.", |shape: Dynamic| {
-        random_tensor(&shape, None, |n| rng::uniform_vec(n, 0.0, 1.0))
+        random_tensor("rand", &shape, None, |n| rng::uniform_vec(n, 0.0, 1.0))
     });
-    reg!(volatile engine, "rand", "Uniform samples in [lo, hi) from the seeded generator.", |shape: Dynamic, lo: FLOAT, hi: FLOAT| {
-        random_tensor(&shape, None, |n| rng::uniform_vec(n, lo, hi))
+    reg!(volatile engine, "rand", "Uniform samples in [lo, hi) from the seeded generator (lo < hi).", |shape: Dynamic, lo: FLOAT, hi: FLOAT| {
+        let (lo, hi) = uniform_args(lo, hi)?;
+        random_tensor("rand", &shape, None, |n| rng::uniform_vec(n, lo, hi))
     });
     reg!(volatile engine, "randn_like", "Standard normal samples shaped like `x` (same dtype and device).", |x: &mut Tensor| {
-        random_tensor(&shape_dyn(&x.0), Some(&x.0), |n| rng::normal_vec(n, 0.0, 1.0))
+        random_tensor("randn_like", &shape_dyn(&x.0), Some(&x.0), |n| rng::normal_vec(n, 0.0, 1.0))
     });
     reg!(volatile engine, "rand_like", "Uniform [0, 1) samples shaped like `x`.", |x: &mut Tensor| {
-        random_tensor(&shape_dyn(&x.0), Some(&x.0), |n| rng::uniform_vec(n, 0.0, 1.0))
+        random_tensor("rand_like", &shape_dyn(&x.0), Some(&x.0), |n| rng::uniform_vec(n, 0.0, 1.0))
     });
     reg!(
         engine,
@@ -126,14 +202,18 @@ fn register_creation(engine: &mut Engine) {
         engine,
         "full_like",
         "`value` everywhere, shaped like `x`.",
-        |x: &mut Tensor, value: FLOAT| { t(x.0.ones_like().and_then(|o| o * value), "full_like") }
+        |x: &mut Tensor, value: FLOAT| {
+            require_float("full_like", &x.0)?;
+            t(x.0.ones_like().and_then(|o| o * value), "full_like")
+        }
     );
     reg!(
         engine,
         "arange",
         "0, 1, ..., end-1 (default dtype).",
         |end: INT| {
-            new_default((0..end).map(|v| v as f64).collect(), &[end.max(0) as usize]).map(Tensor)
+            let n = count("arange", 0, end)?;
+            new_default((0..n).map(|v| v as f64).collect(), &[n]).map(Tensor)
         }
     );
     reg!(
@@ -141,9 +221,8 @@ fn register_creation(engine: &mut Engine) {
         "arange",
         "start, start+1, ..., end-1.",
         |start: INT, end: INT| {
-            let v: Vec<f64> = (start..end).map(|v| v as f64).collect();
-            let n = v.len();
-            new_default(v, &[n]).map(Tensor)
+            let n = count("arange", start, end)?;
+            new_default((0..n).map(|i| (start as f64) + i as f64).collect(), &[n]).map(Tensor)
         }
     );
     reg!(
@@ -151,10 +230,20 @@ fn register_creation(engine: &mut Engine) {
         "arange",
         "start, start+step, ... below end.",
         |start: FLOAT, end: FLOAT, step: FLOAT| {
+            let start = finite("arange", "start", start)?;
+            let end = finite("arange", "end", end)?;
+            let step = finite("arange", "step", step)?;
             if step == 0.0 {
                 return Err(script_err("arange: step must not be 0"));
             }
-            let n = ((end - start) / step).ceil().max(0.0) as usize;
+            let steps = ((end - start) / step).ceil().max(0.0);
+            if steps > usize::MAX as f64 / 2.0 {
+                return Err(script_err(format!(
+                    "arange({start}, {end}, {step}): {steps} values are more than memory can hold"
+                )));
+            }
+            let n = steps as usize;
+            check_vector("arange", n)?;
             new_default((0..n).map(|i| start + i as f64 * step).collect(), &[n]).map(Tensor)
         }
     );
@@ -163,7 +252,14 @@ fn register_creation(engine: &mut Engine) {
         "linspace",
         "`n` evenly spaced values from `start` to `end` inclusive.",
         |start: FLOAT, end: FLOAT, n: INT| {
-            let n = n.max(0) as usize;
+            let start = finite("linspace", "start", start)?;
+            let end = finite("linspace", "end", end)?;
+            let n = usize::try_from(n).map_err(|_| {
+                script_err(format!(
+                    "linspace: the number of values must be >= 0, got {n}"
+                ))
+            })?;
+            check_vector("linspace", n)?;
             let step = if n > 1 {
                 (end - start) / (n - 1) as f64
             } else {
@@ -200,12 +296,51 @@ fn register_creation(engine: &mut Engine) {
     reg!(
         engine,
         "default_dtype",
-        "Sets the dtype new tensors get: \"f32\" or \"f64\".",
+        "Sets the dtype new tensors get: \"f32\" or \"f64\" (or \"f16\", \"bf16\": floats only).",
         |name: &str| -> ScriptResult<()> {
-            set_default_dtype(parse_dtype(name)?);
+            let dtype = parse_dtype(name)?;
+            if !dtype.is_float() {
+                return Err(script_err(format!(
+                    "default_dtype(\"{name}\"): the default dtype must be a float dtype (f32, f64, \
+                     f16 or bf16): random values, layers and losses are floats; convert single \
+                     tensors with x.to(\"{name}\")"
+                )));
+            }
+            set_default_dtype(dtype);
             Ok(())
         }
     );
+}
+
+/// Checks the operands of an element-wise binary op: the broadcast result must fit the memory
+/// budget, and integer tensors only take integer arithmetic (`+`, `-`, `*` by integers; no
+/// `/`): candle would truncate every result to the integer dtype.
+pub fn check_binary(op: &str, a: &CT, b: Option<&CT>, scalar: Option<f64>) -> ScriptResult<()> {
+    let ints = !a.dtype().is_float() || b.is_some_and(|b| !b.dtype().is_float());
+    if ints {
+        let exact = scalar.is_none_or(|s| s.fract() == 0.0 && s.is_finite());
+        if op == "/" || !exact || matches!(op, "+" | "-" | "*") && a.dtype() == DType::U8 {
+            let int = if a.dtype().is_float() {
+                b.unwrap_or(a)
+            } else {
+                a
+            };
+            return Err(script_err(format!(
+                "{op}: {} tensor operands would give truncated {} results; convert with \
+                 x.to(\"f32\") first",
+                int.dtype().as_str(),
+                int.dtype().as_str()
+            )));
+        }
+    }
+    if let Some(b) = b {
+        if a.dims() != b.dims() {
+            if let Ok(shape) = a.shape().broadcast_shape_binary_op(b.shape(), "broadcast") {
+                limits::check_tensor(op, shape.dims(), a.dtype())?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Registers `op` for (Tensor, Tensor), (Tensor, number) and (number, Tensor).
@@ -214,26 +349,26 @@ macro_rules! binop {
         let tt = $tt;
         let ts = $ts;
         let st = $st;
-        reg!($engine, $op, $doc, move |a: Tensor, b: Tensor| t(
-            tt(&a.0, &b.0),
-            $op
-        ));
-        reg!($engine, $op, $doc, move |a: Tensor, b: FLOAT| t(
-            ts(&a.0, b),
-            $op
-        ));
-        reg!($engine, $op, $doc, move |a: Tensor, b: INT| t(
-            ts(&a.0, b as f64),
-            $op
-        ));
-        reg!($engine, $op, $doc, move |a: FLOAT, b: Tensor| t(
-            st(a, &b.0),
-            $op
-        ));
-        reg!($engine, $op, $doc, move |a: INT, b: Tensor| t(
-            st(a as f64, &b.0),
-            $op
-        ));
+        reg!($engine, $op, $doc, move |a: Tensor, b: Tensor| {
+            check_binary($op, &a.0, Some(&b.0), None)?;
+            t(tt(&a.0, &b.0), $op)
+        });
+        reg!($engine, $op, $doc, move |a: Tensor, b: FLOAT| {
+            check_binary($op, &a.0, None, Some(b))?;
+            t(ts(&a.0, b), $op)
+        });
+        reg!($engine, $op, $doc, move |a: Tensor, b: INT| {
+            check_binary($op, &a.0, None, Some(b as f64))?;
+            t(ts(&a.0, b as f64), $op)
+        });
+        reg!($engine, $op, $doc, move |a: FLOAT, b: Tensor| {
+            check_binary($op, &b.0, None, Some(a))?;
+            t(st(a, &b.0), $op)
+        });
+        reg!($engine, $op, $doc, move |a: INT, b: Tensor| {
+            check_binary($op, &b.0, None, Some(a as f64))?;
+            t(st(a as f64, &b.0), $op)
+        });
     }};
 }
 
@@ -270,22 +405,31 @@ fn register_arithmetic(engine: &mut Engine) {
         |a: &CT, s: f64| a.affine(1.0 / s, 0.0),
         |s: f64, b: &CT| b.recip()?.affine(s, 0.0)
     );
-    reg!(engine, "-", "Negation.", |a: Tensor| t(a.0.neg(), "neg"));
-    reg!(engine, "neg", "Negation.", |a: &mut Tensor| t(
-        a.0.neg(),
-        "neg"
-    ));
+    reg!(engine, "-", "Negation.", |a: Tensor| {
+        require_float("neg", &a.0)?;
+        t(a.0.neg(), "neg")
+    });
+    reg!(engine, "neg", "Negation.", |a: &mut Tensor| {
+        require_float("neg", &a.0)?;
+        t(a.0.neg(), "neg")
+    });
     reg!(
         engine,
         "pow",
         "x^e, element-wise (integer exponents use exact products).",
-        |x: &mut Tensor, e: FLOAT| t(pow(&x.0, e), "pow")
+        |x: &mut Tensor, e: FLOAT| {
+            require_float("pow", &x.0)?;
+            t(pow(&x.0, e), "pow")
+        }
     );
     reg!(
         engine,
         "pow",
         "x^e, element-wise (integer exponents use exact products).",
-        |x: &mut Tensor, e: INT| t(pow(&x.0, e as f64), "pow")
+        |x: &mut Tensor, e: INT| {
+            require_float("pow", &x.0)?;
+            t(pow(&x.0, e as f64), "pow")
+        }
     );
     binop!(
         engine,
@@ -308,6 +452,7 @@ fn register_arithmetic(engine: &mut Engine) {
         "matmul",
         "Matrix product (batched when both have the same leading dims, broadcast otherwise).",
         |a: &mut Tensor, b: Tensor| {
+            check_matmul(&a.0, &b.0)?;
             let r = if a.0.rank() == 2 && b.0.rank() == 2 {
                 a.0.matmul(&b.0)
             } else {
@@ -316,6 +461,26 @@ fn register_arithmetic(engine: &mut Engine) {
             t(r, "matmul")
         }
     );
+}
+
+/// Checks the output of a (batched) matrix product against the memory budget; shapes that do
+/// not fit are left for candle to report.
+fn check_matmul(a: &CT, b: &CT) -> ScriptResult<()> {
+    let (ra, rb) = (a.rank(), b.rank());
+    if ra < 2 || rb < 2 {
+        return Ok(());
+    }
+    let (m, n) = (a.dims()[ra - 2], b.dims()[rb - 1]);
+    let batch_a = &a.dims()[..ra - 2];
+    let batch_b = &b.dims()[..rb - 2];
+    let batch = if batch_a.len() >= batch_b.len() {
+        batch_a
+    } else {
+        batch_b
+    };
+    let mut dims = batch.to_vec();
+    dims.extend([m, n]);
+    limits::check_tensor("matmul", &dims, a.dtype())
 }
 
 /// `x^e` with exact products for small integer exponents (differentiable everywhere).
@@ -343,7 +508,10 @@ fn register_elementwise(engine: &mut Engine) {
     macro_rules! unary {
         ($name:literal, $doc:literal, $f:expr) => {{
             let f = $f;
-            reg!(engine, $name, $doc, move |x: &mut Tensor| t(f(&x.0), $name));
+            reg!(engine, $name, $doc, move |x: &mut Tensor| {
+                require_float($name, &x.0)?;
+                t(f(&x.0), $name)
+            });
         }};
     }
     unary!("sqr", "x², element-wise.", |x: &CT| x.sqr());
@@ -374,20 +542,40 @@ fn register_elementwise(engine: &mut Engine) {
         engine,
         "leaky_relu",
         "max(x, 0) + slope·min(x, 0).",
-        |x: &mut Tensor, slope: FLOAT| t(leaky_relu(&x.0, slope), "leaky_relu")
+        |x: &mut Tensor, slope: FLOAT| {
+            require_float("leaky_relu", &x.0)?;
+            finite("leaky_relu", "the slope", slope)?;
+            t(leaky_relu(&x.0, slope), "leaky_relu")
+        }
     );
     reg!(
         engine,
         "clamp",
         "Clamps every element to [lo, hi].",
-        |x: &mut Tensor, lo: FLOAT, hi: FLOAT| { t(x.0.clamp(lo, hi), "clamp") }
+        |x: &mut Tensor, lo: FLOAT, hi: FLOAT| {
+            clamp_args(lo, hi)?;
+            t(x.0.clamp(lo, hi), "clamp")
+        }
     );
     reg!(
         engine,
         "clamp",
         "Clamps every element to [lo, hi].",
-        |x: &mut Tensor, lo: INT, hi: INT| { t(x.0.clamp(lo as f64, hi as f64), "clamp") }
+        |x: &mut Tensor, lo: INT, hi: INT| {
+            clamp_args(lo as f64, hi as f64)?;
+            t(x.0.clamp(lo as f64, hi as f64), "clamp")
+        }
     );
+}
+
+/// `clamp`'s bounds: numbers (infinite allowed: one-sided) with lo <= hi.
+fn clamp_args(lo: f64, hi: f64) -> ScriptResult<()> {
+    if lo.is_nan() || hi.is_nan() || lo > hi {
+        return Err(script_err(format!(
+            "clamp: needs bounds lo <= hi, got lo = {lo}, hi = {hi}"
+        )));
+    }
+    Ok(())
 }
 
 fn register_comparisons(engine: &mut Engine) {
@@ -529,15 +717,18 @@ fn reduce_dims(
 }
 
 fn register_reductions(engine: &mut Engine) {
+    // `pre` prepares the input: sums of integers are taken in i64 (a u8 sum would wrap), means
+    // need floats.
     macro_rules! reduction {
-        ($name:literal, $doc:literal, $all:expr, $one:expr) => {{
+        ($name:literal, $doc:literal, $pre:expr, $all:expr, $one:expr) => {{
+            let pre = $pre;
             let all = $all;
             let one = $one;
             reg!(
                 engine,
                 $name,
                 concat!($doc, " over all elements (a scalar tensor)."),
-                move |x: &mut Tensor| t(all(&x.0), $name)
+                move |x: &mut Tensor| t(all(&pre(&x.0)?), $name)
             );
             reg!(
                 engine,
@@ -545,7 +736,7 @@ fn register_reductions(engine: &mut Engine) {
                 concat!($doc, " over the given dim(s), dropping them."),
                 move |x: &mut Tensor, dims: Dynamic| {
                     let dims = dims_from(&dims, x.0.rank())?;
-                    t(reduce_dims(&x.0, &dims, false, one), $name)
+                    t(reduce_dims(&pre(&x.0)?, &dims, false, one), $name)
                 }
             );
             reg!(
@@ -557,24 +748,46 @@ fn register_reductions(engine: &mut Engine) {
                 ),
                 move |x: &mut Tensor, dims: Dynamic, keepdim: bool| {
                     let dims = dims_from(&dims, x.0.rank())?;
-                    t(reduce_dims(&x.0, &dims, keepdim, one), $name)
+                    t(reduce_dims(&pre(&x.0)?, &dims, keepdim, one), $name)
                 }
             );
         }};
     }
-    reduction!("sum", "Sum", |x: &CT| x.sum_all(), |x: &CT, d: usize| x
-        .sum_keepdim(d));
-    reduction!("mean", "Mean", |x: &CT| x.mean_all(), |x: &CT, d: usize| x
-        .mean_keepdim(d));
+    let as_is = |x: &CT| -> ScriptResult<CT> { Ok(x.clone()) };
+    reduction!(
+        "sum",
+        "Sum (integers summed as i64)",
+        |x: &CT| -> ScriptResult<CT> {
+            if x.dtype().is_float() {
+                Ok(x.clone())
+            } else {
+                x.to_dtype(DType::I64).ctx("sum")
+            }
+        },
+        |x: &CT| x.sum_all(),
+        |x: &CT, d: usize| x.sum_keepdim(d)
+    );
+    reduction!(
+        "mean",
+        "Mean",
+        |x: &CT| -> ScriptResult<CT> {
+            require_float("mean", x)?;
+            Ok(x.clone())
+        },
+        |x: &CT| x.mean_all(),
+        |x: &CT, d: usize| x.mean_keepdim(d)
+    );
     reduction!(
         "max",
         "Maximum",
+        as_is,
         |x: &CT| x.flatten_all()?.max(0),
         |x: &CT, d: usize| x.max_keepdim(d)
     );
     reduction!(
         "min",
         "Minimum",
+        as_is,
         |x: &CT| x.flatten_all()?.min(0),
         |x: &CT, d: usize| x.min_keepdim(d)
     );
@@ -613,31 +826,44 @@ fn register_reductions(engine: &mut Engine) {
         engine,
         "l1",
         "Per-sample L1 norm Σ|x| over all dims but the first: shape [batch].",
-        |x: &mut Tensor| t(super::l1_per_sample(&x.0), "l1")
+        |x: &mut Tensor| {
+            require_float("l1", &x.0)?;
+            t(super::l1_per_sample(&x.0), "l1")
+        }
     );
     reg!(
         engine,
         "l2",
         "Per-sample L2 norm √(Σx² + 1e-12) over all dims but the first: shape [batch].",
-        |x: &mut Tensor| t(super::l2_per_sample(&x.0), "l2")
+        |x: &mut Tensor| {
+            require_float("l2", &x.0)?;
+            t(super::l2_per_sample(&x.0), "l2")
+        }
     );
     reg!(
         engine,
         "linf",
         "Per-sample L∞ norm max|x| over all dims but the first: shape [batch].",
-        |x: &mut Tensor| t(super::linf_per_sample(&x.0), "linf")
+        |x: &mut Tensor| {
+            require_float("linf", &x.0)?;
+            t(super::linf_per_sample(&x.0), "linf")
+        }
     );
     reg!(
         engine,
         "sq_l2",
         "Per-sample squared L2 norm Σx² over all dims but the first: shape [batch].",
-        |x: &mut Tensor| t(super::sq_l2_per_sample(&x.0), "sq_l2")
+        |x: &mut Tensor| {
+            require_float("sq_l2", &x.0)?;
+            t(super::sq_l2_per_sample(&x.0), "sq_l2")
+        }
     );
     reg!(
         engine,
         "var",
         "Variance of all elements (population, divides by n).",
         |x: &mut Tensor| {
+            require_float("var", &x.0)?;
             let r = (|| {
                 let m = x.0.mean_all()?;
                 x.0.broadcast_sub(&m)?.sqr()?.mean_all()
@@ -650,6 +876,7 @@ fn register_reductions(engine: &mut Engine) {
         "std",
         "Standard deviation of all elements (population).",
         |x: &mut Tensor| {
+            require_float("std", &x.0)?;
             let r = (|| {
                 let m = x.0.mean_all()?;
                 (x.0.broadcast_sub(&m)?.sqr()?.mean_all()? + super::NORM_EPS)?.sqrt()
@@ -711,8 +938,9 @@ fn register_shapes(engine: &mut Engine) {
                     dims.push(v as usize);
                 }
             }
+            let total = limits::numel(&dims, "reshape")?;
             if let Some(h) = hole {
-                let rest: usize = dims.iter().product();
+                let rest = total;
                 if rest == 0 || !n.is_multiple_of(rest) {
                     return Err(script_err(format!(
                         "reshape: cannot reshape {:?} ({n} elements) into {shape:?}",
@@ -721,11 +949,11 @@ fn register_shapes(engine: &mut Engine) {
                 }
                 dims[h] = n / rest;
             }
-            if dims.iter().product::<usize>() != n {
+            let total = limits::numel(&dims, "reshape")?;
+            if total != n {
                 return Err(script_err(format!(
-                    "reshape: cannot reshape {:?} ({n} elements) into {dims:?} ({} elements)",
-                    x.0.dims(),
-                    dims.iter().product::<usize>()
+                    "reshape: cannot reshape {:?} ({n} elements) into {dims:?} ({total} elements)",
+                    x.0.dims()
                 )));
             }
             t(x.0.reshape(dims), "reshape")
@@ -874,7 +1102,7 @@ fn register_shapes(engine: &mut Engine) {
         "Rows of dimension `dim` at the given indices (an array or integer tensor).",
         |x: &mut Tensor, idx: Dynamic, dim: INT| {
             let d = dim_index(dim, x.0.rank())?;
-            let ids = indices_of(&idx, &x.0)?;
+            let ids = indices_of(&idx, &x.0, d)?;
             t(x.0.index_select(&ids, d), "index_select")
         }
     );
@@ -896,7 +1124,9 @@ fn register_shapes(engine: &mut Engine) {
         "broadcast_as",
         "Broadcasts to a larger shape.",
         |x: &mut Tensor, shape: Dynamic| {
-            t(x.0.broadcast_as(shape_from(&shape)?), "broadcast_as")
+            // A view, but every op on it writes a tensor of the full shape.
+            let dims = new_shape(&shape, "broadcast_as", x.0.dtype())?;
+            t(x.0.broadcast_as(dims), "broadcast_as")
         }
     );
     reg!(
@@ -938,6 +1168,13 @@ fn usize_arg(v: INT, what: &str) -> ScriptResult<usize> {
     usize::try_from(v).map_err(|_| script_err(format!("{what} must be >= 0, got {v}")))
 }
 
+fn stride_arg(v: INT, op: &str) -> ScriptResult<usize> {
+    usize::try_from(v)
+        .ok()
+        .filter(|&s| s >= 1)
+        .ok_or_else(|| script_err(format!("{op}: the stride must be >= 1, got {v}")))
+}
+
 fn check_conv_input(x: &CT, w: &CT, op: &str) -> ScriptResult<()> {
     if x.rank() != 4 || w.rank() != 4 {
         return Err(script_err(format!(
@@ -959,7 +1196,10 @@ pub fn conv2d(x: &CT, w: &CT, b: Option<&CT>, stride: INT, padding: INT) -> R {
             w.dims()[1]
         )));
     }
-    let (s, p) = (usize_arg(stride, "stride")?, usize_arg(padding, "padding")?);
+    let (s, p) = (
+        stride_arg(stride, "conv2d")?,
+        usize_arg(padding, "padding")?,
+    );
     let r = super::conv::conv2d_biased(x, w, b, s, p);
     t(r, "conv2d")
 }
@@ -982,7 +1222,7 @@ pub fn conv_transpose2d(
         )));
     }
     let (s, p, o) = (
-        usize_arg(stride, "stride")?,
+        stride_arg(stride, "conv_transpose2d")?,
         usize_arg(padding, "padding")?,
         usize_arg(out_pad, "output padding")?,
     );
@@ -994,7 +1234,8 @@ fn tensors_of(xs: &Array, op: &str) -> ScriptResult<Vec<CT>> {
     if xs.is_empty() {
         return Err(script_err(format!("{op}: needs at least one tensor")));
     }
-    xs.iter()
+    let ts = xs
+        .iter()
         .map(|v| {
             v.clone().try_cast::<Tensor>().map(|t| t.0).ok_or_else(|| {
                 script_err(format!(
@@ -1003,28 +1244,94 @@ fn tensors_of(xs: &Array, op: &str) -> ScriptResult<Vec<CT>> {
                 ))
             })
         })
-        .collect()
+        .collect::<ScriptResult<Vec<CT>>>()?;
+    // The result holds every input's values.
+    let bytes = ts
+        .iter()
+        .map(|t| limits::tensor_bytes(t.dims(), t.dtype()))
+        .fold(0u128, u128::saturating_add);
+    limits::check(&format!("{op}: the result of {} tensors", ts.len()), bytes)?;
+    Ok(ts)
 }
 
-fn indices_of(idx: &Dynamic, like: &CT) -> ScriptResult<CT> {
-    if let Some(t) = idx.clone().try_cast::<Tensor>() {
-        return t.0.to_dtype(DType::U32).or_script();
-    }
-    if let Some(arr) = idx.clone().try_cast::<Array>() {
-        let v = arr
-            .iter()
+/// The indices of `index_select` along dimension `dim` of `x`, validated: whole numbers in
+/// `0..size` (an array of integers, or a tensor of any dtype holding whole numbers). Nothing is
+/// truncated or wrapped: -1, 2^32 or 1.5 are errors.
+fn indices_of(idx: &Dynamic, x: &CT, dim: usize) -> ScriptResult<CT> {
+    let size = x.dims()[dim];
+    let values: Vec<f64> = if let Some(t) = idx.clone().try_cast::<Tensor>() {
+        if t.0.rank() > 1 {
+            return Err(script_err(format!(
+                "index_select: the indices must be a 1-D tensor, got shape {:?}",
+                t.0.dims()
+            )));
+        }
+        t.0.flatten_all()
+            .and_then(|f| f.to_dtype(DType::F64))
+            .and_then(|f| f.to_vec1::<f64>())
+            .ctx("index_select")?
+    } else if let Some(arr) = idx.clone().try_cast::<Array>() {
+        arr.iter()
             .map(|d| {
-                d.as_int()
-                    .map(|i| i as u32)
-                    .map_err(|ty| script_err(format!("indices must be integers, got {ty}")))
+                d.as_int().map(|i| i as f64).map_err(|ty| {
+                    script_err(format!("index_select: indices must be integers, got {ty}"))
+                })
             })
-            .collect::<ScriptResult<Vec<u32>>>()?;
-        let n = v.len();
-        return CT::from_vec(v, n, like.device()).or_script();
+            .collect::<ScriptResult<Vec<f64>>>()?
+    } else {
+        return Err(script_err(
+            "index_select: indices must be an array of integers or a tensor",
+        ));
+    };
+    let ids = values
+        .iter()
+        .map(|&v| {
+            if v.fract() == 0.0 && v >= 0.0 && v < size as f64 {
+                Ok(v as u32)
+            } else {
+                Err(script_err(format!(
+                    "index_select: index {v} is out of range for dimension {dim} of size {size} \
+                     (indices must be whole numbers in 0..{size})"
+                )))
+            }
+        })
+        .collect::<ScriptResult<Vec<u32>>>()?;
+    if size > u32::MAX as usize {
+        return Err(script_err(format!(
+            "index_select: dimension {dim} has {size} entries, more than 32-bit indices reach"
+        )));
     }
-    Err(script_err(
-        "indices must be an array of integers or a tensor",
-    ))
+    let mut out = x.dims().to_vec();
+    out[dim] = ids.len();
+    limits::check_tensor("index_select", &out, x.dtype())?;
+    let n = ids.len();
+    CT::from_vec(ids, n, x.device()).or_script()
+}
+
+/// Floats converted to an integer dtype must be finite and within its range: candle saturates
+/// (NaN becomes 0, -5 becomes 0 in u8), which silently changes values.
+fn check_int_conversion(x: &CT, dtype: DType) -> ScriptResult<()> {
+    if dtype.is_float() || !x.dtype().is_float() {
+        return Ok(());
+    }
+    let (lo, hi) = match dtype {
+        DType::U8 => (0.0, 255.0),
+        DType::U32 => (0.0, u32::MAX as f64),
+        _ => (i64::MIN as f64, i64::MAX as f64),
+    };
+    let vals: Vec<f64> = x
+        .flatten_all()
+        .and_then(|f| f.to_dtype(DType::F64))
+        .and_then(|f| f.to_vec1())
+        .ctx("to")?;
+    if let Some(v) = vals.iter().find(|v| !(lo..=hi).contains(*v)) {
+        return Err(script_err(format!(
+            "to(\"{}\"): the value {v} is not in the range of {} ({lo} to {hi}); clamp it first",
+            dtype.as_str(),
+            dtype.as_str()
+        )));
+    }
+    Ok(())
 }
 
 fn register_conversions(engine: &mut Engine) {
@@ -1070,6 +1377,7 @@ fn register_conversions(engine: &mut Engine) {
         "Converts to a dtype (\"f64\") or moves to a device (\"cpu\", \"cuda:0\").",
         |x: &mut Tensor, target: &str| {
             if let Ok(dtype) = parse_dtype(target) {
+                check_int_conversion(&x.0, dtype)?;
                 return t(x.0.to_dtype(dtype), "to");
             }
             let device = parse_device(target).map_err(script_err)?;

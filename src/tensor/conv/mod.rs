@@ -807,11 +807,24 @@ fn conv_geometry(x: &[usize], w: &Tensor, stride: usize, padding: usize) -> Resu
             w.dims()
         );
     }
-    if stride == 0 || h + 2 * padding < kh || wd + 2 * padding < kw {
+    if stride == 0 {
+        candle_core::bail!("conv2d: the stride must be at least 1, got 0");
+    }
+    if kh == 0 || kw == 0 {
+        candle_core::bail!("conv2d: the kernel must be at least 1x1, got {kh}x{kw}");
+    }
+    // Sizes from scripts can be anything: no arithmetic here may overflow.
+    let padded = |d: usize| padding.checked_mul(2).and_then(|p| p.checked_add(d));
+    let (Some(hp), Some(wp)) = (padded(h), padded(wd)) else {
+        candle_core::bail!("conv2d: padding {padding} is too large");
+    };
+    if hp < kh || wp < kw {
         candle_core::bail!(
             "conv2d: a {kh}x{kw} kernel does not fit the {h}x{wd} input with padding {padding}"
         );
     }
+    let (ho, wo) = ((hp - kh) / stride + 1, (wp - kw) / stride + 1);
+    check_output("conv2d", &[n, o, ho, wo], w.dtype())?;
     Ok(Geometry {
         n,
         c,
@@ -822,9 +835,18 @@ fn conv_geometry(x: &[usize], w: &Tensor, stride: usize, padding: usize) -> Resu
         kw,
         stride,
         padding,
-        ho: (h + 2 * padding - kh) / stride + 1,
-        wo: (wd + 2 * padding - kw) / stride + 1,
+        ho,
+        wo,
     })
+}
+
+/// Checks a convolution's output (and the columns of the same size it is computed from) against
+/// the memory budget.
+fn check_output(op: &str, dims: &[usize], dtype: candle_core::DType) -> Result<()> {
+    crate::limits::check_candle(
+        &format!("{op}: an output of shape {dims:?} ({})", dtype.as_str()),
+        crate::limits::tensor_bytes(dims, dtype).saturating_mul(2),
+    )
 }
 
 /// `∂⟨gy, conv2d(x, w)⟩/∂x` for an input `x` of shape `x_dims`: the transposed convolution of
@@ -926,16 +948,42 @@ fn conv_t_geometry(
             w.dims()
         );
     }
-    if stride == 0 || (output_padding > 0 && output_padding >= stride) {
+    if stride == 0 {
+        candle_core::bail!("conv_transpose2d: the stride must be at least 1, got 0");
+    }
+    if output_padding > 0 && output_padding >= stride {
         candle_core::bail!("conv_transpose2d: output padding must be smaller than the stride");
     }
-    let too_much = || candle_core::Error::Msg("conv_transpose2d: padding too large".into());
-    let ho = ((h - 1) * stride + kh + output_padding)
-        .checked_sub(2 * padding)
-        .ok_or_else(too_much)?;
-    let wo = ((wd - 1) * stride + kw + output_padding)
-        .checked_sub(2 * padding)
-        .ok_or_else(too_much)?;
+    if kh == 0 || kw == 0 {
+        candle_core::bail!("conv_transpose2d: the kernel must be at least 1x1, got {kh}x{kw}");
+    }
+    if h == 0 || wd == 0 {
+        candle_core::bail!("conv_transpose2d: the input {x:?} has no pixels");
+    }
+    // (d - 1)·stride + k + output_padding - 2·padding, without overflow.
+    let out = |d: usize, k: usize| -> Result<usize> {
+        let full = (d - 1)
+            .checked_mul(stride)
+            .and_then(|v| v.checked_add(k))
+            .and_then(|v| v.checked_add(output_padding))
+            .ok_or_else(|| {
+                candle_core::Error::Msg(format!(
+                    "conv_transpose2d: stride {stride} makes the output of a {h}x{wd} input \
+                     larger than memory can address"
+                ))
+            })?;
+        padding
+            .checked_mul(2)
+            .and_then(|p| full.checked_sub(p))
+            .filter(|&v| v > 0)
+            .ok_or_else(|| {
+                candle_core::Error::Msg(format!(
+                    "conv_transpose2d: padding {padding} is too large for a {h}x{wd} input"
+                ))
+            })
+    };
+    let (ho, wo) = (out(h, kh)?, out(wd, kw)?);
+    check_output("conv_transpose2d", &[n, o, ho, wo], w.dtype())?;
     Ok(Geometry {
         n,
         c: o,
