@@ -81,6 +81,10 @@ fn main() -> ExitCode {
         eprintln!("error: {e}");
         return ExitCode::FAILURE;
     }
+    if let Err(e) = ganscript::tensor::kernels::from_env() {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
     // Host panics are caught and reported as diagnostics; keep the raw message off the screen.
     if std::env::var_os("RUST_BACKTRACE").is_none() {
         std::panic::set_hook(Box::new(|_| {}));

@@ -323,3 +323,16 @@ pub fn gradients_to_second_order(
     out.extend(ts.iter().map(|t| pg.get(t).unwrap().clone()));
     out
 }
+
+/// Both kernel paths (see `ganscript::tensor::kernels`): tests of an op run it on each, forced
+/// on the test's thread, and compare each with an independent reference.
+pub const PATHS: [ganscript::tensor::kernels::Kernels; 2] = [
+    ganscript::tensor::kernels::Kernels::Fast,
+    ganscript::tensor::kernels::Kernels::Generic,
+];
+
+/// `f()` with the kernel path `k` forced on this thread.
+pub fn on_path<R>(k: ganscript::tensor::kernels::Kernels, f: impl FnOnce() -> R) -> R {
+    let _forced = ganscript::tensor::kernels::force(k);
+    f()
+}
