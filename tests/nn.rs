@@ -258,7 +258,9 @@ fn input_gradient_by_layers_matches_candles_backward_pass() {
         );
         // (A bias right before a train-mode batch norm has none: the mean takes it out.)
         assert!(
-            g2_ref.iter().any(|b| vals(b).iter().any(|v| v.abs() > 1e-6)),
+            g2_ref
+                .iter()
+                .any(|b| vals(b).iter().any(|v| v.abs() > 1e-6)),
             "{name}: no second-order gradient"
         );
         for (i, (a, b)) in g2.iter().zip(&g2_ref).enumerate() {
