@@ -47,8 +47,9 @@ fn script(name: &str) -> String {
         .to_string()
 }
 
-fn run_ok(args: &[&str]) {
-    let o = common::ganscript(args);
+/// Runs the binary in `cwd` (where a script's relative paths land).
+fn run_ok_in(cwd: &Path, args: &[&str]) {
+    let o = common::ganscript_in(cwd, args);
     assert!(
         o.status.success(),
         "ganscript {args:?} failed:\n{}\n{}",
@@ -96,14 +97,20 @@ fn resumed(name: &str, base: &[&str], next: &[&str], replay: &str) -> (Value, Va
         .map(String::from)
         .to_vec();
     sets(&mut a, base);
-    run_ok(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    run_ok_in(
+        tmp.path(),
+        &a.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
     copy_dir(&b, &cont);
     copy_dir(&b, &rep);
     let mut a: Vec<String> = ["run", &path, "--resume", cont.to_str().unwrap()]
         .map(String::from)
         .to_vec();
     sets(&mut a, next);
-    run_ok(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    run_ok_in(
+        tmp.path(),
+        &a.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
     let replay_path = tmp.path().join("replay.rhai");
     std::fs::write(&replay_path, format!("{PRIMITIVES}\n{replay}")).unwrap();
     let mut a: Vec<String> = [
@@ -115,7 +122,10 @@ fn resumed(name: &str, base: &[&str], next: &[&str], replay: &str) -> (Value, Va
     .map(String::from)
     .to_vec();
     sets(&mut a, next);
-    run_ok(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    run_ok_in(
+        tmp.path(),
+        &a.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
     let last = |d: &PathBuf| Value::Object(rows(d).pop().expect("a logged row"));
     (last(&cont), last(&rep))
 }
@@ -136,7 +146,10 @@ fn from_start(name: &str, settings: &[&str], replay: &str) -> (Vec<Value>, Vec<V
             .map(String::from)
             .to_vec();
         sets(&mut a, settings);
-        run_ok(&a.iter().map(String::as_str).collect::<Vec<_>>());
+        run_ok_in(
+            tmp.path(),
+            &a.iter().map(String::as_str).collect::<Vec<_>>(),
+        );
         out.push(rows(&d).into_iter().map(Value::Object).collect::<Vec<_>>());
     }
     let replay = out.pop().unwrap();
