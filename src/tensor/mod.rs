@@ -205,19 +205,21 @@ pub fn from_array(value: &Dynamic, dtype: DType, device: &Device) -> ScriptResul
     from_f64(data, &shape, dtype, device)
 }
 
-/// Uploads f64 data as a tensor of the given dtype.
+/// Uploads f64 data as a tensor of the given dtype: converted on the host, then moved (one
+/// copy of the final size to a GPU, and no f64 tensor on a device that may lack f64).
 pub fn from_f64(
     data: Vec<f64>,
     shape: &[usize],
     dtype: DType,
     device: &Device,
 ) -> ScriptResult<CTensor> {
-    let t = CTensor::from_vec(data, shape, device).or_script()?;
-    if dtype == DType::F64 {
-        Ok(t)
+    let t = CTensor::from_vec(data, shape, &Device::Cpu).or_script()?;
+    let t = if dtype == DType::F64 {
+        t
     } else {
-        t.to_dtype(dtype).or_script()
-    }
+        t.to_dtype(dtype).or_script()?
+    };
+    t.to_device(device).or_script()
 }
 
 /// A tensor with the default dtype on the current device.
