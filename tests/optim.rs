@@ -57,6 +57,7 @@ fn trajectory(
     path: Kernels,
     dtype: &str,
 ) -> Result<Vec<Vec<f64>>, String> {
+    common::use_test_device();
     let e = engine();
     let mut scope = Scope::new();
     scope.push("p0", tensor_value(p0));
