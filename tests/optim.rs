@@ -459,3 +459,29 @@ fn step_on_a_gradient_penalty_uses_its_second_order_gradient() {
     assert!(v[0].as_float().unwrap() < 1e-12, "{v:?}");
     assert!(v[1].as_float().unwrap() > 1e-6, "{v:?}");
 }
+
+/// `opt.state()` is a snapshot: later steps do not change the tensors it returned, on either
+/// path (the fast path updates the moments in place).
+#[test]
+fn state_is_a_snapshot_on_both_paths() {
+    for path in common::PATHS {
+        let r = common::on_path(path, || {
+            run(r#"
+                default_dtype("f64");
+                let p = variable(tensor([1.0, -2.0, 3.0]));
+                let opt = adam([p], 0.1, 0.9, 0.999);
+                opt.step_grads([tensor([0.5, -1.0, 2.0])]);
+                let st = opt.state();
+                let m = st["0.m"].to_array();
+                let v = st["0.v"].to_array();
+                opt.step_grads([tensor([3.0, 1.0, -4.0])]);
+                [st["0.m"].to_array() == m, st["0.v"].to_array() == v, opt.state()["0.m"].to_array() != m]
+            "#)
+        })
+        .unwrap()
+        .into_array()
+        .unwrap();
+        let flags: Vec<bool> = r.iter().map(|b| b.as_bool().unwrap()).collect();
+        assert_eq!(flags, [true, true, true], "{} path", path.name());
+    }
+}
