@@ -132,3 +132,19 @@ fn convergence_measure_either_way_round() {
     // E_x = 2, E_z = 5: 2 + 3; E_x = 5, E_z = 2: 5 + 3; E_x = E_z = 2: 2.
     assert_eq!(common::flat(&got), [5.0, 8.0, 2.0]);
 }
+
+/// The initial margin is a finite energy ≥ 0: 0 is accepted (a perfect auto-encoder), a
+/// negative or non-finite one is an error naming it, and the margin stays unset.
+#[test]
+fn initial_margin_bounds() {
+    use ganscript::magan::MarginAdapter;
+    let mut m = MarginAdapter::new();
+    m.init(0.0).expect("a zero margin");
+    assert_eq!(m.margin().unwrap(), 0.0);
+    for bad in [-1.0, -1e-300, f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+        let mut m = MarginAdapter::new();
+        let e = m.init(bad).unwrap_err().to_string();
+        assert!(e.contains("finite energy >= 0"), "{bad}: {e}");
+        assert!(m.margin().is_err(), "{bad}: the margin was set");
+    }
+}
