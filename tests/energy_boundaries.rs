@@ -148,3 +148,37 @@ fn initial_margin_bounds() {
         assert!(m.margin().is_err(), "{bad}: the margin was set");
     }
 }
+
+/// The epoch's mean energies divide by the number of energies of each kind (real and fake
+/// batches may differ in size; a real-only epoch has a fake mean of 0), and a sample count that
+/// is not positive is an error.
+#[test]
+fn margin_adapter_epoch_means_and_counts() {
+    use candle_core::{Device, Tensor};
+    use ganscript::magan::MarginAdapter;
+    let t = |v: &[f64]| Tensor::new(v, &Device::Cpu).unwrap();
+    let mut m = MarginAdapter::new();
+    m.init(100.0).unwrap();
+    m.accumulate(&t(&[1.0, 2.0, 3.0, 6.0]), &t(&[10.0, 20.0]))
+        .unwrap();
+    m.accumulate(&t(&[8.0]), &t(&[30.0, 40.0, 50.0])).unwrap();
+    m.end_epoch().unwrap();
+    // 20 over 5 real energies, 150 over 5 fake ones; then 12 over 3 and 70 over 2.
+    assert_eq!(m.epoch_mean_real, Some(4.0));
+    assert_eq!(m.epoch_mean_fake, Some(30.0));
+    m.accumulate(&t(&[2.0, 4.0, 6.0]), &t(&[30.0, 40.0])).unwrap();
+    m.end_epoch().unwrap();
+    assert_eq!(m.epoch_mean_real, Some(4.0));
+    assert_eq!(m.epoch_mean_fake, Some(35.0));
+    assert_eq!(m.epochs, 2);
+    // Real energies only: the fake mean is 0 over the real count.
+    m.accumulate_sums(10.0, 5, 0.0, 0);
+    m.end_epoch().unwrap();
+    assert_eq!(m.epoch_mean_real, Some(2.0));
+    assert_eq!(m.epoch_mean_fake, Some(0.0));
+    for n in [0.0, -3.0, f64::NAN] {
+        let e = m.end_epoch_with(1.0, 2.0, n).unwrap_err().to_string();
+        assert!(e.contains("sample count must be > 0"), "{n}: {e}");
+    }
+    assert_eq!(m.epochs, 3, "a refused epoch does not count");
+}
