@@ -14,8 +14,15 @@
 //!
 //! ```text
 //! cargo bench --bench papers -- [--iters N] [--rounds R] [--threads T] [--only NAME] [--unfrozen]
-//! python ../shared/bench/torch_reference.py --threads T      # the PyTorch side
+//!                                [--device cpu|cuda|cuda:N]
+//! python ../shared/bench/torch_reference.py --threads T [--device cuda]   # the PyTorch side
 //! ```
+//!
+//! `--device cuda` (a build with `--features cuda`) runs both versions on the GPU: every
+//! iteration ends with the device's `synchronize()` before its time is read, as
+//! torch_reference.py does with `torch.cuda.synchronize()`. With `GANSCRIPT_KERNELS=generic` in
+//! the environment the CPU runs candle's own ops instead of ganscript's kernels (the path a GPU
+//! takes): the difference is what the custom kernels are worth.
 //!
 //! `--unfrozen` runs D through `forward` instead of `forward_frozen` in the steps that do not
 //! update it (computing the parameter gradients those steps throw away), to measure what
@@ -23,7 +30,8 @@
 //! candle's thread pool, which candle's element-wise ops and all of ganscript's kernels run on. JSON
 //! lines like torch_reference.py's are printed too.
 
-use candle_core::{DType, Device, Tensor as CT};
+use candle_core::{DType, Tensor as CT};
+use ganscript::device::current_device;
 use ganscript::engine::EngineOptions;
 use ganscript::nn::{arch, Act, Net};
 use ganscript::optim::{Kind, Optimizer};
@@ -66,6 +74,8 @@ struct Args {
     only: Option<String>,
     child: Option<String>,
     unfrozen: bool,
+    /// `--device`: cpu, cuda or cuda:N.
+    device: String,
 }
 
 fn parse_args() -> Args {
@@ -76,6 +86,7 @@ fn parse_args() -> Args {
         only: None,
         child: None,
         unfrozen: false,
+        device: "cpu".to_string(),
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -103,6 +114,13 @@ fn parse_args() -> Args {
             }
             "--child" => {
                 a.child = argv.get(i + 1).cloned();
+                i += 1;
+            }
+            "--device" => {
+                a.device = argv
+                    .get(i + 1)
+                    .cloned()
+                    .unwrap_or_else(|| panic!("--device expects cpu, cuda or cuda:N"));
                 i += 1;
             }
             "--unfrozen" => a.unfrozen = true,
@@ -178,6 +196,11 @@ fn script_times(name: &str, iters: usize, paired: Option<Paired>) -> R<Vec<f64>>
     };
     let mut s =
         script::compile(&format!("{name}.rhai"), &src, &opts).map_err(|d| d.render_plain())?;
+    // The end of a timed iteration on a GPU: wait for its queued work.
+    s.engine
+        .register_fn("sync", || -> Result<(), Box<rhai::EvalAltResult>> {
+            sync().map_err(|e| e.to_string().into())
+        });
     s.engine.register_fn(
         "paired_step",
         move || -> Result<(), Box<rhai::EvalAltResult>> {
@@ -204,7 +227,7 @@ fn randn(shape: &[usize]) -> R<CT> {
         rng::normal_vec(n, 0.0, 1.0),
         shape,
         DType::F32,
-        &Device::Cpu,
+        &current_device(),
     )?)
 }
 
@@ -214,8 +237,13 @@ fn rand(shape: &[usize]) -> R<CT> {
         rng::uniform_vec(n, 0.0, 1.0),
         shape,
         DType::F32,
-        &Device::Cpu,
+        &current_device(),
     )?)
+}
+
+/// Waits for the device's queued work (a no-op on the CPU).
+fn sync() -> candle_core::Result<()> {
+    current_device().synchronize()
 }
 
 fn adam(net: &Net, lr: f64) -> R<Optimizer> {
@@ -246,6 +274,7 @@ type Step = Box<dyn FnMut() -> R<()>>;
 fn timed(step: &mut Step) -> R<f64> {
     let t0 = Instant::now();
     step()?;
+    sync()?;
     Ok(t0.elapsed().as_secs_f64() * 1e3)
 }
 
@@ -409,6 +438,7 @@ fn rust_step(name: &str) -> R<Step> {
 fn child(name: &str, a: &Args) -> R<()> {
     UNFROZEN.store(a.unfrozen, Ordering::Relaxed);
     ganscript::autograd::ensure_double_backprop()?;
+    ganscript::device::set_current_device(ganscript::device::parse_device(&a.device)?);
     let iters = a.iters.unwrap_or_else(|| default_iters(name));
     let solo = script_times(name, iters, None)?;
     let peak = peak_mib();
@@ -439,6 +469,8 @@ fn child(name: &str, a: &Args) -> R<()> {
         "threads": ganscript::tensor::threads::count(),
         "iters": s.len(),
         "frozen_d": !a.unfrozen,
+        "device": a.device,
+        "kernels": ganscript::tensor::kernels::current().name(),
     });
     println!("{line}");
     Ok(())
@@ -457,7 +489,7 @@ fn main() {
     let exe = std::env::current_exe().expect("current exe");
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
-        "ganscript papers benchmark: {} paired iterations × {} rounds, {} threads, D {} in G/lens steps, load average {}",
+        "ganscript papers benchmark: {} paired iterations × {} rounds, {} threads, D {} in G/lens steps, device {}, {} kernels, load average {}",
         a.iters.map_or_else(
             || {
                 let per: Vec<String> = CONFIGS.iter().map(|c| default_iters(c).to_string()).collect();
@@ -468,6 +500,8 @@ fn main() {
         a.rounds,
         a.threads,
         if a.unfrozen { "not frozen" } else { "frozen" },
+        a.device,
+        ganscript::tensor::kernels::current().name(),
         load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
     );
     println!(
@@ -491,6 +525,8 @@ fn main() {
                 &a.iters.unwrap_or_else(|| default_iters(name)).to_string(),
                 "--rounds",
                 &a.rounds.to_string(),
+                "--device",
+                &a.device,
             ])
             .env("RAYON_NUM_THREADS", a.threads.to_string())
             .output()

@@ -82,15 +82,22 @@ pub fn ensure_double_backprop() -> Result<(), String> {
     Ok(())
 }
 
-/// d²/dx² of x³ at x = 2 must be 12; with detached gradients the second derivative is 0.
+/// A second-order derivative that is wrong when candle detaches gradients: with variables
+/// x = 2 and w = 1.5, z = x·w and y = z², g = ∂y/∂x = 2x·w² and P = g², so ∂P/∂w = 16x²w³ = 216.
+/// The gradient reaches x through the node z, whose incoming gradient 2z depends on w; detached,
+/// that dependence is lost and ∂P/∂w comes out as 8x²w³ = 108. (A probe whose intermediate nodes
+/// only ever receive constant gradients, such as d²x³/dx², passes either way.)
 fn probe_second_order() -> candle_core::Result<bool> {
-    let x = Var::from_tensor(&CT::new(2.0f64, &Device::Cpu)?)?;
-    let y = x.as_tensor().powf(3.0)?;
-    let g = y.backward()?.get(x.as_tensor()).cloned();
-    let Some(g) = g else { return Ok(false) };
-    let gg = g.backward()?.get(x.as_tensor()).cloned();
-    let Some(gg) = gg else { return Ok(false) };
-    Ok((gg.to_scalar::<f64>()? - 12.0).abs() < 1e-9)
+    let x = Var::new(2.0f64, &Device::Cpu)?;
+    let w = Var::new(1.5f64, &Device::Cpu)?;
+    let y = (x.as_tensor() * w.as_tensor())?.sqr()?;
+    let Some(g) = y.backward()?.get(x.as_tensor()).cloned() else {
+        return Ok(false);
+    };
+    let Some(gw) = g.sqr()?.backward()?.get(w.as_tensor()).cloned() else {
+        return Ok(false);
+    };
+    Ok((gw.to_scalar::<f64>()? - 216.0).abs() < 1e-9)
 }
 
 fn ensure() -> ScriptResult<()> {

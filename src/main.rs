@@ -91,6 +91,10 @@ fn main() -> ExitCode {
         eprintln!("error: {e}");
         return ExitCode::FAILURE;
     }
+    if let Err(e) = ganscript::tensor::kernels::from_env() {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
     // Host panics are caught and reported as diagnostics; keep the raw message off the screen.
     // A closed stdout or stderr (`ganscript ... | head`) makes printing panic: exit with 1.
     let quiet = std::env::var_os("RUST_BACKTRACE").is_none();

@@ -1,12 +1,12 @@
 //! The fused batch norm (training mode) equals batch norm composed from candle primitives:
 //! value, first-order and second-order gradients in the input, scale and shift, in f64; and in
-//! f32 to f32 precision.
+//! f32 to f32 precision. On both kernel paths (the generic one composes it from candle's ops).
 
 use candle_core::{DType, Device, Tensor, Var};
 use ganscript::tensor::batch_norm::batch_norm_train;
 
 mod common;
-use common::{gradients_to_second_order, values, SECOND_ORDER_NAMES};
+use common::{gradients_to_second_order, on_path, values, PATHS, SECOND_ORDER_NAMES};
 
 const EPS: f64 = 1e-5;
 
@@ -49,17 +49,20 @@ fn compare(shape: &[usize], mean: f64, dtype: DType, tol: f64) {
     ];
     let vs = [&vs[0], &vs[1], &vs[2]];
     let fused = |x: &Tensor, w: &Tensor, b: &Tensor| Ok(batch_norm_train(x, w, b, EPS)?.0);
-    let ours = gradients_to_second_order(&fused, loss, vs);
     let theirs = gradients_to_second_order(&reference, loss, vs);
-    for ((a, b), name) in ours.iter().zip(&theirs).zip(SECOND_ORDER_NAMES) {
-        assert_eq!(a.dims(), b.dims(), "{name}: shapes");
-        let (a, b) = (values(a), values(b));
-        let scale = b.iter().fold(1f64, |m, v| m.max(v.abs()));
-        for (i, (x, y)) in a.iter().zip(&b).enumerate() {
-            assert!(
-                (x - y).abs() <= tol * scale,
-                "{shape:?} mean {mean} {dtype:?} {name}[{i}]: {x} vs {y} (scale {scale})"
-            );
+    for path in PATHS {
+        let ours = on_path(path, || gradients_to_second_order(&fused, loss, vs));
+        let p = path.name();
+        for ((a, b), name) in ours.iter().zip(&theirs).zip(SECOND_ORDER_NAMES) {
+            assert_eq!(a.dims(), b.dims(), "{name}: shapes");
+            let (a, b) = (values(a), values(b));
+            let scale = b.iter().fold(1f64, |m, v| m.max(v.abs()));
+            for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+                assert!(
+                    (x - y).abs() <= tol * scale,
+                    "{shape:?} mean {mean} {dtype:?} ({p} path) {name}[{i}]: {x} vs {y} (scale {scale})"
+                );
+            }
         }
     }
 }
@@ -86,23 +89,27 @@ fn fused_batch_norm_returns_the_batch_statistics() {
     let x = rand(&[7, 3, 2, 5], 4, 2.0, 3.0, DType::F64);
     let w = Tensor::ones(3, DType::F64, &Device::Cpu).unwrap();
     let b = Tensor::zeros(3, DType::F64, &Device::Cpu).unwrap();
-    let (_, mean, var) = batch_norm_train(x.as_tensor(), &w, &b, EPS).unwrap();
     let xs = values(x.as_tensor());
-    for c in 0..3 {
-        let vals: Vec<f64> = (0..7)
-            .flat_map(|n| (0..10).map(move |i| (n * 3 + c) * 10 + i))
-            .map(|i| xs[i])
-            .collect();
-        let m = vals.iter().sum::<f64>() / vals.len() as f64;
-        let v = vals.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / vals.len() as f64;
-        assert!((values(&mean)[c] - m).abs() < 1e-12, "mean[{c}]");
-        assert!((values(&var)[c] - v).abs() < 1e-12, "var[{c}]");
+    for path in PATHS {
+        let (_, mean, var) =
+            on_path(path, || batch_norm_train(x.as_tensor(), &w, &b, EPS)).unwrap();
+        for c in 0..3 {
+            let vals: Vec<f64> = (0..7)
+                .flat_map(|n| (0..10).map(move |i| (n * 3 + c) * 10 + i))
+                .map(|i| xs[i])
+                .collect();
+            let m = vals.iter().sum::<f64>() / vals.len() as f64;
+            let v = vals.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / vals.len() as f64;
+            assert!((values(&mean)[c] - m).abs() < 1e-12, "mean[{c}]");
+            assert!((values(&var)[c] - v).abs() < 1e-12, "var[{c}]");
+        }
     }
 }
 
 #[test]
 fn third_order_gradients_through_the_fused_batch_norm_are_a_clear_error() {
     ganscript::autograd::ensure_double_backprop().unwrap();
+    let _fast = ganscript::tensor::kernels::force(PATHS[0]);
     let x = rand(&[4, 2, 3, 3], 5, 0.0, 1.0, DType::F64);
     let w = rand(&[2], 6, 1.0, 0.5, DType::F64);
     let b = rand(&[2], 7, 0.0, 0.5, DType::F64);

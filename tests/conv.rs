@@ -1,10 +1,11 @@
-//! The fast convolutions equal candle's own (values, first- and second-order gradients).
+//! The fast convolutions equal candle's own (values, first- and second-order gradients), and so
+//! do the generic path's compositions of them with a bias, an activation and a residual input.
 
 use candle_core::{DType, Device, Tensor, Var};
 use ganscript::tensor::conv;
 
 mod common;
-use common::{gradients_to_second_order, SECOND_ORDER_NAMES};
+use common::{gradients_to_second_order, on_path, PATHS, SECOND_ORDER_NAMES};
 
 fn rand(shape: &[usize], seed: u64) -> Tensor {
     ganscript::rng::seed(seed);
@@ -49,8 +50,11 @@ fn compare(
     let x = Var::from_tensor(&rand(x_shape, 1)).unwrap();
     let w = Var::from_tensor(&rand(w_shape, 2)).unwrap();
     let mut results = Vec::new();
+    let on_fast = |x: &Tensor, w: &Tensor| on_path(PATHS[0], || fast(x, w));
+    let on_generic = |x: &Tensor, w: &Tensor| on_path(PATHS[1], || fast(x, w));
     for f in [
-        &fast as &dyn Fn(&Tensor, &Tensor) -> candle_core::Result<Tensor>,
+        &on_fast as &dyn Fn(&Tensor, &Tensor) -> candle_core::Result<Tensor>,
+        &on_generic,
         &native,
     ] {
         let y = f(x.as_tensor(), w.as_tensor()).unwrap();
@@ -69,12 +73,15 @@ fn compare(
             .clone();
         results.push((y, gx, gw, gw2, gx2));
     }
-    let (a, b) = (&results[0], &results[1]);
-    close(&a.0, &b.0, &format!("{what} value"));
-    close(&a.1, &b.1, &format!("{what} dL/dx"));
-    close(&a.2, &b.2, &format!("{what} dL/dw"));
-    close(&a.3, &b.3, &format!("{what} second order d/dw ‖dL/dx‖²"));
-    close(&a.4, &b.4, &format!("{what} second order d/dx ‖dL/dw‖²"));
+    let b = &results[2];
+    for (a, path) in results.iter().zip(PATHS) {
+        let what = format!("{what} ({} path)", path.name());
+        close(&a.0, &b.0, &format!("{what} value"));
+        close(&a.1, &b.1, &format!("{what} dL/dx"));
+        close(&a.2, &b.2, &format!("{what} dL/dw"));
+        close(&a.3, &b.3, &format!("{what} second order d/dw ‖dL/dx‖²"));
+        close(&a.4, &b.4, &format!("{what} second order d/dx ‖dL/dw‖²"));
+    }
 }
 
 /// Batch sizes: one sample; a few; more samples than one chunk holds, in several chunks per
@@ -151,10 +158,12 @@ fn compare_biased(
         .collect();
     let vs = [&vs[0], &vs[1], &vs[2]];
     let loss = |y: &Tensor| y.sqr()?.sum_all();
-    let ours = gradients_to_second_order(&fast, loss, vs);
     let theirs = gradients_to_second_order(&native, loss, vs);
-    for ((a, b), name) in ours.iter().zip(&theirs).zip(SECOND_ORDER_NAMES) {
-        close(a, b, &format!("{what} {name}"));
+    for path in PATHS {
+        let ours = on_path(path, || gradients_to_second_order(&fast, loss, vs));
+        for ((a, b), name) in ours.iter().zip(&theirs).zip(SECOND_ORDER_NAMES) {
+            close(a, b, &format!("{what} ({} path) {name}", path.name()));
+        }
     }
 }
 

@@ -101,6 +101,33 @@ fn builtin_mnist_matches_the_shared_files() {
     }
     assert_eq!(got, want);
     assert!(want.iter().all(|&c| c > 800), "{want:?}");
+    // Labels in order, and every pixel: the shared image file's bytes / 255.
+    let in_order: Vec<i64> = raw[8..].iter().map(|&l| l as i64).collect();
+    assert_eq!(
+        ds.labels.as_ref().unwrap().as_slice(),
+        &in_order[..],
+        "labels in order"
+    );
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/mnist-10k/images-idx3-ubyte.gz");
+    let mut img = Vec::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(&path).unwrap())
+        .read_to_end(&mut img)
+        .unwrap();
+    assert_eq!(u32::from_be_bytes(img[0..4].try_into().unwrap()), 0x803);
+    let pixels = &img[16..];
+    assert_eq!(pixels.len(), 10000 * 28 * 28);
+    assert_eq!(ds.data.len(), pixels.len());
+    for (i, (&got, &byte)) in ds.data.iter().zip(pixels).enumerate() {
+        let want = byte as f32 / 255.0;
+        assert!(
+            (got - want).abs() <= 1e-7,
+            "pixel {i} (image {}, row {}, column {}): {got} vs byte {byte}",
+            i / 784,
+            i % 784 / 28,
+            i % 28
+        );
+    }
 
     // Through a script: length, per-sample shape, range.
     let v = run_ok(

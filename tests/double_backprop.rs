@@ -83,3 +83,59 @@ fn binary_sets_double_backprop_itself() {
 fn double_backprop_is_enabled_in_process() {
     ganscript::autograd::ensure_double_backprop().expect("second-order gradients");
 }
+
+/// Marks the child process of [`guard_fails_loudly_when_the_variable_comes_too_late`].
+const CHILD: &str = "GANSCRIPT_TEST_GUARD_CHILD";
+
+/// In a fresh process without `CANDLE_GRAD_DO_NOT_DETACH`, a candle backward pass runs on this
+/// thread before ganscript's guard: candle has read the variable (unset: detach) for good on
+/// this thread, so the guard must refuse, naming the cause, and so must the engine. A thread
+/// started afterwards reads the variable the guard set, and passes.
+#[test]
+#[ignore = "run in a fresh process by guard_fails_loudly_when_the_variable_comes_too_late"]
+fn guard_child_backward_before_the_guard() {
+    assert_eq!(std::env::var(CHILD).as_deref(), Ok("1"), "not the child");
+    assert!(std::env::var_os("CANDLE_GRAD_DO_NOT_DETACH").is_none());
+    let x = candle_core::Var::new(3.0f64, &candle_core::Device::Cpu).unwrap();
+    let g = x.as_tensor().sqr().unwrap().backward().unwrap();
+    assert_eq!(
+        g.get(x.as_tensor()).unwrap().to_scalar::<f64>().unwrap(),
+        6.0
+    );
+    let e = ganscript::autograd::ensure_double_backprop().unwrap_err();
+    assert!(
+        e.contains("second-order gradients are disabled on this thread"),
+        "{e}"
+    );
+    let e = ganscript::new_engine(&ganscript::EngineOptions::default())
+        .err()
+        .expect("the engine must refuse too");
+    assert!(e.contains("CANDLE_GRAD_DO_NOT_DETACH"), "{e}");
+    std::thread::spawn(ganscript::autograd::ensure_double_backprop)
+        .join()
+        .unwrap()
+        .expect("a thread started after the guard set the variable");
+    println!("guard child: refused as expected");
+}
+
+#[test]
+fn guard_fails_loudly_when_the_variable_comes_too_late() {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "guard_child_backward_before_the_guard",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env(CHILD, "1")
+        .env_remove("CANDLE_GRAD_DO_NOT_DETACH")
+        .output()
+        .expect("run the test binary again");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.contains("guard child: refused as expected"),
+        "child failed ({}):\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        out.status
+    );
+}

@@ -1,11 +1,11 @@
 //! The fused per-channel and leaky-ReLU kernels equal the same maps composed from candle
-//! primitives: values, first-order and second-order gradients (f64).
+//! primitives: values, first-order and second-order gradients (f64), on both kernel paths.
 
 use candle_core::{Device, Tensor, Var};
 use ganscript::tensor::fused;
 
 mod common;
-use common::values;
+use common::{on_path, values, PATHS};
 
 fn rand(shape: &[usize], seed: u64) -> Var {
     ganscript::rng::seed(seed);
@@ -106,9 +106,12 @@ fn fused_channel_ops_and_leaky_relu_match_composed_ones() {
         let names = [
             "value", "L", "dL/dx", "dL/db", "dL/ds", "d²/dx", "d²/db", "d²/ds",
         ];
-        let (a, e) = (run(&FUSED, &x, &b, &s), run(&COMPOSED, &x, &b, &s));
-        for ((a, e), name) in a.iter().zip(&e).zip(names) {
-            close(a, e, &format!("{shape:?} {name}"));
+        let e = run(&COMPOSED, &x, &b, &s);
+        for path in PATHS {
+            let a = on_path(path, || run(&FUSED, &x, &b, &s));
+            for ((a, e), name) in a.iter().zip(&e).zip(names) {
+                close(a, e, &format!("{shape:?} ({} path) {name}", path.name()));
+            }
         }
     }
 }
@@ -140,14 +143,14 @@ fn tanh_matches_the_exact_function_and_candles_gradients() {
         .chain([1e-6, -3e-4, 30.0, -1e4, f32::INFINITY])
         .collect();
     let t = Tensor::new(xs.as_slice(), &Device::Cpu).unwrap();
-    let y: Vec<f32> = tanh(&t).unwrap().to_vec1().unwrap();
+    let y: Vec<f32> = on_path(PATHS[0], || tanh(&t)).unwrap().to_vec1().unwrap();
     let worst = xs
         .iter()
         .zip(&y)
         .map(|(&x, &y)| ((x as f64).tanh() - y as f64).abs())
         .fold(0.0, f64::max);
     assert!(worst < 4e-7, "largest error {worst}");
-    let nan: Vec<f32> = tanh(&Tensor::new(&[f32::NAN], &Device::Cpu).unwrap())
+    let nan: Vec<f32> = on_path(PATHS[0], || tanh(&Tensor::new(&[f32::NAN], &Device::Cpu)?))
         .unwrap()
         .to_vec1()
         .unwrap();
@@ -167,8 +170,52 @@ fn tanh_matches_the_exact_function_and_candles_gradients() {
             ganscript::autograd::grad(&g.sqr().unwrap().sum_all().unwrap(), x.as_tensor()).unwrap();
         (y, g, gg)
     };
-    let (a, b) = (second(&|x| tanh(x)), second(&|x| x.tanh()));
-    close(&a.0, &b.0, "tanh");
-    close(&a.1, &b.1, "tanh gradient");
-    close(&a.2, &b.2, "tanh second-order gradient");
+    let b = second(&|x| x.tanh());
+    for path in PATHS {
+        let a = on_path(path, || second(&|x| tanh(x)));
+        let p = path.name();
+        close(&a.0, &b.0, &format!("tanh ({p} path)"));
+        close(&a.1, &b.1, &format!("tanh gradient ({p} path)"));
+        close(
+            &a.2,
+            &b.2,
+            &format!("tanh second-order gradient ({p} path)"),
+        );
+    }
+}
+
+/// At exactly 0 the leaky ReLU's derivative is its slope (PyTorch's; 0 for the ReLU) on both
+/// paths: candle's own relu has the derivative 1 there, so relu(x) − s·relu(−x) would give
+/// 1 + s. Zeros are common (a ReLU's output, zero padding). Second order: the derivative is
+/// piecewise constant, so d/dx of ‖∂L/∂x‖² is 0 and the weight of the output gets its share.
+#[test]
+fn leaky_relu_derivative_at_zero_is_the_slope_on_both_paths() {
+    ganscript::autograd::ensure_double_backprop().unwrap();
+    for path in PATHS {
+        for slope in [0.0, 0.2] {
+            let x = Var::new(&[0.0f64, -2.0, 3.0, 0.0], &Device::Cpu).unwrap();
+            let w = Var::new(&[1.0f64, 2.0, 3.0, 4.0], &Device::Cpu).unwrap();
+            let (gx, gw) = on_path(path, || {
+                let y = fused::leaky_relu(x.as_tensor(), slope)?;
+                let l = (y * w.as_tensor())?.sum_all()?;
+                let gx = ganscript::autograd::grad(&l, x.as_tensor()).unwrap();
+                let gw = ganscript::autograd::grad(&gx.sqr()?.sum_all()?, w.as_tensor()).unwrap();
+                candle_core::Result::Ok((gx, gw))
+            })
+            .unwrap();
+            let what = format!("{} path, slope {slope}", path.name());
+            assert_eq!(
+                values(&gx),
+                [slope, 2.0 * slope, 3.0, 4.0 * slope],
+                "{what}: dL/dx"
+            );
+            // ‖∂L/∂x‖² = Σ w²·m², so ∂/∂w = 2·w·m².
+            let m2 = slope * slope;
+            assert_eq!(
+                values(&gw),
+                [2.0 * m2, 4.0 * m2, 6.0, 8.0 * m2],
+                "{what}: second order"
+            );
+        }
+    }
 }

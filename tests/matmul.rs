@@ -6,7 +6,7 @@ use candle_core::{DType, Device, Tensor, Var};
 use ganscript::tensor::matmul::{linear, linear_leaky_relu, mm};
 
 mod common;
-use common::{gradients_to_second_order, SECOND_ORDER_NAMES};
+use common::{gradients_to_second_order, on_path, PATHS, SECOND_ORDER_NAMES};
 
 fn var(shape: &[usize], seed: u64) -> Var {
     ganscript::rng::seed(seed);
@@ -59,7 +59,6 @@ fn matmul_matches_candle_for_every_transpose() {
     {
         let a = var(&if ta { [k, m] } else { [m, k] }, 1);
         let b = var(&if tb { [n, k] } else { [k, n] }, 2);
-        let ours = run(&|a, b| mm(a, ta, b, tb).unwrap(), &a, &b);
         let op = |x: &Tensor, t: bool| if t { x.t().unwrap() } else { x.clone() };
         let theirs = run(&|a, b| op(a, ta).matmul(&op(b, tb)).unwrap(), &a, &b);
         let names = [
@@ -69,8 +68,16 @@ fn matmul_matches_candle_for_every_transpose() {
             "d/db |dL/da|^2",
             "d/da |dL/db|^2",
         ];
-        for ((x, y), name) in ours.iter().zip(&theirs).zip(names) {
-            close(x, y, &format!("{m}×{k}×{n} ta={ta} tb={tb} {name}"));
+        for path in PATHS {
+            let ours = on_path(path, || run(&|a, b| mm(a, ta, b, tb).unwrap(), &a, &b));
+            for ((x, y), name) in ours.iter().zip(&theirs).zip(names) {
+                let p = path.name();
+                close(
+                    x,
+                    y,
+                    &format!("{m}×{k}×{n} ta={ta} tb={tb} ({p} path) {name}"),
+                );
+            }
         }
     }
 }
@@ -90,14 +97,22 @@ fn linear_matches_a_product_plus_a_bias() {
         let (x, w, b) = (var(&[n, i], 3), var(&[o, i], 4), var(&[o], 5));
         // L = Σ sin(x·wᵀ + b).
         let loss = |y: &Tensor| y.sin()?.sum_all();
-        let ours = gradients_to_second_order(&|x, w, b| linear(x, w, Some(b)), loss, [&x, &w, &b]);
         let theirs = gradients_to_second_order(
             &|x, w, b| x.matmul(&w.t()?)?.broadcast_add(b),
             loss,
             [&x, &w, &b],
         );
-        for ((a, c), name) in ours.iter().zip(&theirs).zip(SECOND_ORDER_NAMES) {
-            close(a, c, &format!("linear {n}×{i}→{o} {name}"));
+        for path in PATHS {
+            let ours = on_path(path, || {
+                gradients_to_second_order(&|x, w, b| linear(x, w, Some(b)), loss, [&x, &w, &b])
+            });
+            for ((a, c), name) in ours.iter().zip(&theirs).zip(SECOND_ORDER_NAMES) {
+                close(
+                    a,
+                    c,
+                    &format!("linear {n}×{i}→{o} ({} path) {name}", path.name()),
+                );
+            }
         }
     }
 }
@@ -111,11 +126,6 @@ fn linear_with_its_leaky_relu_matches_the_composition() {
     for (n, i, o) in [(5, 4, 3), (300, 60, 45)] {
         let (x, w, b) = (var(&[n, i], 6), var(&[o, i], 7), var(&[o], 8));
         for slope in [0.0, 0.2, 1.0] {
-            let ours = gradients_to_second_order(
-                &|x, w, b| linear_leaky_relu(x, w, b, slope),
-                loss,
-                [&x, &w, &b],
-            );
             let theirs = gradients_to_second_order(
                 &|x, w, b| {
                     let v = x.matmul(&w.t()?)?.broadcast_add(b)?;
@@ -124,8 +134,22 @@ fn linear_with_its_leaky_relu_matches_the_composition() {
                 loss,
                 [&x, &w, &b],
             );
-            for ((a, c), name) in ours.iter().zip(&theirs).zip(SECOND_ORDER_NAMES) {
-                close(a, c, &format!("linear+leaky {slope} {n}×{i}→{o} {name}"));
+            for path in PATHS {
+                let ours = on_path(path, || {
+                    gradients_to_second_order(
+                        &|x, w, b| linear_leaky_relu(x, w, b, slope),
+                        loss,
+                        [&x, &w, &b],
+                    )
+                });
+                for ((a, c), name) in ours.iter().zip(&theirs).zip(SECOND_ORDER_NAMES) {
+                    let p = path.name();
+                    close(
+                        a,
+                        c,
+                        &format!("linear+leaky {slope} {n}×{i}→{o} ({p} path) {name}"),
+                    );
+                }
             }
         }
     }

@@ -4,9 +4,12 @@
 use candle_core::{DType, Device, Tensor as CT};
 use ganscript::device::set_default_dtype;
 use ganscript::nn::{arch, Net};
+use ganscript::tensor::kernels::Kernels;
 use ganscript::{new_engine, EngineOptions};
 use rhai::{Dynamic, Engine, Scope};
 use std::collections::HashMap;
+
+mod common;
 
 fn engine() -> Engine {
     new_engine(&EngineOptions::default()).expect("engine").0
@@ -158,8 +161,8 @@ fn layer_norm_and_leaky_relu_by_hand() {
     close(&f(&arr[1]), &[0.1, 1.0], 1e-12);
 }
 
-/// `Net::forward_with_input_grad` (the input gradient built layer by layer) against candle's
-/// backward pass with the graph kept: the output, the input gradient and the second-order
+/// `Net::forward_with_input_grad` (the input gradient built layer by layer, custom kernels)
+/// against candle's own ops and backward pass with the graph kept (the generic path): the output, the input gradient and the second-order
 /// gradients d/dθ Σ (∂D/∂x)² in every parameter, for nets with every layer kind it has a rule
 /// for (train- and eval-mode batch norm, residual blocks, transposed convolutions), and for
 /// one with a layer norm (which takes candle's pass).
@@ -229,23 +232,40 @@ fn input_gradient_by_layers_matches_candles_backward_pass() {
         let x0 =
             CT::from_vec(ganscript::rng::normal_vec(n, 0.0, 1.0), shape, &Device::Cpu).unwrap();
         let x = ganscript::autograd::variable(&x0).unwrap();
-        let (out, g) = d.forward_with_input_grad(&x).unwrap();
-        let out_ref = d.forward(&x).unwrap();
-        let g_ref = ganscript::autograd::grad(&out_ref.sum_all().unwrap(), &x).unwrap();
+        let ts: Vec<CT> = d.vars().iter().map(|v| v.as_tensor().clone()).collect();
+        let second = |g: &CT| {
+            let p = g.sqr().unwrap().sum_all().unwrap();
+            ganscript::autograd::grads(&p, &ts).unwrap()
+        };
+        // The layer-by-layer pass on the fast path (custom kernels); the reference on the
+        // generic path, where every op and every backward pass is candle's own.
+        let (out, g, g2) = common::on_path(Kernels::Fast, || {
+            let (out, g) = d.forward_with_input_grad(&x).unwrap();
+            let g2 = second(&g);
+            (out, g, g2)
+        });
+        let (out_ref, g_ref, g2_ref) = common::on_path(Kernels::Generic, || {
+            let out = d.forward(&x).unwrap();
+            let g = ganscript::autograd::grad(&out.sum_all().unwrap(), &x).unwrap();
+            let g2 = second(&g);
+            (out, g, g2)
+        });
         close(&vals(&out), &vals(&out_ref), 1e-12);
         close(&vals(&g), &vals(&g_ref), 1e-12);
         assert!(
             vals(&g).iter().any(|v| v.abs() > 1e-6),
             "{name}: a zero gradient"
         );
-        let ts: Vec<CT> = d.vars().iter().map(|v| v.as_tensor().clone()).collect();
-        let second = |g: &CT| {
-            let p = g.sqr().unwrap().sum_all().unwrap();
-            ganscript::autograd::grads(&p, &ts).unwrap()
-        };
-        for (i, (a, b)) in second(&g).iter().zip(second(&g_ref)).enumerate() {
+        // (A bias right before a train-mode batch norm has none: the mean takes it out.)
+        assert!(
+            g2_ref
+                .iter()
+                .any(|b| vals(b).iter().any(|v| v.abs() > 1e-6)),
+            "{name}: no second-order gradient"
+        );
+        for (i, (a, b)) in g2.iter().zip(&g2_ref).enumerate() {
             assert_eq!(a.dims(), b.dims(), "{name}: parameter {i}");
-            close(&vals(a), &vals(&b), 1e-10);
+            close(&vals(a), &vals(b), 1e-10);
         }
     }
 }
@@ -397,6 +417,157 @@ fn dcgan32_is_exactly_the_torch_reference() {
     );
     let d = arch::dcgan_d(32, 3, false).unwrap();
     assert_eq!(d.rows().len(), 8);
+}
+
+/// One module of `dcgan32` in `../shared/bench/torch_reference.py`, by its index in the
+/// `nn.Sequential` (which is also the index of our layer, so PyTorch's state-dict names are
+/// ours).
+enum TorchModule {
+    Unflatten(usize),
+    ConvT { stride: usize, padding: usize },
+    Conv { stride: usize, padding: usize },
+    BatchNorm,
+    Relu,
+    LeakyRelu(f64),
+    Tanh,
+    Flatten,
+}
+
+/// The PyTorch module list applied with candle's own ops (training-mode batch norm: batch
+/// statistics, biased variance, eps 1e-5), reading each module's parameters by PyTorch's
+/// state-dict name; also returns the names read.
+fn torch_forward(modules: &[TorchModule], p: &HashMap<String, CT>, x: &CT) -> (CT, Vec<String>) {
+    let mut names = Vec::new();
+    let mut get = |i: usize, k: &str| {
+        let name = format!("{i}.{k}");
+        names.push(name.clone());
+        p.get(&name)
+            .unwrap_or_else(|| panic!("no parameter {name}"))
+            .clone()
+    };
+    let mut h = x.clone();
+    for (i, m) in modules.iter().enumerate() {
+        h = match *m {
+            TorchModule::Unflatten(c) => h.reshape((h.dim(0).unwrap(), c, 1, 1)).unwrap(),
+            TorchModule::ConvT { stride, padding } => {
+                let (w, b) = (get(i, "weight"), get(i, "bias"));
+                h.conv_transpose2d(&w, padding, 0, stride, 1)
+                    .unwrap()
+                    .broadcast_add(&b.reshape((1, b.elem_count(), 1, 1)).unwrap())
+                    .unwrap()
+            }
+            TorchModule::Conv { stride, padding } => {
+                let (w, b) = (get(i, "weight"), get(i, "bias"));
+                h.conv2d(&w, padding, stride, 1, 1)
+                    .unwrap()
+                    .broadcast_add(&b.reshape((1, b.elem_count(), 1, 1)).unwrap())
+                    .unwrap()
+            }
+            TorchModule::BatchNorm => {
+                let (w, b) = (get(i, "weight"), get(i, "bias"));
+                let c = w.elem_count();
+                let mean = h.mean_keepdim(vec![0, 2, 3]).unwrap();
+                let xc = h.broadcast_sub(&mean).unwrap();
+                let var = xc.sqr().unwrap().mean_keepdim(vec![0, 2, 3]).unwrap();
+                let y = xc
+                    .broadcast_div(&(var + 1e-5).unwrap().sqrt().unwrap())
+                    .unwrap();
+                y.broadcast_mul(&w.reshape((1, c, 1, 1)).unwrap())
+                    .unwrap()
+                    .broadcast_add(&b.reshape((1, c, 1, 1)).unwrap())
+                    .unwrap()
+            }
+            TorchModule::Relu => h.relu().unwrap(),
+            TorchModule::LeakyRelu(s) => {
+                (h.relu().unwrap() - (h.neg().unwrap().relu().unwrap() * s).unwrap()).unwrap()
+            }
+            TorchModule::Tanh => h.tanh().unwrap(),
+            TorchModule::Flatten => h.flatten_from(1).unwrap(),
+        };
+    }
+    (h, names)
+}
+
+/// DCGAN-32 G and D (batch norm in D) against `dcgan32()` of the PyTorch reference the
+/// benchmarks compare with, by values: the same module list applied with candle's own ops to
+/// the parameters read by PyTorch's state-dict names, so that every parameter is used where
+/// PyTorch uses it, with PyTorch's strides and paddings; and no parameter is left over.
+#[test]
+fn dcgan32_forward_equals_the_torch_reference_modules() {
+    use TorchModule::*;
+    set_default_dtype(DType::F64);
+    ganscript::rng::seed(8);
+    let ct = |stride, padding| ConvT { stride, padding };
+    let cv = |stride, padding| Conv { stride, padding };
+    let g_modules = [
+        Unflatten(128),
+        ct(1, 0),
+        BatchNorm,
+        Relu,
+        ct(2, 1),
+        BatchNorm,
+        Relu,
+        ct(2, 1),
+        BatchNorm,
+        Relu,
+        ct(2, 1),
+        Tanh,
+    ];
+    let d_modules = [
+        cv(2, 1),
+        LeakyRelu(0.2),
+        cv(2, 1),
+        BatchNorm,
+        LeakyRelu(0.2),
+        cv(2, 1),
+        BatchNorm,
+        LeakyRelu(0.2),
+        cv(1, 0),
+        Flatten,
+    ];
+    let g = arch::dcgan_g(32, 128, 3, true).unwrap();
+    let d = arch::dcgan_d(32, 3, true).unwrap();
+    // Batch-norm scales and shifts away from 1 and 0, so that a swapped or skipped one shows.
+    for net in [&g, &d] {
+        net.init("dcgan").unwrap();
+        for (name, v) in net.named_vars() {
+            if name.ends_with(".bias") {
+                let n = v.as_tensor().elem_count();
+                let b = CT::from_vec(ganscript::rng::normal_vec(n, 0.0, 0.1), n, &Device::Cpu);
+                v.set(&b.unwrap()).unwrap();
+            }
+        }
+    }
+    let z = CT::from_vec(
+        ganscript::rng::normal_vec(3 * 128, 0.0, 1.0),
+        (3, 128),
+        &Device::Cpu,
+    )
+    .unwrap();
+    for (what, net, modules, x) in [
+        ("G", &g, &g_modules[..], z.clone()),
+        ("D", &d, &d_modules[..], g.forward(&z).unwrap().detach()),
+    ] {
+        let params: HashMap<String, CT> = net
+            .named_vars()
+            .into_iter()
+            .map(|(n, v)| (n, v.as_tensor().clone()))
+            .collect();
+        let (want, used) =
+            common::on_path(Kernels::Generic, || torch_forward(modules, &params, &x));
+        let got = net.forward(&x).unwrap();
+        assert_eq!(got.dims(), want.dims(), "{what}: output shape");
+        close(&vals(&got), &vals(&want), 1e-9);
+        let mut names: Vec<&String> = params.keys().collect();
+        names.sort();
+        let mut used_sorted: Vec<&String> = used.iter().collect();
+        used_sorted.sort();
+        assert_eq!(
+            names, used_sorted,
+            "{what}: parameters PyTorch does not have, or lacks"
+        );
+    }
+    assert_eq!(vals(&g.forward(&z).unwrap()).len(), 3 * 3 * 32 * 32);
 }
 
 #[test]
@@ -938,26 +1109,34 @@ fn forward_frozen_updates_batch_norm_statistics_like_forward() {
 
 #[test]
 fn forward_frozen_in_a_script_leaves_the_frozen_net_alone() {
-    // G's step through a frozen D changes G exactly as through D.forward, and never D.
+    // G's step through a frozen D changes G exactly as through D.forward. Each D is in its
+    // optimizer with G: through forward it gets a gradient and moves, through forward_frozen
+    // it gets none and stays.
     let r = run(r#"
         default_dtype("f64");
         seed(3);
-        let D = linear(3, 1);
+        let D1 = linear(3, 1);
+        let D2 = D1.copy();
         let G1 = linear(2, 3);
         let G2 = G1.copy();
         let g_before = G1.params()[0].to_array();
-        let o1 = sgd(G1, 0.1);
-        let o2 = sgd(G2, 0.1);
+        let d_before = D1.params()[0].to_array();
+        let o1 = sgd([G1, D1], 0.1);
+        let o2 = sgd([G2, D2], 0.1);
         let z = randn([4, 2]);
-        let d_before = D.params()[0].to_array();
-        o1.step(D.forward(G1.forward(z)).mean());
-        o2.step(D.forward_frozen(G2.forward(z)).mean());
+        o1.step(D1.forward(G1.forward(z)).mean());
+        o2.step(D2.forward_frozen(G2.forward(z)).mean());
         let diff = (G1.params()[0] - G2.params()[0]).abs().max().item();
-        [diff, D.params()[0].to_array() == d_before, G1.params()[0].to_array() != g_before]
+        [diff, D2.params()[0].to_array() == d_before, D1.params()[0].to_array() != d_before,
+         G1.params()[0].to_array() != g_before]
     "#)
     .unwrap();
     let v = r.cast::<rhai::Array>();
     assert!(v[0].as_float().unwrap() < 1e-15, "{v:?}");
-    assert!(v[1].as_bool().unwrap(), "D changed: {v:?}");
-    assert!(v[2].as_bool().unwrap(), "G did not move: {v:?}");
+    assert!(v[1].as_bool().unwrap(), "the frozen D changed: {v:?}");
+    assert!(
+        v[2].as_bool().unwrap(),
+        "D did not move through forward: {v:?}"
+    );
+    assert!(v[3].as_bool().unwrap(), "G did not move: {v:?}");
 }

@@ -3,6 +3,7 @@
 
 mod common;
 
+use ganscript::tensor::kernels::Kernels;
 use ganscript::{new_engine, EngineOptions};
 use rhai::{Array, Dynamic, Engine, Map, Scope};
 use serde_json::Value;
@@ -47,6 +48,66 @@ fn flat(v: &Value) -> Vec<f64> {
         .collect()
 }
 
+/// Runs `ctor` (an optimizer of `[p]`) from `p0` through `grads` with `step_grads`, on the kernel
+/// path `path`, in `dtype`; the parameter after each step.
+fn trajectory(
+    ctor: &str,
+    p0: &Value,
+    grads: &[Value],
+    path: Kernels,
+    dtype: &str,
+) -> Result<Vec<Vec<f64>>, String> {
+    common::use_test_device();
+    let e = engine();
+    let mut scope = Scope::new();
+    scope.push("p0", tensor_value(p0));
+    let gs: Array = grads.iter().map(tensor_value).collect();
+    scope.push("gs", gs);
+    let script = format!(
+        r#"
+        default_dtype("{dtype}");
+        fn mk(v) {{ tensor(v.data).reshape(v.shape) }}
+        let p = variable(mk(p0));
+        let opt = {ctor};
+        let out = [];
+        for g in gs {{
+            opt.step_grads([mk(g)]);
+            out.push(p.flatten().to_array());
+        }}
+        out
+    "#
+    );
+    let out = common::on_path(path, || e.eval_with_scope::<Array>(&mut scope, &script))
+        .map_err(|err| format!("{err}\n{script}"))?;
+    Ok(out
+        .into_iter()
+        .map(|step| {
+            step.into_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_float().unwrap())
+                .collect()
+        })
+        .collect())
+}
+
+/// Compares a trajectory with the expected parameters after each step (`|got − want| ≤
+/// rel·|want| + abs`).
+fn check_trajectory(what: &str, got: &[Vec<f64>], want: &[Vec<f64>], rel: f64, abs: f64) {
+    assert_eq!(got.len(), want.len(), "{what}: number of steps");
+    for (step, (g, w)) in got.iter().zip(want).enumerate() {
+        assert_eq!(g.len(), w.len(), "{what} step {step}: sizes");
+        for (i, (a, b)) in g.iter().zip(w).enumerate() {
+            assert!(
+                (a - b).abs() <= rel * b.abs() + abs,
+                "{what} step {step} [{i}]: got {a:e}, want {b:e}"
+            );
+        }
+    }
+}
+
+/// The oracle's PyTorch trajectories, on both kernel paths (Adam and Adamax run as fused
+/// in-place passes on the fast path and as candle ops on the generic one).
 #[test]
 fn optimizers_match_the_oracle() {
     let mut cases = 0;
@@ -84,57 +145,131 @@ fn optimizers_match_the_oracle() {
                 "sgd" => format!("sgd([p], {:e}, {:e})", hyper("lr"), hyper("momentum")),
                 other => panic!("unknown optimizer {other} in the oracle"),
             };
-            let e = engine();
-            let mut scope = Scope::new();
-            scope.push("p0", tensor_value(&case["p0"]));
-            let grads: Array = case["grads"]
+            let grads = case["grads"].as_array().unwrap();
+            let want: Vec<Vec<f64>> = case["after_each_step"]
                 .as_array()
                 .unwrap()
                 .iter()
-                .map(tensor_value)
+                .map(flat)
                 .collect();
-            scope.push("gs", grads);
-            let script = format!(
-                r#"
-                default_dtype("f64");
-                fn mk(v) {{ tensor(v.data).reshape(v.shape) }}
-                let p = variable(mk(p0));
-                let opt = {ctor};
-                let out = [];
-                for g in gs {{
-                    opt.step_grads([mk(g)]);
-                    out.push(p.flatten().to_array());
-                }}
-                out
-            "#
-            );
-            let out: Array = e
-                .eval_with_scope::<Array>(&mut scope, &script)
-                .unwrap_or_else(|err| panic!("{name} case {ci}: {err}\n{script}"));
-            let expected = case["after_each_step"].as_array().unwrap();
-            assert_eq!(out.len(), expected.len());
-            for (step, (got, want)) in out.iter().zip(expected).enumerate() {
-                let got: Vec<f64> = got
-                    .clone()
-                    .into_array()
-                    .unwrap()
-                    .iter()
-                    .map(|x| x.as_float().unwrap())
-                    .collect();
-                let want = flat(want);
-                assert_eq!(got.len(), want.len());
-                for (g, w) in got.iter().zip(&want) {
-                    assert!(
-                        (g - w).abs() <= 1e-6 * w.abs() + 1e-12,
-                        "{} {name} case {ci} step {step}: got {got:?}, want {want:?}",
-                        file
-                    );
-                }
+            for path in common::PATHS {
+                let what = format!("{file} {name} case {ci} ({} path)", path.name());
+                let got = trajectory(&ctor, &case["p0"], grads, path, "f64")
+                    .unwrap_or_else(|e| panic!("{what}: {e}"));
+                check_trajectory(&what, &got, &want, 1e-6, 1e-12);
             }
             cases += 1;
         }
     }
     assert!(cases >= 5, "only {cases} optimizer cases found");
+}
+
+/// PyTorch's `torch.optim.Adam` and `torch.optim.Adamax` (single-tensor, non-AMSGrad), step by
+/// step in f64, written from PyTorch's update code independently of ganscript's: weight decay
+/// adds `wd·p` to the gradient; `exp_avg.lerp_(g, 1 − β1)`; Adam's `exp_avg_sq`, Adamax's
+/// `exp_inf = max(β2·exp_inf, |g| + eps)`; step `lr / (1 − β1ᵗ)` (Adamax without bias
+/// correction: `lr`, the Adamax of MAGAN's official code).
+fn pytorch_reference(
+    adam: bool,
+    [lr, b1, b2, eps, wd]: [f64; 5],
+    bias_correction: bool,
+    p0: &[f64],
+    grads: &[Vec<f64>],
+) -> Vec<Vec<f64>> {
+    let mut p = p0.to_vec();
+    let (mut m, mut v) = (vec![0.0; p.len()], vec![0.0; p.len()]);
+    let mut out = Vec::new();
+    for (t, g) in grads.iter().enumerate() {
+        let t = (t + 1) as i32;
+        for i in 0..p.len() {
+            let g = g[i] + wd * p[i];
+            m[i] += (g - m[i]) * (1.0 - b1);
+            if adam {
+                v[i] = v[i] * b2 + (1.0 - b2) * g * g;
+                let denom = v[i].sqrt() / (1.0 - b2.powi(t)).sqrt() + eps;
+                p[i] -= lr / (1.0 - b1.powi(t)) * m[i] / denom;
+            } else {
+                v[i] = (v[i] * b2).max(g.abs() + eps);
+                let clr = if bias_correction {
+                    lr / (1.0 - b1.powi(t))
+                } else {
+                    lr
+                };
+                p[i] -= clr * m[i] / v[i];
+            }
+        }
+        out.push(p.clone());
+    }
+    out
+}
+
+fn json_tensor(shape: &[usize], data: &[f64]) -> Value {
+    serde_json::json!({ "shape": shape, "data": data })
+}
+
+/// Adam and Adamax with weight decay (and Adamax without bias correction) against
+/// [`pytorch_reference`], on both kernel paths, in f64 and f32: a small parameter with exact
+/// zeros in the gradients and a sign change, and one large enough that the fused passes cut it
+/// into pieces.
+#[test]
+fn adam_and_adamax_with_weight_decay_match_pytorchs_updates_on_both_paths() {
+    let mut checked = 0;
+    for n in [6usize, 5000] {
+        let p0: Vec<f64> = (0..n).map(|i| ((i * 7 % 11) as f64 - 5.0) * 0.3).collect();
+        let grads: Vec<Vec<f64>> = (0..5)
+            .map(|t| {
+                (0..n)
+                    .map(|i| match (i + t) % 6 {
+                        0 => 0.0,
+                        k => ((i * 13 + t * 5) as f64).sin() * 2f64.powi(k as i32 - 3),
+                    })
+                    .collect()
+            })
+            .collect();
+        let gv: Vec<Value> = grads.iter().map(|g| json_tensor(&[n], g)).collect();
+        let p0v = json_tensor(&[n], &p0);
+        for (adam, wd, bc) in [
+            (true, 0.1, true),
+            (true, 1.0, true),
+            (false, 0.1, true),
+            (false, 1.0, true),
+            (false, 0.5, false),
+            (false, 0.0, false),
+        ] {
+            let (lr, b1, b2, eps) = (2e-3, 0.5, 0.9, 1e-8);
+            let ctor = if adam {
+                format!(
+                    "adam([p], {lr:e}, {b1:e}, {b2:e}, #{{ eps: {eps:e}, weight_decay: {wd:e} }})"
+                )
+            } else {
+                format!(
+                    "adamax([p], {lr:e}, {b1:e}, {b2:e}, #{{ eps: {eps:e}, weight_decay: {wd:e}, bias_correction: {bc} }})"
+                )
+            };
+            let want = pytorch_reference(adam, [lr, b1, b2, eps, wd], bc, &p0, &grads);
+            // The update moves p by about lr per step: a tolerance well below it.
+            for path in common::PATHS {
+                for (dtype, rel, abs) in [("f64", 1e-12, 1e-14), ("f32", 1e-6, 1e-6)] {
+                    let what = format!("{ctor} n={n} ({} path, {dtype})", path.name());
+                    let got = trajectory(&ctor, &p0v, &gv, path, dtype)
+                        .unwrap_or_else(|e| panic!("{what}: {e}"));
+                    check_trajectory(&what, &got, &want, rel, abs);
+                    checked += 1;
+                }
+            }
+            // Weight decay matters here: without it the trajectory is elsewhere.
+            if wd > 0.0 {
+                let plain = pytorch_reference(adam, [lr, b1, b2, eps, 0.0], bc, &p0, &grads);
+                let moved = plain[4]
+                    .iter()
+                    .zip(&want[4])
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0.0, f64::max);
+                assert!(moved > 1e-4, "weight decay {wd} changes little: {moved}");
+            }
+        }
+    }
+    assert_eq!(checked, 2 * 6 * 2 * 2);
 }
 
 #[test]
@@ -335,4 +470,30 @@ fn step_on_a_gradient_penalty_uses_its_second_order_gradient() {
     let v = r.cast::<Array>();
     assert!(v[0].as_float().unwrap() < 1e-12, "{v:?}");
     assert!(v[1].as_float().unwrap() > 1e-6, "{v:?}");
+}
+
+/// `opt.state()` is a snapshot: later steps do not change the tensors it returned, on either
+/// path (the fast path updates the moments in place).
+#[test]
+fn state_is_a_snapshot_on_both_paths() {
+    for path in common::PATHS {
+        let r = common::on_path(path, || {
+            run(r#"
+                default_dtype("f64");
+                let p = variable(tensor([1.0, -2.0, 3.0]));
+                let opt = adam([p], 0.1, 0.9, 0.999);
+                opt.step_grads([tensor([0.5, -1.0, 2.0])]);
+                let st = opt.state();
+                let m = st["0.m"].to_array();
+                let v = st["0.v"].to_array();
+                opt.step_grads([tensor([3.0, 1.0, -4.0])]);
+                [st["0.m"].to_array() == m, st["0.v"].to_array() == v, opt.state()["0.m"].to_array() != m]
+            "#)
+        })
+        .unwrap()
+        .into_array()
+        .unwrap();
+        let flags: Vec<bool> = r.iter().map(|b| b.as_bool().unwrap()).collect();
+        assert_eq!(flags, [true, true, true], "{} path", path.name());
+    }
 }

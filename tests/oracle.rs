@@ -1,14 +1,21 @@
 //! Objectives, gradient penalties, energies, schedules and the MAGAN margin rule against the
 //! PyTorch float64 oracle (every `*.json` in `$GANSCRIPT_ORACLE_DIR`), all through the rhai API.
 //! The discriminators are built from tensor primitives in rhai (see `common::PRELUDE`).
+//!
+//! In f64 by default (relative tolerance 1e-6, the oracle's); `GANSCRIPT_TEST_DTYPE=f32` runs
+//! them in f32 (relative 1e-3, absolute 1e-4), and `GANSCRIPT_TEST_DEVICE=cuda` on a GPU.
 
 mod common;
 
 use common::{f, flat, oracle_files, run_json, Checker};
 use serde_json::Value;
 
-const REL: f64 = 1e-6;
-const ABS: f64 = 1e-9;
+/// The script prefix setting the test dtype (`GANSCRIPT_TEST_DTYPE`, default f64), and that
+/// dtype's tolerances.
+fn dtype() -> (String, f64, f64) {
+    let (name, rel, abs) = common::test_dtype();
+    (format!("default_dtype(\"{name}\");\n"), rel, abs)
+}
 
 /// The penalty an oracle key names (`r1`, `r2`, `roth_js`, `gp_<norm>_<kind>_<at>`), with D a
 /// function or a native net, and a case's penalties (value and `grads_of(p)`) and interpolate
@@ -102,11 +109,12 @@ fn each_discriminator_case(label: &str, mut f: impl FnMut(&str, &Value)) {
 #[test]
 fn discriminator_losses_and_penalties_match_the_oracle() {
     each_discriminator_case("", |name, case| {
+        let (prefix, rel, abs) = dtype();
         let got = run_json(
-            &format!("{PENALTY_FN}{DISC_SCRIPT}"),
+            &format!("{prefix}{PENALTY_FN}{DISC_SCRIPT}"),
             &[("c", case.clone())],
         );
-        let mut ck = Checker::new(REL, ABS);
+        let mut ck = Checker::new(rel, abs);
         for key in ["d_real", "d_fake", "interp"] {
             if !case[key].is_null() {
                 ck.vec(
@@ -195,9 +203,10 @@ out
 #[test]
 fn penalties_on_a_native_net_match_the_oracle() {
     each_discriminator_case(" (native net)", |name, case| {
-        let script = format!("{PENALTY_FN}{NATIVE_DISC_SCRIPT}");
+        let (prefix, rel, abs) = dtype();
+        let script = format!("{prefix}{PENALTY_FN}{NATIVE_DISC_SCRIPT}");
         let got = run_json(&script, &[("c", case.clone())]);
-        let mut ck = Checker::new(REL, ABS);
+        let mut ck = Checker::new(rel, abs);
         ck.vec(
             &format!("{name} d_real"),
             &flat(&got["d_real"]),
@@ -238,8 +247,9 @@ fn energies_match_the_oracle() {
         }
         n += 1;
         let name = format!("{file}: energy {}", e["name"].as_str().unwrap_or("?"));
-        let got = run_json(ENERGY_SCRIPT, &[("e", e.clone())]);
-        let mut ck = Checker::new(REL, ABS);
+        let (prefix, rel, abs) = dtype();
+        let got = run_json(&format!("{prefix}{ENERGY_SCRIPT}"), &[("e", e.clone())]);
+        let mut ck = Checker::new(rel, abs);
         let batch = e["real"]["shape"][0].as_u64().unwrap();
         assert_eq!(
             got["energy_shape"],

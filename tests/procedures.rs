@@ -50,13 +50,16 @@ let opt_d = adamax(D, 5e-4, 0.5, 0.999);
 let opt_g = adamax(G, 5e-4, 0.5, 0.999);
 track("D", D); track("G", G); track("opt_d", opt_d); track("opt_g", opt_g);
 let st = resume_state(#{ epoch: 0, pretrained: false, margin: magan_margin() });
+// The energy Σ (D(x) − x)² and D's loss E(x) + [m − E(G(z))]⁺ from tensor primitives (not
+// ganscript's energy and ebgan_d_loss), so that a mistake in those shows.
+fn e(D, x) { (D.forward(x) - x).sqr().flatten(1).sum(1) }
 for x in batches(data, 32, #{ shuffle: true, drop_last: true }) {
-    let e_real = energy(D.forward(x), x);
+    let e_real = e(D, x);
     let fake = G.forward(randn([32, 50])).detach();
-    let e_fake = energy(D.forward(fake), fake);
-    opt_d.step(ebgan_d_loss(e_real, e_fake, st.margin.margin));
+    let e_fake = e(D, fake);
+    opt_d.step(e_real.mean() + (st.margin.margin - e_fake).relu().mean());
     let gen = G.forward(randn([32, 50]));
-    let e_gen = energy(D.forward(gen), gen);
+    let e_gen = e(D, gen);
     log(#{ e_x: e_real.mean().item(), d_step: e_fake.mean().item(), g_step: e_gen.mean().item() });
 }
 "#;

@@ -6,6 +6,18 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+/// Writes `input` to the child's stdin and closes it. A child that exits before reading all
+/// of it (a script that ends without pausing, say) closes the pipe: that broken pipe is not a
+/// failure, what the child printed tells what happened.
+fn feed(child: &mut std::process::Child, input: &str) {
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    match stdin.write_all(input.as_bytes()) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        Err(e) => panic!("writing the child's stdin: {e}"),
+    }
+}
+
 /// Runs the binary with `args`, feeding `stdin`; returns (success, stdout, stderr).
 fn ganscript(args: &[&str], stdin: &str, cwd: &Path) -> (bool, String, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_ganscript"))
@@ -17,12 +29,7 @@ fn ganscript(args: &[&str], stdin: &str, cwd: &Path) -> (bool, String, String) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("the binary starts");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
+    feed(&mut child, stdin);
     let out = child.wait_with_output().unwrap();
     (
         out.status.success(),
@@ -267,12 +274,7 @@ fn with_ctrl_c(args: &[&str], stdin: &str, cwd: &Path) -> (bool, String, String)
         .stderr(Stdio::piped())
         .spawn()
         .expect("the binary starts");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
+    feed(&mut child, stdin);
     let pid = child.id();
     let watchdog = std::thread::spawn(move || {
         std::thread::sleep(std::time::Duration::from_secs(30));

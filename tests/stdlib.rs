@@ -231,3 +231,134 @@ fn stdlib_margin_rule_equals_native() {
     // the random walk must exercise both branches
     assert!(updates > 20 && kept > 20, "updates {updates}, kept {kept}");
 }
+
+/// The stdlib's penalties against the PyTorch oracle itself (not only against the native code,
+/// so that a mistake both share shows): every penalty an oracle case lists, value and
+/// second-order parameter gradients.
+#[test]
+fn stdlib_penalties_match_the_oracle() {
+    let script = r#"
+        import "penalties" as gp;
+        let P = params_of(c);
+        let D = make_net(c.net, P);
+        let real = T(c.real);
+        let fake = T(c.fake);
+        let u = T(c.u);
+        let out = #{};
+        for k in c.penalties.keys() {
+            let p = if k == "r1" { gp::r1(D, real) }
+                else if k == "r2" { gp::r2(D, fake) }
+                else if k == "roth_js" { gp::roth_js(D, real, fake) }
+                else {
+                    let parts = k.split("_");
+                    if parts.len() != 4 || parts[0] != "gp" { throw `unknown penalty key ${k}`; }
+                    gp::gradient_penalty(D, real, fake,
+                        #{ norm: parts[1], kind: parts[2], at: parts[3], u: u })
+                };
+            out[k] = #{ value: p.item(), grads: grads_map(p, P) };
+        }
+        out
+    "#;
+    let mut n = 0;
+    for (file, oracle) in oracle_files() {
+        for (i, case) in oracle["discriminators"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            let Some(entries) = case["penalties"].as_object() else {
+                continue;
+            };
+            let got = run_json(script, &[("c", case.clone())]);
+            let mut ck = Checker::new(1e-6, 1e-9);
+            for (k, want) in entries {
+                n += 1;
+                let what = format!("{file}: discriminators[{i}] stdlib {k}");
+                ck.value_and_grads(&what, &got[k], want);
+            }
+            ck.finish(&format!("{file}: discriminators[{i}] stdlib penalties"));
+        }
+    }
+    assert!(n > 0, "no penalty in the oracle files");
+}
+
+/// The stdlib's schedules against the oracle's points.
+#[test]
+fn stdlib_schedules_match_the_oracle() {
+    let mut n = 0;
+    for (file, oracle) in oracle_files() {
+        let Some(scheds) = oracle["schedules"].as_object() else {
+            continue;
+        };
+        for (kind, c) in scheds {
+            let got = run_json(
+                r#"
+                import "schedules" as sch;
+                let out = [];
+                for p in c.points {
+                    out.push(switch kind {
+                        "sine_decay" => sch::sine_decay(p.t, c.K),
+                        "exp_anneal" => sch::exp_anneal(p.t, c.start, c.decay_factor, c.T),
+                        _ => { throw `no stdlib twin for the schedule ${kind}`; }
+                    });
+                }
+                out
+                "#,
+                &[("c", c.clone()), ("kind", Value::String(kind.clone()))],
+            );
+            let want: Vec<f64> = c["points"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| f(&p["value"]))
+                .collect();
+            let mut ck = Checker::new(1e-12, 1e-15);
+            ck.vec(&format!("{file}: stdlib {kind}"), &flat(&got), &want);
+            ck.finish(&format!("{file}: stdlib {kind}"));
+            n += 1;
+        }
+    }
+    assert!(n > 0, "no schedule in the oracle files");
+}
+
+/// The stdlib's margin rule against the oracle's epochs (updated or not, and the margin).
+#[test]
+fn stdlib_margin_rule_matches_the_oracle() {
+    let mut n = 0;
+    for (file, oracle) in oracle_files() {
+        let mm = &oracle["magan_margin"];
+        if mm.is_null() {
+            continue;
+        }
+        let got = run_json(
+            r#"
+            import "margin" as mg;
+            let st = mg::margin_init(mm.initial_margin);
+            let out = [];
+            for ep in mm.epochs {
+                st = mg::margin_update(st, ep.sum_real, ep.sum_fake, mm.N);
+                out.push([st.updated, st.margin]);
+            }
+            out
+            "#,
+            &[("mm", mm.clone())],
+        );
+        for (ep, row) in mm["epochs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(got.as_array().unwrap())
+        {
+            let what = format!("{file}: stdlib margin epoch {}", ep["epoch"]);
+            assert_eq!(row[0], ep["updated"], "{what}: updated");
+            let (g, w) = (f(&row[1]), f(&ep["margin_after"]));
+            assert!(
+                (g - w).abs() <= 1e-12 * w.abs(),
+                "{what}: margin {g} vs {w}"
+            );
+            n += 1;
+        }
+    }
+    assert!(n > 0, "no magan_margin case in the oracle files");
+}

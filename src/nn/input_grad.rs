@@ -18,7 +18,7 @@
 use super::{Act, Layer, Net, BN_EPS};
 use crate::tensor::batch_norm::BnSaved;
 use crate::tensor::conv::{conv2d_input_grad, conv_transpose2d_input_grad};
-use crate::tensor::cpu_kernels;
+use crate::tensor::fast_path;
 use crate::tensor::fused::{channel_mul, leaky_relu_grad};
 use crate::tensor::matmul::mm;
 use candle_core::{Result, Tensor as CT};
@@ -62,7 +62,7 @@ impl Net {
         let vars = self.vars();
         let mut all = vec![x];
         all.extend(vars.iter().map(|v| v.as_tensor()));
-        if !self.has_input_grad_rules() || !cpu_kernels(&all) {
+        if !self.has_input_grad_rules() || !fast_path(&all) {
             let y = self.forward(x)?;
             let g =
                 crate::autograd::grad(&y, x).map_err(|e| candle_core::Error::Msg(e.to_string()))?;

@@ -82,6 +82,7 @@ impl InplaceOp3 for Pass {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<()> {
+        crate::tensor::kernels::check_kernel(self.name())?;
         let Some((a0, a1)) = l1.contiguous_offsets() else {
             candle_core::bail!("optimizer update: expected contiguous tensors")
         };
@@ -104,13 +105,10 @@ impl InplaceOp3 for Pass {
     }
 }
 
-/// Whether the fused passes apply: CPU, f32/f64, contiguous, one dtype.
+/// Whether the fused passes apply: the fast path takes both ([`crate::tensor::kernels`]: CPU,
+/// f32/f64, one dtype), and `x`, updated in place, is contiguous and of `g`'s shape.
 pub fn applies(x: &Tensor, g: &Tensor) -> bool {
-    x.device().is_cpu()
-        && matches!(x.dtype(), candle_core::DType::F32 | candle_core::DType::F64)
-        && x.dtype() == g.dtype()
-        && x.is_contiguous()
-        && x.dims() == g.dims()
+    crate::tensor::kernels::fast_path(&[x, g]) && x.is_contiguous() && x.dims() == g.dims()
 }
 
 /// `a ← pass(a, b, c)` in place.

@@ -818,12 +818,13 @@ pub fn register(engine: &mut Engine) {
     reg!(
         engine,
         "state",
-        "The optimizer state as a map: lr, i.step, i.m, i.v.",
-        |o: &mut Optimizer| {
+        "The optimizer state as a map: lr, i.step, i.m, i.v (copies: later steps leave it as it is).",
+        |o: &mut Optimizer| -> ScriptResult<Map> {
+            // Copies: the fused passes update the moments in place.
             o.state_tensors()
                 .into_iter()
-                .map(|(k, t)| (k.into(), Dynamic::from(Tensor(t))))
-                .collect::<Map>()
+                .map(|(k, t)| Ok((k.into(), Dynamic::from(Tensor(t.copy().or_script()?)))))
+                .collect()
         }
     );
     reg!(

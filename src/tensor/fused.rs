@@ -21,7 +21,7 @@
 
 use super::conv::Float;
 use super::threads;
-use super::{cpu_kernels, cpu_slice};
+use super::{cpu_slice, fast_path};
 use crate::autograd::needs_grad;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 use std::mem::MaybeUninit;
@@ -234,6 +234,7 @@ impl CustomOp2 for ChannelAdd {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
+        crate::tensor::kernels::check_kernel(self.name())?;
         let g = &self.0;
         let out = with_two!("channel_add", s1, l1, s2, l2, |x, b| map_channels(
             g,
@@ -268,6 +269,7 @@ impl CustomOp2 for ChannelMul {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
+        crate::tensor::kernels::check_kernel(self.name())?;
         let g = &self.0;
         let out = with_two!("channel_mul", s1, l1, s2, l2, |x, s| map_channels(
             g,
@@ -296,6 +298,7 @@ impl CustomOp1 for ChannelSum {
         "channel_sum"
     }
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        crate::tensor::kernels::check_kernel(self.name())?;
         let g = &self.0;
         let out = with_two!("channel_sum", s, l, s, l, |x, _x| reduce_channels(
             g,
@@ -317,6 +320,7 @@ impl CustomOp1 for ChannelExpand {
         "channel_expand"
     }
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        crate::tensor::kernels::check_kernel(self.name())?;
         let g = &self.0;
         let out = match s {
             CpuStorage::F32(v) => {
@@ -345,6 +349,7 @@ impl CustomOp2 for ChannelDot {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
+        crate::tensor::kernels::check_kernel(self.name())?;
         let g = &self.0;
         let out = with_two!("channel_dot", s1, l1, s2, l2, |x, y| reduce_channels(
             g,
@@ -414,6 +419,7 @@ impl CustomOp1 for LeakyRelu {
         "leaky_relu"
     }
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        crate::tensor::kernels::check_kernel(self.name())?;
         let slope = self.0;
         let out = with_two!("leaky_relu", s, l, s, l, |x, _x| leaky(x, slope));
         Ok((out, l.shape().clone()))
@@ -434,6 +440,7 @@ impl CustomOp2 for LeakyReluGrad {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
+        crate::tensor::kernels::check_kernel(self.name())?;
         let slope = self.0;
         let out = with_two!("leaky_relu_grad", s1, l1, s2, l2, |x, g| leaky_grad(
             x, g, slope
@@ -460,7 +467,7 @@ impl CustomOp2 for LeakyReluGrad {
 pub fn channel_add(x: &Tensor, b: &Tensor) -> Result<Tensor> {
     let g = Channels::of(x, "channel_add")?;
     g.check_vector(b, "channel_add")?;
-    if !cpu_kernels(&[x, b]) {
+    if !fast_path(&[x, b]) {
         return x.broadcast_add(&b.reshape(g.broadcast_shape())?);
     }
     x.contiguous()?
@@ -471,7 +478,7 @@ pub fn channel_add(x: &Tensor, b: &Tensor) -> Result<Tensor> {
 pub fn channel_mul(x: &Tensor, s: &Tensor) -> Result<Tensor> {
     let g = Channels::of(x, "channel_mul")?;
     g.check_vector(s, "channel_mul")?;
-    if !cpu_kernels(&[x, s]) {
+    if !fast_path(&[x, s]) {
         return x.broadcast_mul(&s.reshape(g.broadcast_shape())?);
     }
     x.contiguous()?
@@ -486,7 +493,7 @@ pub(super) fn other_dims(rank: usize) -> Vec<usize> {
 /// The per-channel sums `[C]` of `x`.
 pub fn channel_sum(x: &Tensor) -> Result<Tensor> {
     let g = Channels::of(x, "channel_sum")?;
-    if !cpu_kernels(&[x]) {
+    if !fast_path(&[x]) {
         return x.sum_keepdim(other_dims(x.rank()))?.flatten_all();
     }
     x.contiguous()?.apply_op1(ChannelSum(g))
@@ -502,7 +509,7 @@ pub fn channel_dot(x: &Tensor, y: &Tensor) -> Result<Tensor> {
             y.dims()
         );
     }
-    if !cpu_kernels(&[x, y]) {
+    if !fast_path(&[x, y]) {
         return (x * y)?.sum_keepdim(other_dims(x.rank()))?.flatten_all();
     }
     x.contiguous()?.apply_op2(&y.contiguous()?, ChannelDot(g))
@@ -512,17 +519,24 @@ pub fn channel_dot(x: &Tensor, y: &Tensor) -> Result<Tensor> {
 /// as in PyTorch.
 pub fn leaky_relu(x: &Tensor, slope: f64) -> Result<Tensor> {
     super::ensure_float("leaky_relu", x)?;
-    if !cpu_kernels(&[x]) {
-        return x.relu()? - (x.neg()?.relu()? * slope)?;
+    if !fast_path(&[x]) {
+        // Not relu(x) − slope·relu(−x): candle's relu has the derivative 1 at 0, which would
+        // make this one's 1 + slope there.
+        return x * leaky_mask(x, slope)?;
     }
     x.contiguous()?.apply_op1(LeakyRelu(slope))
 }
 
+/// `x > 0 ? 1 : slope`, a constant of the graph (the generic path's leaky ReLU and its
+/// derivative).
+fn leaky_mask(x: &Tensor, slope: f64) -> Result<Tensor> {
+    x.gt(0.0)?.to_dtype(x.dtype())?.affine(1.0 - slope, slope)
+}
+
 /// `g · (x > 0 ? 1 : slope)`: the backward pass of [`leaky_relu`].
 pub(crate) fn leaky_relu_grad(x: &Tensor, g: &Tensor, slope: f64) -> Result<Tensor> {
-    if !cpu_kernels(&[x, g]) {
-        let mask = x.gt(0.0)?.to_dtype(x.dtype())?;
-        return g * ((mask * (1.0 - slope))? + slope)?;
+    if !fast_path(&[x, g]) {
+        return g * leaky_mask(x, slope)?;
     }
     x.contiguous()?
         .apply_op2(&g.contiguous()?, LeakyReluGrad(slope))

@@ -12,7 +12,7 @@
 //! zero and adds into it: on `mixture3d`'s MLPs the bias adds cost as much as the products.
 
 use super::conv::{matmul, Float};
-use super::cpu_kernels;
+use super::fast_path;
 use super::fused::{channel_add, channel_sum, leaky_in_place, leaky_relu, leaky_relu_grad};
 use crate::autograd::needs_grad;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
@@ -65,6 +65,7 @@ impl CustomOp2 for Mm {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
+        crate::tensor::kernels::check_kernel(self.name())?;
         let out = with_two!("matmul", s1, l1, s2, l2, |a, b| product(self, a, b));
         Ok((out, (self.m, self.n).into()))
     }
@@ -111,7 +112,7 @@ pub fn mm(a: &Tensor, ta: bool, b: &Tensor, tb: bool) -> Result<Tensor> {
             if tb { "ᵀ" } else { "" }
         );
     }
-    if !cpu_kernels(&[a, b]) {
+    if !fast_path(&[a, b]) {
         let a = if ta { a.t()? } else { a.clone() };
         let b = if tb { b.t()? } else { b.clone() };
         return a.matmul(&b);
@@ -165,6 +166,7 @@ impl CustomOp3 for Linear {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
+        crate::tensor::kernels::check_kernel(self.name())?;
         let out = with_cpu!("linear", s1, l1 => x, s2, l2 => w, s3, l3 => b; affine(self, x, w, b));
         Ok((out, (self.n, self.o).into()))
     }
@@ -226,7 +228,7 @@ fn biased(x: &Tensor, w: &Tensor, b: &Tensor, act: Option<f64>) -> Result<Tensor
             b.dims()
         );
     }
-    if !cpu_kernels(&[x, w, b]) {
+    if !fast_path(&[x, w, b]) {
         let y = channel_add(&mm(x, false, w, true)?, b)?;
         return match act {
             Some(slope) => leaky_relu(&y, slope),

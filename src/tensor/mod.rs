@@ -33,6 +33,7 @@ pub mod batch_norm;
 pub mod conv;
 mod format;
 pub mod fused;
+pub mod kernels;
 pub mod matmul;
 pub mod register;
 pub mod tanh;
@@ -41,6 +42,7 @@ pub mod threads;
 use crate::device::{current_device, default_dtype};
 use crate::errors::{script_err, OrScriptErr, ScriptResult};
 use candle_core::{DType, Device, Tensor as CTensor};
+pub(crate) use kernels::fast_path;
 use rhai::{Array, Dynamic, INT};
 
 /// A tensor as scripts see it. Cloning shares the storage (candle tensors are reference counted).
@@ -75,16 +77,6 @@ impl std::fmt::Display for Tensor {
 }
 
 pub use format::summary_line;
-
-/// Whether the CPU kernels (the custom ops here) can take these tensors: all on the CPU, all
-/// of one dtype, f32 or f64. Otherwise the ops are composed from candle's own.
-pub(crate) fn cpu_kernels(ts: &[&CTensor]) -> bool {
-    ts.first()
-        .is_some_and(|t| matches!(t.dtype(), DType::F32 | DType::F64))
-        && ts
-            .iter()
-            .all(|t| t.device().is_cpu() && t.dtype() == ts[0].dtype())
-}
 
 /// The elements of a contiguous CPU tensor's storage (for custom ops); an error naming `op`
 /// for a strided one.
@@ -263,19 +255,21 @@ pub fn from_array(value: &Dynamic, dtype: DType, device: &Device) -> ScriptResul
     from_f64(data, &shape, dtype, device)
 }
 
-/// Uploads f64 data as a tensor of the given dtype.
+/// Uploads f64 data as a tensor of the given dtype: converted on the host, then moved (one
+/// copy of the final size to a GPU, and no f64 tensor on a device that may lack f64).
 pub fn from_f64(
     data: Vec<f64>,
     shape: &[usize],
     dtype: DType,
     device: &Device,
 ) -> ScriptResult<CTensor> {
-    let t = CTensor::from_vec(data, shape, device).or_script()?;
-    if dtype == DType::F64 {
-        Ok(t)
+    let t = CTensor::from_vec(data, shape, &Device::Cpu).or_script()?;
+    let t = if dtype == DType::F64 {
+        t
     } else {
-        t.to_dtype(dtype).or_script()
-    }
+        t.to_dtype(dtype).or_script()?
+    };
+    t.to_device(device).or_script()
 }
 
 /// A tensor with the default dtype on the current device.

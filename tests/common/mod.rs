@@ -128,6 +128,7 @@ pub fn run_json(body: &str, vars: &[(&str, Value)]) -> Value {
 }
 
 pub fn run(body: &str, vars: &[(&str, Value)]) -> Dynamic {
+    use_test_device();
     let text = format!("{PRELUDE}\n{body}");
     let s = script::compile("test.rhai", &text, &EngineOptions::default())
         .unwrap_or_else(|d| panic!("compile error: {d}\n{d:?}"));
@@ -322,4 +323,39 @@ pub fn gradients_to_second_order(
     out.extend(gs);
     out.extend(ts.iter().map(|t| pg.get(t).unwrap().clone()));
     out
+}
+
+/// Both kernel paths (see `ganscript::tensor::kernels`): tests of an op run it on each, forced
+/// on the test's thread, and compare each with an independent reference.
+pub const PATHS: [ganscript::tensor::kernels::Kernels; 2] = [
+    ganscript::tensor::kernels::Kernels::Fast,
+    ganscript::tensor::kernels::Kernels::Generic,
+];
+
+/// `f()` with the kernel path `k` forced on this thread.
+pub fn on_path<R>(k: ganscript::tensor::kernels::Kernels, f: impl FnOnce() -> R) -> R {
+    let _forced = ganscript::tensor::kernels::force(k);
+    f()
+}
+
+/// The device the in-process numeric tests run on, from `GANSCRIPT_TEST_DEVICE` (`cpu`,
+/// `cuda`, `cuda:N`; default `cpu`), made this thread's current device. `scripts/gpu-check.sh`
+/// sets it on a GPU machine.
+pub fn use_test_device() {
+    let spec = std::env::var("GANSCRIPT_TEST_DEVICE").unwrap_or_else(|_| "cpu".into());
+    let device = ganscript::device::parse_device(&spec)
+        .unwrap_or_else(|e| panic!("GANSCRIPT_TEST_DEVICE: {e}"));
+    ganscript::device::set_current_device(device);
+}
+
+/// The dtype the oracle tests compute in, from `GANSCRIPT_TEST_DTYPE` (`f64`, the default, or
+/// `f32`), with the tolerances (relative, absolute) stated for it: the oracle's suggested
+/// relative 1e-6 in f64; in f32, relative 1e-3 and absolute 1e-4 (the values are of order 1;
+/// second-order gradients lose a few more digits than the values).
+pub fn test_dtype() -> (&'static str, f64, f64) {
+    match std::env::var("GANSCRIPT_TEST_DTYPE").as_deref() {
+        Err(_) | Ok("") | Ok("f64") => ("f64", 1e-6, 1e-9),
+        Ok("f32") => ("f32", 1e-3, 1e-4),
+        Ok(other) => panic!("GANSCRIPT_TEST_DTYPE={other}: expected f64 or f32"),
+    }
 }

@@ -484,6 +484,7 @@ impl CustomOp2 for ConvOp {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
+        crate::tensor::kernels::check_kernel(self.name())?;
         let (kind, g) = (self.0, &self.1);
         let out = with_two!(kind.name(), s1, l1, s2, l2, |a, b| run(kind, g, a, b));
         Ok((out, kind.result_shape(g)))
@@ -594,6 +595,7 @@ impl CustomOp3 for Biased {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
+        crate::tensor::kernels::check_kernel(self.name())?;
         let (kind, g) = (self.kind, &self.g);
         let (_, plane) = self.output();
         let out = with_cpu!(kind.name(), s1, l1 => a, s2, l2 => w, s3, l3 => bias; {
@@ -668,6 +670,7 @@ impl CustomOp3 for WithSkip {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
+        crate::tensor::kernels::check_kernel(self.name())?;
         let g = &self.0;
         let nw = g.weight_shape().elem_count();
         let out = with_cpu!(self.name(), s1, l1 => a, s2, l2 => wb, s3, l3 => skip; {
@@ -712,7 +715,7 @@ pub fn conv2d_biased_skip(
 ) -> Result<Tensor> {
     let g = conv_geometry(x.dims(), w, stride, padding)?;
     let fits = skip.dims() == g.output_shape().dims() && b.elem_count() == g.o;
-    if !fits || !super::cpu_kernels(&[x, w, b, skip]) {
+    if !fits || !super::fast_path(&[x, w, b, skip]) {
         return conv2d_biased(x, w, Some(b), stride, padding)? + skip;
     }
     let wb = Tensor::cat(&[w.flatten_all()?, b.flatten_all()?], 0)?;
@@ -740,7 +743,7 @@ fn apply_biased(
         slope: fused_slope,
     };
     let (c, _) = op.output();
-    if bias.elem_count() != c || !super::cpu_kernels(&[a, bias]) || fused_slope != slope {
+    if bias.elem_count() != c || !super::fast_path(&[a, bias]) || fused_slope != slope {
         // The bias op reports what does not fit.
         return with_act(add_bias(ConvOp::apply(kind, g, a, w)?, Some(bias))?, slope);
     }
@@ -775,7 +778,7 @@ pub fn conv2d_act(
     slope: Option<f64>,
 ) -> Result<Tensor> {
     let g = conv_geometry(x.dims(), w, stride, padding)?;
-    if !super::cpu_kernels(&[x, w]) {
+    if !super::fast_path(&[x, w]) {
         let y = add_bias(x.conv2d(w, padding, stride, 1, 1)?, b)?;
         return with_act(y, slope);
     }
@@ -860,7 +863,7 @@ pub fn conv2d_input_grad(
     padding: usize,
 ) -> Result<Tensor> {
     let g = conv_geometry(x_dims, w, stride, padding)?;
-    if !super::cpu_kernels(&[gy, w]) {
+    if !super::fast_path(&[gy, w]) {
         candle_core::bail!("conv2d_input_grad: only for the CPU kernels");
     }
     ConvOp::apply(Kind::ConvT, g, gy, w)
@@ -917,7 +920,7 @@ pub fn conv_transpose2d_act(
     slope: Option<f64>,
 ) -> Result<Tensor> {
     let g = conv_t_geometry(x.dims(), w, stride, padding, output_padding)?;
-    if !super::cpu_kernels(&[x, w]) {
+    if !super::fast_path(&[x, w]) {
         let y = add_bias(
             x.conv_transpose2d(w, padding, output_padding, stride, 1)?,
             b,
@@ -1010,7 +1013,7 @@ pub fn conv_transpose2d_input_grad(
     output_padding: usize,
 ) -> Result<Tensor> {
     let g = conv_t_geometry(x_dims, w, stride, padding, output_padding)?;
-    if !super::cpu_kernels(&[gy, w]) {
+    if !super::fast_path(&[gy, w]) {
         candle_core::bail!("conv_transpose2d_input_grad: only for the CPU kernels");
     }
     ConvOp::apply(Kind::Conv, g, gy, w)
