@@ -34,6 +34,7 @@ pub mod docs;
 pub mod engine;
 pub mod errors;
 pub mod eval;
+pub mod hints;
 pub mod magan;
 pub mod memory;
 pub mod metrics;
