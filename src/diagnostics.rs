@@ -265,6 +265,13 @@ pub fn pretty_sig(sig: &str) -> String {
         }
     }
     out.push_str(&word);
+    let out = replace_generic(&out, "BTreeMap", "map");
+    let out = replace_generic(&out, "HashMap", "map");
+    let out = replace_generic(&out, "Vec", "array");
+    let out = replace_word(&out, "String", "string");
+    let out = replace_word(&out, "Map", "map");
+    let out = replace_word(&out, "Array", "array");
+    let out = replace_word(&out, "FnPtr", "Fn");
     out.replace("Dynamic", "any")
         .replace("(?", "(any")
         .replace(", ?", ", any")
@@ -273,6 +280,69 @@ pub fn pretty_sig(sig: &str) -> String {
         .replace("ImmutableString", "string")
         .replace("i64", "int")
         .replace("f64", "float")
+}
+
+/// `Name<...>` (balanced brackets, anywhere in `s`) replaced by `with`: Rust's generic types
+/// read as script types (`BTreeMap<SmartString<LazyCompact>, any>` is a `map`).
+fn replace_generic(s: &str, name: &str, with: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    let pat = format!("{name}<");
+    while let Some(i) = rest.find(&pat) {
+        let boundary = rest[..i]
+            .chars()
+            .next_back()
+            .is_none_or(|c| !(c.is_alphanumeric() || c == '_'));
+        let start = i + pat.len();
+        let mut depth = 1usize;
+        let mut end = None;
+        for (j, c) in rest[start..].char_indices() {
+            match c {
+                '<' => depth += 1,
+                '>' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        end = Some(start + j + 1);
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        match (boundary, end) {
+            (true, Some(end)) => {
+                out.push_str(&rest[..i]);
+                out.push_str(with);
+                rest = &rest[end..];
+            }
+            _ => {
+                out.push_str(&rest[..start]);
+                rest = &rest[start..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The whole word `word` replaced by `with`.
+fn replace_word(s: &str, word: &str, with: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut w = String::new();
+    let flush = |w: &mut String, out: &mut String| {
+        out.push_str(if w == word { with } else { w.as_str() });
+        w.clear();
+    };
+    for c in s.chars() {
+        if c.is_alphanumeric() || c == '_' {
+            w.push(c);
+        } else {
+            flush(&mut w, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut w, &mut out);
+    out
 }
 
 /// Converts a parse error in `file`.
