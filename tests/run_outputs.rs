@@ -118,10 +118,11 @@ fn a_short_run_writes_config_metrics_grids_and_plots() {
     assert!(rows[6].ends_with("\"late \"\"x\"\"\""), "{}", rows[6]);
     assert!(!out.join("metrics.csv.tmp").exists());
 
-    // Images: a 4-per-row grid of 10 4×4 images with 2-px padding; plot 800×500; scatters.
+    // Images: a 4-per-row grid of 10 4×4 images with 2-px padding, upscaled 16× (to 64-px
+    // images) under a 24-px caption; plot 800×500; scatters.
     assert_eq!(
         png_size(&out.join("samples/step_5.png")),
-        (4 * 6 + 2, 3 * 6 + 2)
+        ((4 * 6 + 2) * 16, (3 * 6 + 2) * 16 + 24)
     );
     assert_eq!(png_size(&out.join("losses.png")), (800, 500));
     assert_eq!(png_size(&out.join("ring.png")), (600, 600));
