@@ -265,6 +265,13 @@ pub fn pretty_sig(sig: &str) -> String {
         }
     }
     out.push_str(&word);
+    let out = replace_generic(&out, "BTreeMap", "map");
+    let out = replace_generic(&out, "HashMap", "map");
+    let out = replace_generic(&out, "Vec", "array");
+    let out = replace_word(&out, "String", "string");
+    let out = replace_word(&out, "Map", "map");
+    let out = replace_word(&out, "Array", "array");
+    let out = replace_word(&out, "FnPtr", "Fn");
     out.replace("Dynamic", "any")
         .replace("(?", "(any")
         .replace(", ?", ", any")
@@ -273,6 +280,69 @@ pub fn pretty_sig(sig: &str) -> String {
         .replace("ImmutableString", "string")
         .replace("i64", "int")
         .replace("f64", "float")
+}
+
+/// `Name<...>` (balanced brackets, anywhere in `s`) replaced by `with`: Rust's generic types
+/// read as script types (`BTreeMap<SmartString<LazyCompact>, any>` is a `map`).
+fn replace_generic(s: &str, name: &str, with: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    let pat = format!("{name}<");
+    while let Some(i) = rest.find(&pat) {
+        let boundary = rest[..i]
+            .chars()
+            .next_back()
+            .is_none_or(|c| !(c.is_alphanumeric() || c == '_'));
+        let start = i + pat.len();
+        let mut depth = 1usize;
+        let mut end = None;
+        for (j, c) in rest[start..].char_indices() {
+            match c {
+                '<' => depth += 1,
+                '>' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        end = Some(start + j + 1);
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        match (boundary, end) {
+            (true, Some(end)) => {
+                out.push_str(&rest[..i]);
+                out.push_str(with);
+                rest = &rest[end..];
+            }
+            _ => {
+                out.push_str(&rest[..start]);
+                rest = &rest[start..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The whole word `word` replaced by `with`.
+fn replace_word(s: &str, word: &str, with: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut w = String::new();
+    let flush = |w: &mut String, out: &mut String| {
+        out.push_str(if w == word { with } else { w.as_str() });
+        w.clear();
+    };
+    for c in s.chars() {
+        if c.is_alphanumeric() || c == '_' {
+            w.push(c);
+        } else {
+            flush(&mut w, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut w, &mut out);
+    out
 }
 
 /// Converts a parse error in `file`.
@@ -299,7 +369,26 @@ pub fn from_eval_error(
     let mut chain = Vec::new();
     let (leaf, leaf_file) = innermost(err, file, &mut chain);
     let pos = leaf.position();
-    let (message, label, help) = describe_leaf(leaf, catalog, script_fns);
+    let (mut message, label, mut help) = describe_leaf(leaf, catalog, script_fns);
+    // The function the error happened in (the innermost call).
+    let in_fn = chain.last().and_then(|(what, ..)| {
+        what.strip_prefix("in call to `")
+            .and_then(|s| s.strip_suffix('`'))
+            .map(str::to_string)
+    });
+    if let Some((m, h)) = pytorch_help(
+        leaf,
+        sources,
+        sources.get(&leaf_file).as_deref(),
+        in_fn.as_deref(),
+        catalog,
+        script_fns,
+    ) {
+        if let Some(m) = m {
+            message = m;
+        }
+        help = Some(h);
+    }
     let mut d =
         ScriptDiagnostic::located(message, &label, &leaf_file, sources.get(&leaf_file), pos);
     d.help = help;
@@ -314,6 +403,66 @@ pub fn from_eval_error(
         ));
     }
     d
+}
+
+/// Help for what a PyTorch user writes (see [`crate::hints`]): `loss.backward()`, `G(z)` on a
+/// net held in a variable, a `fn` reading a variable of the script. Returns a replacement
+/// message (if any) and the help.
+fn pytorch_help(
+    leaf: &EvalAltResult,
+    sources: &Sources,
+    text: Option<&str>,
+    in_fn: Option<&str>,
+    catalog: &dyn FunctionCatalog,
+    script_fns: &[String],
+) -> Option<(Option<String>, String)> {
+    use crate::hints;
+    match leaf {
+        EvalAltResult::ErrorFunctionNotFound(sig, pos) => {
+            let pretty = pretty_sig(sig);
+            let name = fn_name_of(&pretty).to_string();
+            let args = pretty
+                .split_once('(')
+                .and_then(|(_, a)| a.rsplit_once(')'))
+                .map_or("", |(a, _)| a);
+            if let Some(h) = hints::call_hint(&name, args) {
+                return Some((None, h));
+            }
+            let known = script_fns.contains(&name)
+                || catalog.signatures().iter().any(|s| fn_name_of(s) == name);
+            if known || !hints::declared_in(sources).1.contains(&name) {
+                return None;
+            }
+            let call = match (text, pos.line()) {
+                (Some(t), Some(l)) => {
+                    hints::call_args(t, offset_of(t, l, pos.position().unwrap_or(1)))
+                }
+                _ => None,
+            };
+            Some((
+                Some(format!(
+                    "`{name}` is a variable, not a function: it cannot be called as `{name}(...)`"
+                )),
+                hints::callable_hint(&name, call.as_deref()),
+            ))
+        }
+        EvalAltResult::ErrorVariableNotFound(name, _) => {
+            if let Some(h) = hints::variable_hint(name) {
+                return Some((None, h));
+            }
+            let f = in_fn.filter(|f| !f.starts_with("anon$"))?;
+            if !hints::declared_in(sources).0.contains(name.as_str()) {
+                return None;
+            }
+            Some((
+                Some(format!(
+                    "unknown variable `{name}` in function `{f}`: functions do not see the script's variables"
+                )),
+                hints::closure_hint(name, Some(f)),
+            ))
+        }
+        _ => None,
+    }
 }
 
 /// Follows function-call and module wrappers to the error itself, recording call sites.

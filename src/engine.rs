@@ -28,6 +28,10 @@ impl Sources {
     pub fn get(&self, name: &str) -> Option<String> {
         self.0.borrow().get(name).cloned()
     }
+    /// Every source text (for the hints' scan of declared variables).
+    pub fn texts(&self) -> Vec<String> {
+        self.0.borrow().values().cloned().collect()
+    }
 }
 
 /// How an engine is built.

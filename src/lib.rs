@@ -14,12 +14,18 @@ macro_rules! reg {
     (volatile $engine:expr, $name:expr, $doc:expr, $f:expr) => {{
         ::rhai::FuncRegistration::new($name)
             .with_volatility(true)
-            .with_comments([format!("/// {}", $doc)])
+            .with_comments([
+                format!("/// {}", $doc),
+                format!("{}{}", $crate::docs::MODULE_TAG, module_path!()),
+            ])
             .register_into_engine($engine, $f);
     }};
     ($engine:expr, $name:expr, $doc:expr, $f:expr) => {{
         ::rhai::FuncRegistration::new($name)
-            .with_comments([format!("/// {}", $doc)])
+            .with_comments([
+                format!("/// {}", $doc),
+                format!("{}{}", $crate::docs::MODULE_TAG, module_path!()),
+            ])
             .register_into_engine($engine, $f);
     }};
 }
@@ -34,6 +40,7 @@ pub mod docs;
 pub mod engine;
 pub mod errors;
 pub mod eval;
+pub mod hints;
 pub mod limits;
 pub mod magan;
 pub mod memory;

@@ -77,10 +77,14 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
-    /// List the registered functions with their signatures and docs.
+    /// List the registered functions with their signatures and docs, by topic.
     Doc {
-        /// A function name (or part of one).
+        /// A function name (or part of one), or a topic (tensors, autograd, nets, optimizers,
+        /// losses, penalties, schedules, data, metrics, runs, stdlib).
         name: Option<String>,
+        /// List the topics with their number of functions.
+        #[arg(long, conflicts_with = "name")]
+        topics: bool,
     },
 }
 
@@ -177,7 +181,7 @@ fn dispatch(cli: Cli) -> ExitCode {
             repl(file, seed, device, allow_read)
         }
         Command::Check { files } => check(files),
-        Command::Doc { name } => doc(name),
+        Command::Doc { name, topics } => doc(name, topics),
     }
 }
 
@@ -556,11 +560,15 @@ fn check(files: Vec<PathBuf>) -> ExitCode {
     }
 }
 
-fn doc(name: Option<String>) -> ExitCode {
+fn doc(name: Option<String>, topics: bool) -> ExitCode {
     let (engine, _) = match ganscript::new_engine(&EngineOptions::default()) {
         Ok(e) => e,
         Err(e) => return fail(&ScriptDiagnostic::plain(e)),
     };
+    if topics {
+        print!("{}", docs::render_topics(&engine));
+        return ExitCode::SUCCESS;
+    }
     match docs::render(&engine, name.as_deref()) {
         Ok(text) => {
             print!("{text}");

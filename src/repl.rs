@@ -5,7 +5,9 @@
 //! Each input is compiled, its function definitions (and `import` statements) are merged into a
 //! session [`AST`] that every later input is evaluated with, and variables live in one
 //! persistent [`Scope`]: state carries from line to line. An unbalanced `{`, `(` or `[` (or an
-//! unterminated back-tick string or block comment) continues the input on the next line. The
+//! unterminated back-tick string or block comment) continues the input on the next line, and so
+//! does an input that parses up to its end and lacks the rest (`let b =`, `x +`, `if c`) until
+//! an empty line submits it. Values print as they are (strings unquoted). The
 //! core ([`Session::handle_line`], [`Repl`]) takes one physical line and returns what it printed,
 //! so it is driven the same way by rustyline, by piped stdin and by tests.
 //!
@@ -69,7 +71,7 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ),
     (
         ":vars",
-        ":vars          the variables in scope with their types (tensors: shape, dtype, device)",
+        ":vars          the variables in scope with their types (tensors: shape, dtype, device), and the functions",
     ),
     (
         ":time",
@@ -322,6 +324,29 @@ impl Session {
         v
     }
 
+    /// The script functions of the session, one `fn name(params)` line each with the first
+    /// line of its doc comment (for `:vars`).
+    pub fn function_lines(&self) -> String {
+        let mut fns: Vec<(String, String)> = self
+            .base
+            .iter_functions()
+            .filter(|f| !f.name.starts_with("anon$"))
+            .map(|f| {
+                let doc = f
+                    .comments
+                    .iter()
+                    .map(|c| c.trim_start_matches('/').trim())
+                    .find(|c| !c.is_empty())
+                    .map(|c| format!("  // {c}"))
+                    .unwrap_or_default();
+                (format!("fn {}({})", f.name, f.params.join(", ")), doc)
+            })
+            .collect();
+        fns.sort();
+        fns.dedup();
+        fns.into_iter().map(|(f, d)| format!("{f}{d}\n")).collect()
+    }
+
     /// Completion candidates for `line` with the cursor at `pos`: the start of the word being
     /// completed and the words it can become.
     pub fn complete(&self, scope: &Scope, line: &str, pos: usize) -> (usize, Vec<String>) {
@@ -347,7 +372,11 @@ impl Session {
             self.pending.push('\n');
         }
         self.pending.push_str(line);
-        if needs_more(&self.pending) {
+        // An unbalanced bracket always continues; an input that only lacks its end (`let b =`,
+        // `x +`, `if c`) continues until an empty line submits it as it is.
+        if needs_more(&self.pending)
+            || (!line.trim().is_empty() && is_incomplete(engine, &self.pending))
+        {
             return Output {
                 more: true,
                 ..Default::default()
@@ -394,7 +423,17 @@ impl Session {
                     Err(e) => Output::err(e),
                 }
             }
-            ":vars" => Output::out(vars(engine, scope)),
+            ":vars" => {
+                let mut text = vars(engine, scope);
+                let fns = self.function_lines();
+                if !fns.is_empty() {
+                    if text.starts_with("(no variables)") {
+                        text.clear();
+                    }
+                    text.push_str(&fns);
+                }
+                Output::out(text)
+            }
             ":time" if arg.is_empty() => Output::err("usage: :time EXPR\n"),
             ":time" => {
                 self.inputs += 1;
@@ -563,6 +602,34 @@ pub fn release_shadowed(scope: &mut Scope) {
     }
 }
 
+/// Does `text` parse up to its end and then lack the rest (`let b =`, `1 +`, `if x`, `x.`)?
+/// True when rhai reports an unexpected end of input, or an error placed after the text's last
+/// non-blank character.
+pub fn is_incomplete(engine: &Engine, text: &str) -> bool {
+    let Err(e) = engine.compile(text) else {
+        return false;
+    };
+    if matches!(e.err_type(), rhai::ParseErrorType::UnexpectedEOF) {
+        return true;
+    }
+    let (Some(line), Some(col)) = (e.position().line(), e.position().position()) else {
+        return false;
+    };
+    // The (line, column) of the last non-blank character.
+    let last = text
+        .lines()
+        .enumerate()
+        .filter_map(|(i, l)| {
+            let n = l.trim_end().chars().count();
+            (n > 0).then_some((i + 1, n))
+        })
+        .last();
+    match last {
+        Some(end) => (line, col) > end,
+        None => false,
+    }
+}
+
 /// Does `text` end inside a bracket, a back-tick string or a block comment? (Brackets inside
 /// strings, characters and comments do not count.)
 pub fn needs_more(text: &str) -> bool {
@@ -634,7 +701,7 @@ pub fn needs_more(text: &str) -> bool {
     depth > 0
 }
 
-/// How a value is printed at the prompt: nothing for unit, strings quoted, anything with a
+/// How a value is printed at the prompt: nothing for unit, strings as they are, anything with a
 /// registered `to_string` through it (tensors: shape, dtype, device and values or statistics;
 /// nets: their summary).
 pub fn show(engine: &Engine, v: &Dynamic) -> Option<String> {
@@ -642,7 +709,7 @@ pub fn show(engine: &Engine, v: &Dynamic) -> Option<String> {
         return None;
     }
     if v.is_string() {
-        return Some(format!("{:?}", v.to_string()));
+        return Some(v.to_string());
     }
     if let Some(t) = v.read_lock::<tensor::Tensor>() {
         return Some(t.to_string());
@@ -845,7 +912,11 @@ pub fn history_path() -> Option<PathBuf> {
 
 impl EditorReader {
     pub fn new() -> Option<Self> {
-        let mut editor = rustyline::Editor::new().ok()?;
+        // Tab lists every candidate (and completes their common prefix), as bash does.
+        let config = rustyline::Config::builder()
+            .completion_type(rustyline::CompletionType::List)
+            .build();
+        let mut editor = rustyline::Editor::with_config(config).ok()?;
         editor.set_helper(Some(Helper {
             names: Names::default(),
         }));

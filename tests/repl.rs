@@ -52,8 +52,8 @@ fn lines(s: &str) -> Vec<&str> {
 #[test]
 fn piped_lines_are_evaluated_and_values_printed() {
     let (out, err) = repl_session("1 + 2\nlet a = 5;\na * 2\nlet s = \"hi\";\ns\n");
-    // `let` (unit) prints nothing; the string is quoted.
-    assert_eq!(lines(&out), ["3", "10", "\"hi\""], "stderr: {err}");
+    // `let` (unit) prints nothing; the string prints as it is.
+    assert_eq!(lines(&out), ["3", "10", "hi"], "stderr: {err}");
 }
 
 #[test]

@@ -118,10 +118,11 @@ fn a_short_run_writes_config_metrics_grids_and_plots() {
     assert!(rows[6].ends_with("\"late \"\"x\"\"\""), "{}", rows[6]);
     assert!(!out.join("metrics.csv.tmp").exists());
 
-    // Images: a 4-per-row grid of 10 4×4 images with 2-px padding; plot 800×500; scatters.
+    // Images: a 4-per-row grid of 10 4×4 images with 2-px padding, upscaled 16× (to 64-px
+    // images) under a 24-px caption; plot 800×500; scatters.
     assert_eq!(
         png_size(&out.join("samples/step_5.png")),
-        (4 * 6 + 2, 3 * 6 + 2)
+        ((4 * 6 + 2) * 16, (3 * 6 + 2) * 16 + 24)
     );
     assert_eq!(png_size(&out.join("losses.png")), (800, 500));
     assert_eq!(png_size(&out.join("ring.png")), (600, 600));
@@ -275,7 +276,8 @@ fn progress_plain_lines() {
     assert_eq!(line, "epoch 1 5/10 2.50 it/s ETA 2s loss=0.5000");
     assert_eq!(fmt_duration(3725.0), "1h02m05s");
 
-    // The binary in plain mode (as under CI): lines at every 10%, with the latest metrics.
+    // The binary in plain mode (as under CI), with a zero interval: a line at every step but
+    // the last, then the summary line with the latest metrics.
     let tmp = tempfile::tempdir().unwrap();
     let script = tmp.path().join("p.rhai");
     std::fs::write(
@@ -291,6 +293,7 @@ fn progress_plain_lines() {
             tmp.path().join("o").to_str().unwrap(),
         ])
         .env("GANSCRIPT_PROGRESS", "plain")
+        .env("GANSCRIPT_PROGRESS_INTERVAL", "0")
         .output()
         .unwrap();
     assert!(
@@ -300,16 +303,19 @@ fn progress_plain_lines() {
     );
     let err = String::from_utf8_lossy(&out.stderr);
     let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("train ")).collect();
-    assert!(lines.len() >= 10 && lines.len() <= 21, "{err}");
+    assert_eq!(lines.len(), 20, "{err}");
     assert!(
         lines[0].starts_with("train 1/20 ") && lines[0].contains("loss=1.0000"),
         "{err}"
     );
+    assert!(
+        lines[18].starts_with("train 19/20 ") && lines[18].contains("ETA"),
+        "{err}"
+    );
     let last = lines.last().unwrap();
     assert!(
-        last.starts_with("train 20/20 ")
-            && last.contains("it/s")
-            && last.contains("ETA")
+        last.starts_with("train done: 20/20 in ")
+            && (last.contains("it/s") || last.contains("s/it"))
             && last.contains("loss=0.0500"),
         "{err}"
     );

@@ -385,8 +385,18 @@ fn to_usize(n: INT, what: &str) -> ScriptResult<usize> {
 
 pub fn register(engine: &mut Engine) {
     engine.register_type_with_name::<Dataset>("Dataset");
-    engine.register_fn("to_string", |d: &mut Dataset| d.describe());
-    engine.register_fn("to_debug", |d: &mut Dataset| d.describe());
+    reg!(
+        engine,
+        "to_string",
+        "The data set's name, size and shape.",
+        |d: &mut Dataset| d.describe()
+    );
+    reg!(
+        engine,
+        "to_debug",
+        "The data set's name, size and shape.",
+        |d: &mut Dataset| d.describe()
+    );
     engine.register_get("images", |d: &mut Dataset| d.images_tensor());
     engine.register_get("x", |d: &mut Dataset| d.images_tensor());
     engine.register_get("labels", |d: &mut Dataset| d.labels_dyn());

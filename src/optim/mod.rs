@@ -764,6 +764,7 @@ pub fn register(engine: &mut Engine) {
             make(Kind::RmsProp { alpha, eps }, &params, lr)
         }
     );
+    register_pytorch_defaults(engine);
     reg!(
         engine,
         "step",
@@ -870,5 +871,36 @@ pub fn register(engine: &mut Engine) {
             let i = o.0.borrow();
             format!("{:?} lr={} ({} parameters)", i.kind, i.lr, i.params.len())
         }
+    );
+}
+
+/// The short forms with PyTorch's default hyper-parameters (`torch.optim`): Adam and Adamax
+/// betas (0.9, 0.999), RMSprop alpha 0.99, all with eps 1e-8 (SGD's `sgd(params, lr)`, momentum
+/// 0, is registered with the others).
+fn register_pytorch_defaults(engine: &mut Engine) {
+    reg!(
+        engine,
+        "adam",
+        "Adam with PyTorch's defaults: betas (0.9, 0.999), eps 1e-8.",
+        |params: Dynamic, lr: FLOAT| adam_like("adam", &params, lr, 0.9, 0.999, &Map::new())
+    );
+    reg!(
+        engine,
+        "adamax",
+        "Adamax with PyTorch's defaults: betas (0.9, 0.999), eps 1e-8.",
+        |params: Dynamic, lr: FLOAT| adam_like("adamax", &params, lr, 0.9, 0.999, &Map::new())
+    );
+    reg!(
+        engine,
+        "rmsprop",
+        "RMSProp with PyTorch's defaults: alpha 0.99, eps 1e-8.",
+        |params: Dynamic, lr: FLOAT| make(
+            Kind::RmsProp {
+                alpha: 0.99,
+                eps: 1e-8
+            },
+            &params,
+            lr
+        )
     );
 }

@@ -2,13 +2,16 @@
 //! is taken as one channel), `nrow` images per row, 2-px grey (128) padding around every image.
 //! Values are mapped from `[0, 1]`, or `[-1, 1]` when any value is negative, or from an explicit
 //! `#{range: [lo, hi]}`, and clamped. `#{scores: t}` orders the images by score, ascending.
+//! The picture written is upscaled (nearest, 2× at least; `scale`) and captioned (`caption`,
+//! by default the step or epoch in the file name), and `#{gif: "samples.gif"}` also appends it to
+//! a growing GIF: see [`super::sample_image`].
 
+use super::sample_image::{append_gif_frame, Look, Pixels};
 use super::RunHandle;
 use crate::errors::{script_err, OrScriptErr, ScriptResult};
 use crate::tensor::Tensor;
 use candle_core::DType;
 use rhai::{Engine, Map, INT};
-use std::io::Cursor;
 use std::path::Path;
 
 const PAD: usize = 2;
@@ -40,7 +43,7 @@ impl GridOptions {
                 }
                 other => {
                     return Err(script_err(format!(
-                        "save_grid: unknown option `{other}`: expected range or scores"
+                        "save_grid: unknown option `{other}`: expected range, scores, scale, caption or gif"
                     )))
                 }
             }
@@ -49,12 +52,24 @@ impl GridOptions {
     }
 }
 
-/// Encodes a grid of `images` as PNG bytes; returns the bytes and the pixel size (w, h).
+/// Encodes a grid of `images` as PNG bytes (1×, no caption); returns the bytes and the pixel
+/// size (w, h).
 pub fn grid_png(
     images: &Tensor,
     nrow: usize,
     opts: &GridOptions,
 ) -> ScriptResult<(Vec<u8>, u32, u32)> {
+    let (p, _) = grid_pixels(images, nrow, opts)?;
+    Ok((p.png()?, p.width as u32, p.height as u32))
+}
+
+/// The pixels of a grid of `images` (1×, no caption) and the images' size (the larger of
+/// height and width).
+pub fn grid_pixels(
+    images: &Tensor,
+    nrow: usize,
+    opts: &GridOptions,
+) -> ScriptResult<(Pixels, usize)> {
     let t = &images.0;
     let (n, c, h, w) = match *t.dims() {
         [n, c, h, w] if c == 1 || c == 3 => (n, c, h, w),
@@ -127,19 +142,15 @@ pub fn grid_png(
             }
         }
     }
-    let mut out = Vec::new();
-    let (gw32, gh32) = (gw as u32, gh as u32);
-    let res = if c == 1 {
-        image::GrayImage::from_raw(gw32, gh32, px)
-            .ok_or_else(|| script_err("save_grid: internal size error"))?
-            .write_to(&mut Cursor::new(&mut out), image::ImageFormat::Png)
-    } else {
-        image::RgbImage::from_raw(gw32, gh32, px)
-            .ok_or_else(|| script_err("save_grid: internal size error"))?
-            .write_to(&mut Cursor::new(&mut out), image::ImageFormat::Png)
-    };
-    res.map_err(|e| script_err(format!("save_grid: cannot encode PNG: {e}")))?;
-    Ok((out, gw32, gh32))
+    Ok((
+        Pixels {
+            data: px,
+            width: gw,
+            height: gh,
+            channels: c,
+        },
+        h.max(w),
+    ))
 }
 
 /// Writes a grid to `path` (atomically).
@@ -154,22 +165,32 @@ pub fn save_grid(
 }
 
 fn save(h: &RunHandle, t: &Tensor, name: &str, nrow: INT, opts: &Map) -> ScriptResult<String> {
-    let opts = GridOptions::from_map(opts)?;
+    let mut opts = opts.clone();
+    let look = Look::take_from(&mut opts, name)?;
+    let opts = GridOptions::from_map(&opts)?;
     let nrow = usize::try_from(nrow)
         .map_err(|_| script_err(format!("save_grid: nrow must be positive, got {nrow}")))?;
+    let (grid, side) = grid_pixels(t, nrow, &opts)?;
+    let picture = look.apply(&grid, side)?;
     let path = h.0.borrow_mut().path(name, "png")?;
-    save_grid(t, &path, nrow, &opts)?;
+    super::atomic_write(&path, &picture.png()?)?;
+    if let Some(gif) = &look.gif {
+        let gif_path = h.0.borrow_mut().path(gif, "gif")?;
+        let old = std::fs::read(&gif_path).ok();
+        let bytes = append_gif_frame(old.as_deref(), &picture)?;
+        super::atomic_write(&gif_path, &bytes)?;
+    }
     Ok(path.display().to_string())
 }
 
 pub fn register(engine: &mut Engine, handle: &RunHandle) {
     let h = handle.clone();
-    reg!(engine, "save_grid", "Writes a PNG grid of images [N,C,H,W] (nrow per row; range auto [0,1] or [-1,1]) into the run directory; returns the path.", move |t: Tensor, name: &str, nrow: INT| save(&h, &t, name, nrow, &Map::new()));
+    reg!(engine, "save_grid", "Writes a PNG grid of images [N,C,H,W] (nrow per row; range auto [0,1] or [-1,1]) into the run directory, upscaled (2× at least, nearest) and captioned with the step or epoch in the name (samples_step500.png: \"step 500\"); returns the path.", move |t: Tensor, name: &str, nrow: INT| save(&h, &t, name, nrow, &Map::new()));
     let h = handle.clone();
     reg!(
         engine,
         "save_grid",
-        "save_grid with options #{range: [-1, 1], scores: t} (scores sort the images ascending).",
+        "save_grid with options #{range: [-1, 1], scores: t (sort the images ascending), scale: 1.. (default: 2× at least), caption: \"..\" (\"\" or false: none), gif: \"samples.gif\" (also append the picture as a frame of this growing GIF)}.",
         move |t: Tensor, name: &str, nrow: INT, opts: Map| save(&h, &t, name, nrow, &opts)
     );
 }

@@ -17,6 +17,7 @@ pub mod grid;
 pub mod metrics;
 pub mod plot;
 pub mod progress;
+pub mod sample_image;
 
 use crate::engine::EngineOptions;
 use crate::errors::{script_err, ScriptResult};

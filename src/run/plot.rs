@@ -20,9 +20,9 @@ use std::io::Cursor;
 use std::sync::Once;
 
 static FONT: &[u8] = include_bytes!("DejaVuSans.ttf");
-const FONT_NAME: &str = "sans-serif";
+pub(crate) const FONT_NAME: &str = "sans-serif";
 
-fn ensure_font() {
+pub(crate) fn ensure_font() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         let _ = plotters::style::register_font(FONT_NAME, FontStyle::Normal, FONT);
