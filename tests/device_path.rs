@@ -87,35 +87,37 @@ fn batches_land_on_the_current_device() {
 /// the same values.
 #[test]
 fn saved_nets_and_optimizers_load_onto_the_current_device() {
+    // Files are written in the run directory (the sandbox); run_path reads them back.
     let dir = tempfile::tempdir().unwrap();
-    let (net, opt) = (
-        dir.path().join("n.safetensors"),
-        dir.path().join("o.safetensors"),
-    );
-    let got = eval(&format!(
-        r#"
+    let in_run = ganscript::engine::EngineOptions {
+        out_dir: Some(dir.path().to_path_buf()),
+        ..Default::default()
+    };
+    use_test_device();
+    let src = r#"
         default_dtype("f64");
         seed(2);
         let n = sequential([linear(3, 4), relu(), linear(4, 1)]);
         let o = adam(n, 0.01, 0.5, 0.999);
         o.step(n.forward(randn([5, 3])).sum());
-        n.save("{net}");
-        o.save("{opt}");
+        n.save("n.safetensors");
+        o.save("o.safetensors");
         let m = sequential([linear(3, 4), relu(), linear(4, 1)]);
         let p = adam(m, 0.01, 0.5, 0.999);
-        m.load("{net}");
-        p.load("{opt}");
+        m.load(run_path("n.safetensors"));
+        p.load(run_path("o.safetensors"));
         let x = randn([2, 3]);
         o.step(n.forward(x).sum());
         p.step(m.forward(x).sum());
         let diff = 0.0;
-        for i in 0..n.params().len() {{ diff = max(diff, (n.params()[i] - m.params()[i]).abs().max().item()); }}
+        for i in 0..n.params().len() { diff = max(diff, (n.params()[i] - m.params()[i]).abs().max().item()); }
         [diff, device(m.params()[0]), device(p.state()["0.m"])]
-        "#,
-        net = net.display(),
-        opt = opt.display()
-    ))
-    .cast::<rhai::Array>();
+        "#;
+    let got = ganscript::script::compile("test.rhai", src, &in_run)
+        .map_err(|d| d.render_plain())
+        .and_then(|s| s.run(&mut rhai::Scope::new()).map_err(|d| d.render_plain()))
+        .unwrap_or_else(|e| panic!("script failed:\n{e}"))
+        .cast::<rhai::Array>();
     assert_eq!(
         got[0].as_float().unwrap(),
         0.0,

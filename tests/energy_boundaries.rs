@@ -166,7 +166,8 @@ fn margin_adapter_epoch_means_and_counts() {
     // 20 over 5 real energies, 150 over 5 fake ones; then 12 over 3 and 70 over 2.
     assert_eq!(m.epoch_mean_real, Some(4.0));
     assert_eq!(m.epoch_mean_fake, Some(30.0));
-    m.accumulate(&t(&[2.0, 4.0, 6.0]), &t(&[30.0, 40.0])).unwrap();
+    m.accumulate(&t(&[2.0, 4.0, 6.0]), &t(&[30.0, 40.0]))
+        .unwrap();
     m.end_epoch().unwrap();
     assert_eq!(m.epoch_mean_real, Some(4.0));
     assert_eq!(m.epoch_mean_fake, Some(35.0));

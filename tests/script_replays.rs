@@ -118,6 +118,8 @@ fn resumed(name: &str, base: &[&str], next: &[&str], replay: &str) -> (Value, Va
         replay_path.to_str().unwrap(),
         "--resume",
         rep.to_str().unwrap(),
+        // The replay is another script than the one that made the checkpoint, on purpose.
+        "--force-script",
     ]
     .map(String::from)
     .to_vec();
