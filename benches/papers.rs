@@ -198,7 +198,7 @@ fn script_times(name: &str, iters: usize, paired: Option<Paired>) -> R<Vec<f64>>
         script::compile(&format!("{name}.rhai"), &src, &opts).map_err(|d| d.render_plain())?;
     // The end of a timed iteration on a GPU: wait for its queued work.
     s.engine
-        .register_fn("sync", || -> Result<(), Box<rhai::EvalAltResult>> {
+        .register_fn("device_sync", || -> Result<(), Box<rhai::EvalAltResult>> {
             sync().map_err(|e| e.to_string().into())
         });
     s.engine.register_fn(
