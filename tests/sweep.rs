@@ -730,3 +730,68 @@ fn named_cases_with_their_own_scripts_express_an_experiment_group() {
     // `compare --mean-seeds` groups them by configuration.
     assert_eq!(ganscript::compare::seed_group(&s.runs[4].dir), "ebgan-m30");
 }
+
+#[test]
+fn the_experiment_groups_are_sweeps_with_experiments_md_s_runs() {
+    // scripts/experiments/*.toml: every run behind EXPERIMENTS.md, with the directory names its
+    // tables and report.sh use, and every script present.
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/experiments");
+    let want: &[(&str, usize, &[&str])] = &[
+        ("margin", 6, &["margin-lam1-s1", "margin-lam20-s3"]),
+        ("magan", 9, &["magan-s1", "magan-nobc-s2", "ebgan-m30-s3"]),
+        (
+            "roth",
+            12,
+            &["roth-unreg-s1", "roth-g0.1-ann-s2", "roth-noise-ann-s3"],
+        ),
+        ("roth5", 6, &["roth5-unreg-s1", "roth5-g0.1-s3"]),
+        (
+            "maxmargin",
+            15,
+            &["mm-none-s1", "mm-linf-hinge-s2", "mm-l1-hinge-s3"],
+        ),
+        ("tempered", 10, &["tan-lens-s1", "tan-nolens-s5"]),
+    ];
+    for (group, count, some) in want {
+        let s = Sweep::load(&dir.join(format!("{group}.toml"))).unwrap();
+        let n = names(&s);
+        assert_eq!(n.len(), *count, "{group}: {n:?}");
+        for name in *some {
+            assert!(n.iter().any(|x| x == name), "{group}: no {name} in {n:?}");
+        }
+        for r in &s.runs {
+            assert!(
+                r.script.exists(),
+                "{group}: {} is missing",
+                r.script.display()
+            );
+            assert!(
+                r.dir.ends_with(format!("runs/experiments/{}", r.name)),
+                "{}",
+                r.dir.display()
+            );
+        }
+    }
+    // The settings that make a configuration, as EXPERIMENTS.md states them.
+    let m = Sweep::load(&dir.join("maxmargin.toml")).unwrap();
+    let linf = m
+        .runs
+        .iter()
+        .find(|r| r.name == "mm-linf-hinge-s1")
+        .unwrap();
+    assert_eq!(
+        linf.set_args(),
+        [
+            "steps=10000",
+            "width=16",
+            "lambda=20",
+            "grid_every=2500",
+            "log_every=100",
+            "norm=linf",
+            "penalty=hinge"
+        ]
+    );
+    let t = Sweep::load(&dir.join("tempered.toml")).unwrap();
+    assert!(t.runs[1].set_args().contains(&"lens=false".to_string()));
+    assert!(!t.runs[0].set_args().iter().any(|a| a.starts_with("lens=")));
+}

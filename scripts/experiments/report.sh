@@ -12,7 +12,10 @@ GS=${GANSCRIPT:-target/release/ganscript}
 R=${1:-runs/experiments}
 F=${2:-scripts/experiments/figures}
 mkdir -p "$F"
-runs() { for p in "$@"; do for d in "$R"/$p; do [ -f "$d/done" ] && echo "$d"; done; done; }
+# Finished runs: config.json says "ok" (runs of `ganscript sweep`; older runs of run.sh also left
+# a `done` file).
+finished() { [ -f "$1/done" ] || grep -q '"status": "ok"' "$1/config.json" 2>/dev/null; }
+runs() { for p in "$@"; do for d in "$R"/$p; do finished "$d" && echo "$d"; done; done; }
 ev() { # GROUP RUNS...: eval each run on its own (no cross-test), 5,000 samples
   local g=$1; shift
   [ $# -gt 0 ] || return 0

@@ -23,7 +23,13 @@ def rows(run):
 
 
 def done(run):
-    return os.path.exists(os.path.join(R, run, "done"))
+    """Finished: config.json says "ok" (older runs of run.sh also left a `done` file)."""
+    if os.path.exists(os.path.join(R, run, "done")):
+        return True
+    try:
+        return json.load(open(os.path.join(R, run, "config.json"))).get("status") == "ok"
+    except (OSError, ValueError):
+        return False
 
 
 def seeds(prefix):
