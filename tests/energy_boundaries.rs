@@ -182,4 +182,25 @@ fn margin_adapter_epoch_means_and_counts() {
         assert!(e.contains("sample count must be > 0"), "{n}: {e}");
     }
     assert_eq!(m.epochs, 3, "a refused epoch does not count");
+    // Given sums: the means are the sums over n (20/4 and 30/4).
+    m.end_epoch_with(20.0, 30.0, 4.0).unwrap();
+    assert_eq!(m.epoch_mean_real, Some(5.0));
+    assert_eq!(m.epoch_mean_fake, Some(7.5));
+    // A non-finite sum, either one alone, is refused and leaves the adapter as it was.
+    for (sx, sz) in [(f64::NAN, 1.0), (1.0, f64::INFINITY), (f64::NAN, f64::NAN)] {
+        let e = m.end_epoch_with(sx, sz, 2.0).unwrap_err().to_string();
+        assert!(
+            e.contains("the epoch sums must be finite"),
+            "{sx}, {sz}: {e}"
+        );
+    }
+    assert_eq!(m.epochs, 4);
+    assert_eq!(m.epoch_mean_fake, Some(7.5));
+    // Its description names the margin and the last epoch's means.
+    let text = m.to_string();
+    assert!(text.starts_with("MarginAdapter(margin="), "{text}");
+    assert!(
+        text.contains("epochs=4") && text.contains("real=5") && text.contains("fake=7.5"),
+        "{text}"
+    );
 }

@@ -108,7 +108,9 @@ fn check_accepts_every_script() {
         .collect();
     files.sort();
     assert!(
-        files.iter().any(|f| f.ends_with("benches/scripts/mixture3d.rhai")),
+        files
+            .iter()
+            .any(|f| f.ends_with("benches/scripts/mixture3d.rhai")),
         "no benchmark scripts found"
     );
     for name in [
