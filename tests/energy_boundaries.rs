@@ -204,3 +204,22 @@ fn margin_adapter_epoch_means_and_counts() {
         "{text}"
     );
 }
+
+#[test]
+fn margin_adapter_state_round_trip_and_bad_counts() {
+    use ganscript::magan::MarginAdapter;
+    let mut m = MarginAdapter::default();
+    m.init(40.0).unwrap();
+    m.accumulate_sums(12.0, 3, 90.0, 3);
+    let state = m.state_map();
+    let back = MarginAdapter::from_state_map(&state).unwrap();
+    assert_eq!(back, m);
+    assert_eq!((back.n_real, back.n_fake), (3, 3));
+    // Counts must be whole and not negative: each defect alone is refused.
+    for bad in [-1.0, 2.5, -2.5] {
+        let mut s = state.clone();
+        s.insert("n_real".into(), rhai::Dynamic::from_float(bad));
+        let e = MarginAdapter::from_state_map(&s).unwrap_err().to_string();
+        assert!(e.contains("`n_real` must be a count"), "{bad}: {e}");
+    }
+}
