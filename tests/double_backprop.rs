@@ -55,17 +55,31 @@ print(`second-order OK: ${checked} derivatives, max ${biggest}`);
 
 #[test]
 fn binary_sets_double_backprop_itself() {
+    binary_with_variable(None);
+}
+
+/// A variable that says "off" (empty or 0) in the user's environment is overridden too: the
+/// gradient penalties need it on.
+#[test]
+fn binary_overrides_a_variable_that_turns_it_off() {
+    binary_with_variable(Some("0"));
+    binary_with_variable(Some(""));
+}
+
+fn binary_with_variable(value: Option<&str>) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("gp_fd.rhai");
     std::fs::write(&path, SCRIPT).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_ganscript"))
-        .arg("run")
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ganscript"));
+    cmd.arg("run")
         .arg(&path)
         .arg("--out")
-        .arg(dir.path().join("run"))
-        .env_remove("CANDLE_GRAD_DO_NOT_DETACH")
-        .output()
-        .expect("run the ganscript binary");
+        .arg(dir.path().join("run"));
+    match value {
+        Some(v) => cmd.env("CANDLE_GRAD_DO_NOT_DETACH", v),
+        None => cmd.env_remove("CANDLE_GRAD_DO_NOT_DETACH"),
+    };
+    let out = cmd.output().expect("run the ganscript binary");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
