@@ -1,6 +1,8 @@
 //! Data sets: loaders on generated fixture files (good and broken), the built-in MNIST against
 //! an independent read of the shared files, synthetic mixtures, transforms and batch iteration.
 
+mod common;
+
 use ganscript::data::{files, mixtures, Dataset};
 use ganscript::engine::EngineOptions;
 use rhai::{Dynamic, Scope};
@@ -324,17 +326,7 @@ fn npy_bytes(descr: &str, shape: &[usize], body: &[u8]) -> Vec<u8> {
                 .join(", ")
         ),
     };
-    let mut header =
-        format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape_txt}, }}");
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut b = b"\x93NUMPY\x01\x00".to_vec();
-    b.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    b.extend_from_slice(header.as_bytes());
-    b.extend_from_slice(body);
-    b
+    common::npy_file(descr, &shape_txt, body)
 }
 
 #[test]

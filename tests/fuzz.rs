@@ -7,6 +7,8 @@
 //! `FUZZ_CASES=20000 cargo test --test fuzz`. Inputs that once broke a loader are kept as
 //! cases of `tests/corpus.rs`.
 
+mod common;
+
 use candle_core::{Device, Tensor as CT};
 use ganscript::data::files;
 use ganscript::nn::Net;
@@ -156,16 +158,7 @@ fn idx_labels(n: u32) -> Vec<u8> {
 }
 
 fn npy(descr: &str, shape: &str, body: &[u8]) -> Vec<u8> {
-    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut b = b"\x93NUMPY\x01\x00".to_vec();
-    b.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    b.extend_from_slice(header.as_bytes());
-    b.extend_from_slice(body);
-    b
+    common::npy_file(descr, shape, body)
 }
 
 fn npz(entries: &[(&str, Vec<u8>, bool)]) -> Vec<u8> {

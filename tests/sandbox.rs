@@ -9,6 +9,8 @@
 //! that take paths must also refuse each of them with the sandbox's error, and no error may
 //! name a file of the outside folder that the call did not name itself.
 
+mod common;
+
 use ganscript::sandbox::{READ_REFUSED, WRITE_REFUSED};
 use ganscript::EngineOptions;
 use rhai::{Dynamic, Engine, EvalAltResult};
@@ -116,19 +118,8 @@ use std::os::unix::ffi::OsStringExt;
 
 fn npy_f32(shape: &[usize], values: &[f32]) -> Vec<u8> {
     let dims: Vec<String> = shape.iter().map(|s| s.to_string()).collect();
-    let mut header = format!(
-        "{{'descr': '<f4', 'fortran_order': False, 'shape': ({},), }}",
-        dims.join(", ")
-    );
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut b = b"\x93NUMPY\x01\x00".to_vec();
-    b.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    b.extend_from_slice(header.as_bytes());
-    b.extend(values.iter().flat_map(|x| x.to_le_bytes()));
-    b
+    let body: Vec<u8> = values.iter().flat_map(|x| x.to_le_bytes()).collect();
+    common::npy_file("<f4", &format!("({},)", dims.join(", ")), &body)
 }
 
 /// Valid data files of every kind a loader reads, in `dir` (the outside folder).

@@ -359,3 +359,18 @@ pub fn test_dtype() -> (&'static str, f64, f64) {
         Ok(other) => panic!("GANSCRIPT_TEST_DTYPE={other}: expected f64 or f32"),
     }
 }
+
+/// An NPY (version 1.0) file: the header dict with `descr` and the shape as written
+/// (`"(2, 3)"`, `"(4,)"`), padded to 64 bytes, then `body`.
+pub fn npy_file(descr: &str, shape: &str, body: &[u8]) -> Vec<u8> {
+    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut b = b"\x93NUMPY\x01\x00".to_vec();
+    b.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    b.extend_from_slice(header.as_bytes());
+    b.extend_from_slice(body);
+    b
+}
