@@ -2,7 +2,7 @@
 //! `cargo bench --bench conv`.
 
 use candle_core::{Device, Tensor};
-use ganscript::tensor::conv;
+use ganscript::kernels::conv;
 use std::time::Instant;
 
 fn rand(shape: &[usize]) -> Tensor {

@@ -466,11 +466,11 @@ fn child(name: &str, a: &Args) -> R<()> {
         "script_alone_median_ms": round2(median(&solo)),
         "overhead_pct": (overhead * 1000.0).round() / 10.0,
         "peak_mib": peak.round(),
-        "threads": ganscript::tensor::threads::count(),
+        "threads": ganscript::kernels::threads::count(),
         "iters": s.len(),
         "frozen_d": !a.unfrozen,
         "device": a.device,
-        "kernels": ganscript::tensor::kernels::current().name(),
+        "kernels": ganscript::kernels::dispatch::current().name(),
     });
     println!("{line}");
     Ok(())
@@ -501,7 +501,7 @@ fn main() {
         a.threads,
         if a.unfrozen { "not frozen" } else { "frozen" },
         a.device,
-        ganscript::tensor::kernels::current().name(),
+        ganscript::kernels::dispatch::current().name(),
         load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
     );
     println!(

@@ -8,48 +8,17 @@
 //! (engine creation, `grad`, the optimizers) calls it.
 
 use crate::errors::{script_err, OrScriptErr, ScriptResult};
+use crate::kernels::backward_for;
 use crate::tensor::Tensor;
-use candle_core::backprop::GradStore;
-use candle_core::{DType, Device, Tensor as CT, TensorId, Var};
+use candle_core::{DType, Device, Tensor as CT, Var};
 use rhai::{Array, Dynamic, Engine};
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::sync::Once;
 
 static SET_ENV: Once = Once::new();
 
 thread_local! {
     static VERIFIED: Cell<bool> = const { Cell::new(false) };
-    /// The leaf variables the running [`grads`] call returns gradients for (None: all of them,
-    /// as in an optimizer's backward pass).
-    static WANTED: RefCell<Option<Vec<TensorId>>> = const { RefCell::new(None) };
-}
-
-/// Whether a custom op's backward pass has to compute the gradient of its input `t`: not for a
-/// constant (a tensor no variable flows into, such as data or a frozen net's weights), nor for
-/// a leaf variable that the running [`grads`] call does not return (a net's weights while a
-/// penalty takes the gradient with respect to D's input). Any other input must get one.
-pub fn needs_grad(t: &CT) -> bool {
-    if !t.track_op() {
-        return false;
-    }
-    !t.is_variable() || WANTED.with(|w| w.borrow().as_ref().is_none_or(|ids| ids.contains(&t.id())))
-}
-
-/// Restores the previous [`WANTED`] set when a backward pass ends (or fails).
-struct Wanted(Option<Vec<TensorId>>);
-
-impl Drop for Wanted {
-    fn drop(&mut self) {
-        WANTED.with(|w| *w.borrow_mut() = self.0.take());
-    }
-}
-
-/// `y.backward()` for the gradients of the leaf variables `wanted` only: the custom ops skip
-/// the gradients of other leaves (see [`needs_grad`]); candle's own ops still compute theirs.
-pub fn backward_for(y: &CT, wanted: &[&CT]) -> candle_core::Result<GradStore> {
-    let ids = wanted.iter().map(|x| x.id()).collect();
-    let _restore = Wanted(WANTED.with(|w| w.replace(Some(ids))));
-    y.backward()
 }
 
 /// Makes candle keep the graph of computed gradients on this thread, and checks that it does.

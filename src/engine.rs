@@ -88,7 +88,7 @@ pub const INTERRUPTED: &str = "interrupted (Ctrl-C)";
 /// An engine with every ganscript concern registered, plus the shared source map.
 pub fn new_engine(opts: &EngineOptions) -> Result<(Engine, Sources), String> {
     autograd::ensure_double_backprop()?;
-    crate::tensor::kernels::from_env()?;
+    crate::kernels::dispatch::from_env()?;
     let mut engine = Engine::new();
     let sources = Sources::default();
 

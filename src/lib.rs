@@ -41,6 +41,7 @@ pub mod engine;
 pub mod errors;
 pub mod eval;
 pub mod hints;
+pub mod kernels;
 pub mod limits;
 pub mod magan;
 pub mod memory;

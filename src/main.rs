@@ -95,7 +95,7 @@ fn main() -> ExitCode {
         eprintln!("error: {e}");
         return ExitCode::FAILURE;
     }
-    if let Err(e) = ganscript::tensor::kernels::from_env() {
+    if let Err(e) = ganscript::kernels::dispatch::from_env() {
         eprintln!("error: {e}");
         return ExitCode::FAILURE;
     }

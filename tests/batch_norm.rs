@@ -3,7 +3,7 @@
 //! f32 to f32 precision. On both kernel paths (the generic one composes it from candle's ops).
 
 use candle_core::{DType, Device, Tensor, Var};
-use ganscript::tensor::batch_norm::batch_norm_train;
+use ganscript::kernels::batch_norm::batch_norm_train;
 
 mod common;
 use common::{gradients_to_second_order, on_path, values, PATHS, SECOND_ORDER_NAMES};
@@ -109,7 +109,7 @@ fn fused_batch_norm_returns_the_batch_statistics() {
 #[test]
 fn third_order_gradients_through_the_fused_batch_norm_are_a_clear_error() {
     ganscript::autograd::ensure_double_backprop().unwrap();
-    let _fast = ganscript::tensor::kernels::force(PATHS[0]);
+    let _fast = ganscript::kernels::dispatch::force(PATHS[0]);
     let x = rand(&[4, 2, 3, 3], 5, 0.0, 1.0, DType::F64);
     let w = rand(&[2], 6, 1.0, 0.5, DType::F64);
     let b = rand(&[2], 7, 0.0, 0.5, DType::F64);

@@ -2,7 +2,7 @@
 //! do the generic path's compositions of them with a bias, an activation and a residual input.
 
 use candle_core::{DType, Device, Tensor, Var};
-use ganscript::tensor::conv;
+use ganscript::kernels::conv;
 
 mod common;
 use common::{gradients_to_second_order, on_path, PATHS, SECOND_ORDER_NAMES};

@@ -7,7 +7,7 @@
 mod common;
 
 use common::{on_path, use_test_device, PATHS};
-use ganscript::tensor::kernels::Kernels;
+use ganscript::kernels::dispatch::Kernels;
 
 fn eval(src: &str) -> rhai::Dynamic {
     use_test_device();
@@ -199,11 +199,11 @@ fn a_custom_kernel_on_the_generic_path_is_an_error() {
     let w = Tensor::ones((4, 3), candle_core::DType::F32, &Device::Cpu).unwrap();
     // Made on the fast path, its forward pass run on the generic one: the kernel refuses.
     let fast = on_path(Kernels::Fast, || {
-        ganscript::tensor::matmul::mm(&x, false, &w, true)
+        ganscript::kernels::matmul::mm(&x, false, &w, true)
     });
     assert_eq!(fast.unwrap().dims(), [2, 4]);
     let e = on_path(Kernels::Generic, || {
-        ganscript::tensor::kernels::check_kernel("matmul").unwrap_err()
+        ganscript::kernels::dispatch::check_kernel("matmul").unwrap_err()
     });
     assert!(
         e.to_string().contains("matmul") && e.to_string().contains("generic"),
@@ -211,7 +211,7 @@ fn a_custom_kernel_on_the_generic_path_is_an_error() {
     );
     // The ops themselves take candle's path in generic mode.
     let y = on_path(Kernels::Generic, || {
-        ganscript::tensor::matmul::mm(&x, false, &w, true)
+        ganscript::kernels::matmul::mm(&x, false, &w, true)
     });
     assert_eq!(y.unwrap().to_vec2::<f32>().unwrap(), vec![vec![3f32; 4]; 2]);
 }

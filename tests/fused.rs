@@ -2,7 +2,7 @@
 //! primitives: values, first-order and second-order gradients (f64), on both kernel paths.
 
 use candle_core::{Device, Tensor, Var};
-use ganscript::tensor::fused;
+use ganscript::kernels::fused;
 
 mod common;
 use common::{on_path, values, PATHS};
@@ -137,7 +137,7 @@ fn fused_ops_reject_mismatched_shapes() {
 /// first- and second-order gradients equal candle's tanh.
 #[test]
 fn tanh_matches_the_exact_function_and_candles_gradients() {
-    use ganscript::tensor::tanh::tanh;
+    use ganscript::kernels::tanh::tanh;
     let xs: Vec<f32> = (-200_000..=200_000)
         .map(|i| i as f32 * 1e-4)
         .chain([1e-6, -3e-4, 30.0, -1e4, f32::INFINITY])

@@ -3,7 +3,7 @@
 //! into blocks of rows or of columns that run in parallel.
 
 use candle_core::{DType, Device, Tensor, Var};
-use ganscript::tensor::matmul::{linear, linear_leaky_relu, mm};
+use ganscript::kernels::matmul::{linear, linear_leaky_relu, mm};
 
 mod common;
 use common::{gradients_to_second_order, on_path, PATHS, SECOND_ORDER_NAMES};

@@ -3,8 +3,8 @@
 
 use candle_core::{DType, Device, Tensor as CT};
 use ganscript::device::set_default_dtype;
+use ganscript::kernels::dispatch::Kernels;
 use ganscript::nn::{arch, Net};
-use ganscript::tensor::kernels::Kernels;
 use ganscript::{new_engine, EngineOptions};
 use rhai::{Dynamic, Engine, Scope};
 use std::collections::HashMap;

@@ -3,7 +3,7 @@
 
 mod common;
 
-use ganscript::tensor::kernels::Kernels;
+use ganscript::kernels::dispatch::Kernels;
 use ganscript::{new_engine, EngineOptions};
 use rhai::{Array, Dynamic, Engine, Map, Scope};
 use serde_json::Value;

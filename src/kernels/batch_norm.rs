@@ -19,10 +19,10 @@
 //! error. On other devices, or dtypes other than f32/f64, the layer is composed from candle
 //! primitives (differentiable to any order).
 
-use super::conv::Float;
 use super::fast_path;
 use super::fused::{channel_dot, channel_sum, channel_sums, filled, other_dims, Channels};
-use crate::autograd::needs_grad;
+use super::Float;
+use crate::kernels::needs_grad;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use std::sync::{Arc, OnceLock};
 
@@ -168,7 +168,7 @@ macro_rules! forward3 {
             s3: &CpuStorage,
             l3: &Layout,
         ) -> Result<(CpuStorage, Shape)> {
-            crate::tensor::kernels::check_kernel(self.name())?;
+            crate::kernels::dispatch::check_kernel(self.name())?;
             let out = with_cpu!($name, s1, l1 => a, s2, l2 => b, s3, l3 => c;
                 self.forward(a, b, c)?);
             Ok((out, self.0.g.shape.clone()))
@@ -340,7 +340,7 @@ impl CustomOp2 for BnDot {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        crate::tensor::kernels::check_kernel(self.name())?;
+        crate::kernels::dispatch::check_kernel(self.name())?;
         let out = with_two!("batch_norm_dot", s1, l1, s2, l2, |g, x| self
             .forward(g, x)?);
         Ok((out, self.0.g.c.into()))

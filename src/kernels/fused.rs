@@ -19,10 +19,10 @@
 //! vectors have C elements. On other devices, or dtypes other than f32/f64, the same maps are
 //! composed from candle primitives.
 
-use super::conv::Float;
 use super::threads;
+use super::Float;
 use super::{cpu_slice, fast_path};
-use crate::autograd::needs_grad;
+use crate::kernels::needs_grad;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 use std::mem::MaybeUninit;
 
@@ -234,7 +234,7 @@ impl CustomOp2 for ChannelAdd {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        crate::tensor::kernels::check_kernel(self.name())?;
+        crate::kernels::dispatch::check_kernel(self.name())?;
         let g = &self.0;
         let out = with_two!("channel_add", s1, l1, s2, l2, |x, b| map_channels(
             g,
@@ -269,7 +269,7 @@ impl CustomOp2 for ChannelMul {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        crate::tensor::kernels::check_kernel(self.name())?;
+        crate::kernels::dispatch::check_kernel(self.name())?;
         let g = &self.0;
         let out = with_two!("channel_mul", s1, l1, s2, l2, |x, s| map_channels(
             g,
@@ -298,7 +298,7 @@ impl CustomOp1 for ChannelSum {
         "channel_sum"
     }
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        crate::tensor::kernels::check_kernel(self.name())?;
+        crate::kernels::dispatch::check_kernel(self.name())?;
         let g = &self.0;
         let out = with_two!("channel_sum", s, l, s, l, |x, _x| reduce_channels(
             g,
@@ -320,7 +320,7 @@ impl CustomOp1 for ChannelExpand {
         "channel_expand"
     }
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        crate::tensor::kernels::check_kernel(self.name())?;
+        crate::kernels::dispatch::check_kernel(self.name())?;
         let g = &self.0;
         let out = match s {
             CpuStorage::F32(v) => {
@@ -349,7 +349,7 @@ impl CustomOp2 for ChannelDot {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        crate::tensor::kernels::check_kernel(self.name())?;
+        crate::kernels::dispatch::check_kernel(self.name())?;
         let g = &self.0;
         let out = with_two!("channel_dot", s1, l1, s2, l2, |x, y| reduce_channels(
             g,
@@ -419,7 +419,7 @@ impl CustomOp1 for LeakyRelu {
         "leaky_relu"
     }
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        crate::tensor::kernels::check_kernel(self.name())?;
+        crate::kernels::dispatch::check_kernel(self.name())?;
         let slope = self.0;
         let out = with_two!("leaky_relu", s, l, s, l, |x, _x| leaky(x, slope));
         Ok((out, l.shape().clone()))
@@ -440,7 +440,7 @@ impl CustomOp2 for LeakyReluGrad {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        crate::tensor::kernels::check_kernel(self.name())?;
+        crate::kernels::dispatch::check_kernel(self.name())?;
         let slope = self.0;
         let out = with_two!("leaky_relu_grad", s1, l1, s2, l2, |x, g| leaky_grad(
             x, g, slope

@@ -11,10 +11,10 @@
 //! and a bias add, it was two nodes, and candle's backward pass starts each node's gradient at
 //! zero and adds into it: on `mixture3d`'s MLPs the bias adds cost as much as the products.
 
-use super::conv::{matmul, Float};
 use super::fast_path;
 use super::fused::{channel_add, channel_sum, leaky_in_place, leaky_relu, leaky_relu_grad};
-use crate::autograd::needs_grad;
+use super::gemm::{matmul, Float};
+use crate::kernels::needs_grad;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 
 /// `op(a)·op(b)` with `a` [m, k] (or [k, m] if transposed) and `b` [k, n] (or [n, k]).
@@ -65,7 +65,7 @@ impl CustomOp2 for Mm {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        crate::tensor::kernels::check_kernel(self.name())?;
+        crate::kernels::dispatch::check_kernel(self.name())?;
         let out = with_two!("matmul", s1, l1, s2, l2, |a, b| product(self, a, b));
         Ok((out, (self.m, self.n).into()))
     }
@@ -166,7 +166,7 @@ impl CustomOp3 for Linear {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        crate::tensor::kernels::check_kernel(self.name())?;
+        crate::kernels::dispatch::check_kernel(self.name())?;
         let out = with_cpu!("linear", s1, l1 => x, s2, l2 => w, s3, l3 => b; affine(self, x, w, b));
         Ok((out, (self.n, self.o).into()))
     }

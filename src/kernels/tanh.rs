@@ -46,7 +46,7 @@ impl CustomOp1 for Tanh {
         "tanh"
     }
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        crate::tensor::kernels::check_kernel(self.name())?;
+        crate::kernels::dispatch::check_kernel(self.name())?;
         let out = match s {
             CpuStorage::F32(v) => {
                 let x = super::cpu_slice(v, l, "tanh")?;

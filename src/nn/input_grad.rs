@@ -16,11 +16,11 @@
 //! CPU kernels, take candle's backward pass instead.
 
 use super::{Act, Layer, Net, BN_EPS};
-use crate::tensor::batch_norm::BnSaved;
-use crate::tensor::conv::{conv2d_input_grad, conv_transpose2d_input_grad};
-use crate::tensor::fast_path;
-use crate::tensor::fused::{channel_mul, leaky_relu_grad};
-use crate::tensor::matmul::mm;
+use crate::kernels::batch_norm::BnSaved;
+use crate::kernels::conv::{conv2d_input_grad, conv_transpose2d_input_grad};
+use crate::kernels::fast_path;
+use crate::kernels::fused::{channel_mul, leaky_relu_grad};
+use crate::kernels::matmul::mm;
 use candle_core::{Result, Tensor as CT};
 
 /// One entry of the tape a forward pass records.

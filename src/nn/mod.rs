@@ -20,8 +20,8 @@ mod register;
 pub mod spec;
 
 use crate::device::{current_device, default_dtype};
+use crate::kernels::fused::{channel_add, channel_mul};
 use crate::rng;
-use crate::tensor::fused::{channel_add, channel_mul};
 use candle_core::{DType, Device, Tensor as CT, Var};
 use input_grad::Saved;
 use std::cell::{Cell, RefCell};
@@ -52,7 +52,7 @@ impl Act {
         match self {
             Act::Relu => crate::tensor::leaky_relu(x, 0.0),
             Act::LeakyRelu(s) => crate::tensor::leaky_relu(x, *s),
-            Act::Tanh => crate::tensor::tanh::tanh(x),
+            Act::Tanh => crate::kernels::tanh::tanh(x),
             Act::Sigmoid => crate::tensor::sigmoid(x),
             Act::Identity => Ok(x.clone()),
         }
@@ -791,10 +791,10 @@ impl Net {
                 check_input(x, 2, wt.dims()[1], label)?;
                 match (act, b) {
                     (Some(s), Some(b)) => {
-                        crate::tensor::matmul::linear_leaky_relu(x, wt, &p(b), s)?
+                        crate::kernels::matmul::linear_leaky_relu(x, wt, &p(b), s)?
                     }
                     _ => {
-                        let y = crate::tensor::matmul::linear(x, wt, b.as_ref().map(p).as_ref())?;
+                        let y = crate::kernels::matmul::linear(x, wt, b.as_ref().map(p).as_ref())?;
                         match act {
                             Some(s) => crate::tensor::leaky_relu(&y, s)?,
                             None => y,
@@ -824,7 +824,7 @@ impl Net {
                     )));
                 }
                 let b = b.as_ref().map(p);
-                crate::tensor::conv::conv2d_act(x, wt, b.as_ref(), *stride, *padding, act)?
+                crate::kernels::conv::conv2d_act(x, wt, b.as_ref(), *stride, *padding, act)?
             }
             Layer::ConvTranspose2d {
                 w,
@@ -848,7 +848,7 @@ impl Net {
                     )));
                 }
                 let b = b.as_ref().map(p);
-                crate::tensor::conv::conv_transpose2d_act(
+                crate::kernels::conv::conv_transpose2d_act(
                     x,
                     wt,
                     b.as_ref(),
@@ -949,12 +949,12 @@ impl Net {
             return Ok(None);
         };
         let wt = &entering(w, frozen);
-        let out = crate::tensor::conv::conv2d_output_dims(x.dims(), wt, *stride, *padding);
+        let out = crate::kernels::conv::conv2d_output_dims(x.dims(), wt, *stride, *padding);
         if out.as_deref() != Some(skip.dims()) {
             return Ok(None);
         }
         let bt = &entering(b, frozen);
-        let y = crate::tensor::conv::conv2d_biased_skip(x, wt, bt, *stride, *padding, skip)?;
+        let y = crate::kernels::conv::conv2d_biased_skip(x, wt, bt, *stride, *padding, skip)?;
         if let Some(t) = tape {
             // The convolution's input-gradient rule reads only its input's shape, not `y`.
             t.push(Saved::Layer {
@@ -1038,8 +1038,12 @@ impl Net {
                             x.dims()
                         )));
                     }
-                    let (y, mu, v, saved) =
-                        crate::tensor::batch_norm::batch_norm_train_saved(x, &p(w), &p(b), BN_EPS)?;
+                    let (y, mu, v, saved) = crate::kernels::batch_norm::batch_norm_train_saved(
+                        x,
+                        &p(w),
+                        &p(b),
+                        BN_EPS,
+                    )?;
                     bn_saved = saved;
                     if mode.is_none() {
                         let m = BN_MOMENTUM;

@@ -3,8 +3,8 @@
 //! parameter-sized tensor. The arithmetic is the composed version's, operation by operation in
 //! the parameter's dtype, so the results are the same.
 
-use crate::tensor::cpu_slice;
-use crate::tensor::fused::fill_pieces;
+use crate::kernels::cpu_slice;
+use crate::kernels::fused::fill_pieces;
 use candle_core::{CpuStorage, InplaceOp3, Layout, Result, Tensor, WithDType};
 
 /// One element-wise in-place map `a ← f(a, b, c)`; the f64 constants are converted to the
@@ -82,7 +82,7 @@ impl InplaceOp3 for Pass {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<()> {
-        crate::tensor::kernels::check_kernel(self.name())?;
+        crate::kernels::dispatch::check_kernel(self.name())?;
         let Some((a0, a1)) = l1.contiguous_offsets() else {
             candle_core::bail!("optimizer update: expected contiguous tensors")
         };
@@ -105,10 +105,10 @@ impl InplaceOp3 for Pass {
     }
 }
 
-/// Whether the fused passes apply: the fast path takes both ([`crate::tensor::kernels`]: CPU,
+/// Whether the fused passes apply: the fast path takes both ([`crate::kernels::dispatch`]: CPU,
 /// f32/f64, one dtype), and `x`, updated in place, is contiguous and of `g`'s shape.
 pub fn applies(x: &Tensor, g: &Tensor) -> bool {
-    crate::tensor::kernels::fast_path(&[x, g]) && x.is_contiguous() && x.dims() == g.dims()
+    crate::kernels::dispatch::fast_path(&[x, g]) && x.is_contiguous() && x.dims() == g.dims()
 }
 
 /// `a ← pass(a, b, c)` in place.

@@ -206,8 +206,7 @@ impl Optimizer {
         let store = {
             let inner = self.0.borrow();
             let wanted: Vec<&CT> = inner.params.iter().map(|p| p.var.as_tensor()).collect();
-            crate::autograd::backward_for(&loss, &wanted)
-                .map_err(|e| format!("{kind}.step: {e}"))?
+            crate::kernels::backward_for(&loss, &wanted).map_err(|e| format!("{kind}.step: {e}"))?
         };
         let grads: Vec<Option<CT>> = self
             .0

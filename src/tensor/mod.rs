@@ -3,46 +3,12 @@
 //!
 //! `register` holds the rhai registration of the tensor API.
 
-/// In a custom op's `cpu_fwd`: evaluates `$body` on the elements of contiguous CPU inputs of
-/// one dtype (f32 or f64; each storage and layout bound to the name after `=>`) and wraps the
-/// resulting `Vec` as storage.
-macro_rules! with_cpu {
-    ($op:expr, $($s:expr, $l:expr => $a:ident),+ ; $body:expr) => {
-        match ($($s,)+) {
-            ($(candle_core::CpuStorage::F32($a),)+) => {
-                $(let $a = $crate::tensor::cpu_slice($a, $l, $op)?;)+
-                candle_core::CpuStorage::F32($body)
-            }
-            ($(candle_core::CpuStorage::F64($a),)+) => {
-                $(let $a = $crate::tensor::cpu_slice($a, $l, $op)?;)+
-                candle_core::CpuStorage::F64($body)
-            }
-            _ => candle_core::bail!("{}: the inputs must all be f32 or all f64", $op),
-        }
-    };
-}
-
-/// [`with_cpu`] for two inputs.
-macro_rules! with_two {
-    ($op:expr, $s1:expr, $l1:expr, $s2:expr, $l2:expr, |$a:ident, $b:ident| $body:expr) => {
-        with_cpu!($op, $s1, $l1 => $a, $s2, $l2 => $b; $body)
-    };
-}
-
-pub mod batch_norm;
-pub mod conv;
 mod format;
-pub mod fused;
-pub mod kernels;
-pub mod matmul;
 pub mod register;
-pub mod tanh;
-pub mod threads;
 
 use crate::device::{current_device, default_dtype};
 use crate::errors::{script_err, OrScriptErr, ScriptResult};
 use candle_core::{DType, Device, Tensor as CTensor};
-pub(crate) use kernels::fast_path;
 use rhai::{Array, Dynamic, INT};
 
 /// A tensor as scripts see it. Cloning shares the storage (candle tensors are reference counted).
@@ -77,19 +43,6 @@ impl std::fmt::Display for Tensor {
 }
 
 pub use format::summary_line;
-
-/// The elements of a contiguous CPU tensor's storage (for custom ops); an error naming `op`
-/// for a strided one.
-pub(crate) fn cpu_slice<'a, T>(
-    data: &'a [T],
-    layout: &candle_core::Layout,
-    op: &str,
-) -> candle_core::Result<&'a [T]> {
-    match layout.contiguous_offsets() {
-        Some((a, b)) => Ok(&data[a..b]),
-        None => candle_core::bail!("{op}: expected a contiguous input"),
-    }
-}
 
 /// Reads a shape from a script value: an array of non-negative integers, or one integer. The
 /// number of elements must not overflow (see [`crate::limits::numel`]).
@@ -138,19 +91,7 @@ pub fn require_float(op: &str, x: &CTensor) -> ScriptResult<()> {
     }
 }
 
-/// [`require_float`] for code that returns candle errors (the math primitives below, the
-/// losses and the nets' forward passes): candle has no integer kernels for them and panics.
-pub fn ensure_float(op: &str, x: &CTensor) -> candle_core::Result<()> {
-    if x.dtype().is_float() {
-        Ok(())
-    } else {
-        candle_core::bail!(
-            "{op}: needs a float tensor, got a {} tensor of shape {:?}; convert it first with x.to(\"f32\")",
-            x.dtype().as_str(),
-            x.dims()
-        )
-    }
-}
+pub use crate::kernels::ensure_float;
 
 fn nonneg(n: INT, what: &str) -> ScriptResult<usize> {
     usize::try_from(n).map_err(|_| script_err(format!("{what} entries must be >= 0, got {n}")))
@@ -333,7 +274,7 @@ pub fn softplus(x: &CTensor) -> candle_core::Result<CTensor> {
     x.relu()? + (neg_abs.exp()? + 1.0)?.log()?
 }
 
-pub use fused::leaky_relu;
+pub use crate::kernels::fused::leaky_relu;
 
 pub fn sigmoid(x: &CTensor) -> candle_core::Result<CTensor> {
     ensure_float("sigmoid", x)?;

@@ -532,7 +532,7 @@ fn register_elementwise(engine: &mut Engine) {
         x, 0.0
     ));
     unary!("sigmoid", "1/(1+e⁻ˣ), numerically stable.", sigmoid);
-    unary!("tanh", "tanh(x).", |x: &CT| super::tanh::tanh(x));
+    unary!("tanh", "tanh(x).", |x: &CT| crate::kernels::tanh::tanh(x));
     unary!(
         "softplus",
         "log(1+eˣ), numerically stable (twice differentiable).",
@@ -1200,7 +1200,7 @@ pub fn conv2d(x: &CT, w: &CT, b: Option<&CT>, stride: INT, padding: INT) -> R {
         stride_arg(stride, "conv2d")?,
         usize_arg(padding, "padding")?,
     );
-    let r = super::conv::conv2d_biased(x, w, b, s, p);
+    let r = crate::kernels::conv::conv2d_biased(x, w, b, s, p);
     t(r, "conv2d")
 }
 
@@ -1226,7 +1226,7 @@ pub fn conv_transpose2d(
         usize_arg(padding, "padding")?,
         usize_arg(out_pad, "output padding")?,
     );
-    let r = super::conv::conv_transpose2d_biased(x, w, b, s, p, o);
+    let r = crate::kernels::conv::conv_transpose2d_biased(x, w, b, s, p, o);
     t(r, "conv_transpose2d")
 }
 

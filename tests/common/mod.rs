@@ -325,16 +325,16 @@ pub fn gradients_to_second_order(
     out
 }
 
-/// Both kernel paths (see `ganscript::tensor::kernels`): tests of an op run it on each, forced
+/// Both kernel paths (see `ganscript::kernels::dispatch`): tests of an op run it on each, forced
 /// on the test's thread, and compare each with an independent reference.
-pub const PATHS: [ganscript::tensor::kernels::Kernels; 2] = [
-    ganscript::tensor::kernels::Kernels::Fast,
-    ganscript::tensor::kernels::Kernels::Generic,
+pub const PATHS: [ganscript::kernels::dispatch::Kernels; 2] = [
+    ganscript::kernels::dispatch::Kernels::Fast,
+    ganscript::kernels::dispatch::Kernels::Generic,
 ];
 
 /// `f()` with the kernel path `k` forced on this thread.
-pub fn on_path<R>(k: ganscript::tensor::kernels::Kernels, f: impl FnOnce() -> R) -> R {
-    let _forced = ganscript::tensor::kernels::force(k);
+pub fn on_path<R>(k: ganscript::kernels::dispatch::Kernels, f: impl FnOnce() -> R) -> R {
+    let _forced = ganscript::kernels::dispatch::force(k);
     f()
 }
 

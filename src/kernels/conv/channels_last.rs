@@ -8,9 +8,9 @@
 //! column gathering of a chunk 6.1 → 3.3 ms.
 
 use super::transpose::{transpose, transpose_into};
-use super::{buf, matmul, side_by_side, Float, Geometry, Scratch};
-use crate::tensor::fused::vectorized;
-use crate::tensor::threads;
+use super::{buf, matmul, side_by_side, ConvFloat, Geometry, Scratch};
+use crate::kernels::fused::vectorized;
+use crate::kernels::threads;
 
 impl Geometry {
     /// Padded image height and width: H + 2p, W + 2p.
@@ -25,7 +25,7 @@ impl Geometry {
 }
 
 /// `img` [nb, C, H, W] into the zero-padded, channels-last `pad` [nb, H+2p, W+2p, C].
-fn to_padded<T: Float>(g: &Geometry, img: &[T], nb: usize, pad: &mut [T]) {
+fn to_padded<T: ConvFloat>(g: &Geometry, img: &[T], nb: usize, pad: &mut [T]) {
     let (c, h, w, p) = (g.c, g.h, g.w, g.padding);
     let (hp, wp) = g.padded();
     if p > 0 {
@@ -41,7 +41,7 @@ fn to_padded<T: Float>(g: &Geometry, img: &[T], nb: usize, pad: &mut [T]) {
 }
 
 /// The inverse of [`to_padded`] (the padding dropped): `pad` back into `img`.
-fn from_padded<T: Float>(g: &Geometry, pad: &[T], nb: usize, img: &mut [T]) {
+fn from_padded<T: ConvFloat>(g: &Geometry, pad: &[T], nb: usize, img: &mut [T]) {
     let (c, h, w, p) = (g.c, g.h, g.w, g.padding);
     let (hp, wp) = g.padded();
     for b in 0..nb {
@@ -55,7 +55,7 @@ fn from_padded<T: Float>(g: &Geometry, pad: &[T], nb: usize, img: &mut [T]) {
 
 /// `w` [O, C, kh, kw] in the columns' order, [O, kh, kw, C], as the transposed convolution's
 /// product reads it.
-pub(super) fn transposed_weight<T: Float>(g: &Geometry, w: &[T]) -> Vec<T> {
+pub(super) fn transposed_weight<T: ConvFloat>(g: &Geometry, w: &[T]) -> Vec<T> {
     let (c, kk) = (g.c, g.kh * g.kw);
     let mut out = vec![T::zero(); w.len()];
     threads::for_each_chunk(&mut out, g.k(), |oo, dst| {
@@ -77,7 +77,7 @@ fn window_runs(g: &Geometry, nb: usize) -> impl Iterator<Item = usize> + '_ {
 }
 
 /// The windows of `nb` padded channels-last images as rows: `cols` [nb·Ho·Wo, kh·kw·C].
-fn im2col<T: Float>(g: &Geometry, pad: &[T], nb: usize, cols: &mut [T]) {
+fn im2col<T: ConvFloat>(g: &Geometry, pad: &[T], nb: usize, cols: &mut [T]) {
     let run = g.kw * g.c;
     for (dst, at) in cols.chunks_exact_mut(run).zip(window_runs(g, nb)) {
         dst.copy_from_slice(&pad[at..][..run]);
@@ -87,7 +87,7 @@ fn im2col<T: Float>(g: &Geometry, pad: &[T], nb: usize, cols: &mut [T]) {
 /// The adjoint of [`im2col`]: rows [nb·Ho·Wo, kh·kw·C] summed into `pad` (which the caller
 /// zeroes).
 #[inline(always)]
-fn col2im<T: Float>(g: &Geometry, cols: &[T], nb: usize, pad: &mut [T]) {
+fn col2im<T: ConvFloat>(g: &Geometry, cols: &[T], nb: usize, pad: &mut [T]) {
     let run = g.kw * g.c;
     for (src, at) in cols.chunks_exact(run).zip(window_runs(g, nb)) {
         for (d, &v) in pad[at..][..run].iter_mut().zip(src) {
@@ -97,7 +97,7 @@ fn col2im<T: Float>(g: &Geometry, cols: &[T], nb: usize, pad: &mut [T]) {
 }
 
 /// `yᵀ` [nb·P, O] of an [nb, O, P] chunk.
-fn positions_major<'a, T: Float>(
+fn positions_major<'a, T: ConvFloat>(
     y: &[T],
     nb: usize,
     (o, p): (usize, usize),
@@ -112,7 +112,7 @@ fn positions_major<'a, T: Float>(
 
 /// One chunk of the transposed convolution: `cols [nb·P, K] = yᵀ [nb·P, O] · w' [O, K]`,
 /// summed back into the padded image and copied out.
-pub(super) fn transposed<T: Float>(
+pub(super) fn transposed<T: ConvFloat>(
     g: &Geometry,
     (y, nb): (&[T], usize),
     w: &[T],
@@ -142,7 +142,7 @@ pub(super) fn transposed<T: Float>(
 }
 
 /// One chunk of the weight gradient: `acc [O, K] (+)= y [O, nb·P] · cols [nb·P, K]`.
-pub(super) fn wgrad<T: Float>(
+pub(super) fn wgrad<T: ConvFloat>(
     g: &Geometry,
     (x, y, nb): (&[T], &[T], usize),
     acc: &mut [T],
@@ -173,7 +173,7 @@ pub(super) fn wgrad<T: Float>(
 
 /// The sum of the [`wgrad`] accumulators [O, kh·kw·C] (in order), in the weight's order
 /// [O, C·kh·kw].
-pub(super) fn wgrad_result<T: Float>(g: &Geometry, parts: &[Vec<T>]) -> Vec<T> {
+pub(super) fn wgrad_result<T: ConvFloat>(g: &Geometry, parts: &[Vec<T>]) -> Vec<T> {
     let (c, k, kk) = (g.c, g.k(), g.kh * g.kw);
     let mut w = vec![T::zero(); g.o * k];
     threads::for_each_chunk(&mut w, k, |oo, row| {

@@ -29,9 +29,9 @@ mod planar;
 mod transpose;
 mod winograd;
 
-use super::threads;
-use crate::autograd::needs_grad;
-use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor, WithDType};
+use super::gemm::{matmul, Float};
+use super::{needs_grad, threads};
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 
 /// Geometry shared by the three ops: an image [N, C, H, W], a weight [O, C, kh, kw], stride and
 /// padding, and the grid of window positions [Ho, Wo] (the convolution's output is
@@ -102,32 +102,22 @@ impl Geometry {
     }
 }
 
-/// Element types the ops run on.
-pub(super) trait Float:
-    WithDType
-    + Copy
-    + Default
-    + Send
-    + Sync
-    + std::ops::AddAssign
-    + std::ops::Add<Output = Self>
-    + std::ops::Sub<Output = Self>
-    + std::ops::Mul<Output = Self>
-    + 'static
-{
+/// The element types the convolutions run on: [`Float`] with this thread's scratch buffers and
+/// the 8×8 transpose kernel.
+pub(super) trait ConvFloat: Float {
     /// This thread's convolution buffers for this type.
     fn scratch() -> &'static std::thread::LocalKey<std::cell::Cell<Scratch<Self>>>;
-    /// Whether [`Float::transpose8`] has a vector kernel on this CPU.
+    /// Whether [`ConvFloat::transpose8`] has a vector kernel on this CPU.
     fn has_transpose8() -> bool {
         false
     }
     /// `dst[c·drs + r] (+)= src[r·srs + c]` for `r, c < 8` (see [`transpose`]); only called
-    /// where [`Float::has_transpose8`].
+    /// where [`ConvFloat::has_transpose8`].
     fn transpose8<const ADD: bool>(_src: &[Self], _srs: usize, _dst: &mut [Self], _drs: usize) {
         unreachable!("no 8×8 transpose kernel for this type")
     }
 }
-impl Float for f32 {
+impl ConvFloat for f32 {
     fn scratch() -> &'static std::thread::LocalKey<std::cell::Cell<Scratch<f32>>> {
         &SCRATCH_F32
     }
@@ -138,97 +128,10 @@ impl Float for f32 {
         transpose::f32_8x8::<ADD>(src, srs, dst, drs)
     }
 }
-impl Float for f64 {
+impl ConvFloat for f64 {
     fn scratch() -> &'static std::thread::LocalKey<std::cell::Cell<Scratch<f64>>> {
         &SCRATCH_F64
     }
-}
-
-/// Products smaller than this many multiply-adds run on one thread (`gemm`'s own threshold).
-const PARALLEL_PRODUCT_MIN: usize = 48 * 48 * 256;
-
-/// `dst (+)= lhs · rhs` for an m×k and a k×n matrix, each given by its data and (row, column)
-/// strides; `acc` adds to `dst` instead of overwriting it. With `threads` > 1 a large product
-/// is cut into that many blocks of rows (or of columns, where there are more), one
-/// single-threaded `gemm` call each, run on the pool ([`threads`](super::threads)).
-#[allow(clippy::too_many_arguments)]
-pub(super) fn matmul<T: Float>(
-    (m, n, k): (usize, usize, usize),
-    dst: &mut [T],
-    (drs, dcs): (usize, usize),
-    acc: bool,
-    lhs: &[T],
-    (lrs, lcs): (usize, usize),
-    rhs: &[T],
-    (rrs, rcs): (usize, usize),
-    threads: usize,
-) {
-    if m == 0 || n == 0 {
-        return;
-    }
-    let last = |rs: usize, cs: usize, rows: usize, cols: usize| (rows - 1) * rs + (cols - 1) * cs;
-    assert!(last(drs, dcs, m, n) < dst.len(), "matmul: dst too small");
-    if k > 0 {
-        assert!(last(lrs, lcs, m, k) < lhs.len(), "matmul: lhs too small");
-        assert!(last(rrs, rcs, k, n) < rhs.len(), "matmul: rhs too small");
-    }
-    // The blocks: rows [i0, i0 + bm) or columns [j0, j0 + bn) of dst, in multiples of 16.
-    let by_rows = m >= n;
-    let long = if by_rows { m } else { n };
-    let parts = if m * n * k < PARALLEL_PRODUCT_MIN {
-        1
-    } else {
-        threads.clamp(1, long.div_ceil(16))
-    };
-    let block = long.div_ceil(parts).div_ceil(16) * 16;
-    let parts = long.div_ceil(block);
-    // Addresses, so that the blocks' tasks can share them; each task writes its own block.
-    let (d, l, r) = (
-        dst.as_mut_ptr() as usize,
-        lhs.as_ptr() as usize,
-        rhs.as_ptr() as usize,
-    );
-    threads::for_each(parts, |part| {
-        let start = part * block;
-        let len = block.min(long - start);
-        // The block's size and where it starts in dst, lhs and rhs.
-        let (bm, bn, d0, l0, r0) = if by_rows {
-            (len, n, start * drs, start * lrs, 0)
-        } else {
-            (m, len, start * dcs, 0, start * rcs)
-        };
-        // SAFETY: the asserts above keep every index the strides reach inside the slices, and
-        // a block's indices are a subset; the blocks of `dst` are disjoint and `dst` does not
-        // alias `lhs` or `rhs` (a `&mut` borrow).
-        unsafe {
-            let (d, l, r) = (
-                (d as *mut T).add(d0),
-                (l as *const T).add(l0),
-                (r as *const T).add(r0),
-            );
-            gemm::gemm(
-                bm,
-                bn,
-                k,
-                d,
-                dcs as isize,
-                drs as isize,
-                acc,
-                l,
-                lcs as isize,
-                lrs as isize,
-                r,
-                rcs as isize,
-                rrs as isize,
-                if acc { T::from_f64(1.0) } else { T::zero() },
-                T::from_f64(1.0),
-                false,
-                false,
-                false,
-                gemm::Parallelism::None,
-            )
-        }
-    });
 }
 
 /// A chunk's working buffers, kept per thread between calls (the same shapes come back every
@@ -248,7 +151,7 @@ thread_local! {
 
 /// Runs `f` with this thread's scratch buffers. They are taken out of the thread-local for the
 /// call, so a nested use gets fresh buffers instead of a borrow error.
-fn with_scratch<T: Float, R>(f: impl FnOnce(&mut Scratch<T>) -> R) -> R {
+fn with_scratch<T: ConvFloat, R>(f: impl FnOnce(&mut Scratch<T>) -> R) -> R {
     let key = T::scratch();
     let mut s = key.take();
     let r = f(&mut s);
@@ -258,7 +161,7 @@ fn with_scratch<T: Float, R>(f: impl FnOnce(&mut Scratch<T>) -> R) -> R {
 
 /// The first `n` elements of `v`, grown (never shrunk) as needed; the contents are whatever the
 /// last user left, so the caller overwrites or clears them.
-fn buf<T: Float>(v: &mut Vec<T>, n: usize) -> &mut [T] {
+fn buf<T: ConvFloat>(v: &mut Vec<T>, n: usize) -> &mut [T] {
     if v.len() < n {
         v.resize(n, T::zero());
     }
@@ -267,7 +170,7 @@ fn buf<T: Float>(v: &mut Vec<T>, n: usize) -> &mut [T] {
 
 /// The rows of `nb` samples of an [nb, O, P] tensor side by side: [O, nb·P] (the chunk
 /// itself for one sample).
-fn side_by_side<'a, T: Float>(
+fn side_by_side<'a, T: ConvFloat>(
     y: &'a [T],
     nb: usize,
     (o, p): (usize, usize),
@@ -300,7 +203,7 @@ fn gemm_threads(chunks: usize) -> usize {
 /// faster (measured on the DCGAN layers, 2
 /// threads: 256→512 26 vs 33 ms, 128→256 29 vs 30 ms), the GEMM's layout costing what the
 /// gathering saves.
-fn conv_fwd<T: Float>(g: &Geometry, x: &[T], w: &[T]) -> Vec<T> {
+fn conv_fwd<T: ConvFloat>(g: &Geometry, x: &[T], w: &[T]) -> Vec<T> {
     if winograd::applies(g) {
         return winograd::forward(g, x, w);
     }
@@ -342,7 +245,7 @@ fn as_convolution(g: &Geometry) -> Option<Geometry> {
 }
 
 /// `w'[c, o, i, j] = w[o, c, k−1−i, k−1−j]` for `w` [O, C, k, k].
-fn flip_kernel<T: Float>(g: &Geometry, w: &[T]) -> Vec<T> {
+fn flip_kernel<T: ConvFloat>(g: &Geometry, w: &[T]) -> Vec<T> {
     let (kk, k) = (g.kh * g.kw, g.kh);
     let mut out = vec![T::zero(); w.len()];
     for o in 0..g.o {
@@ -360,7 +263,7 @@ fn flip_kernel<T: Float>(g: &Geometry, w: &[T]) -> Vec<T> {
 
 /// `x [N, C, H, W] = ConvT(y [N, O, Ho, Wo], w [O, C, kh, kw])`: the adjoint of [`conv_fwd`]
 /// in `x`.
-fn conv_t_fwd<T: Float>(g: &Geometry, y: &[T], w: &[T]) -> Vec<T> {
+fn conv_t_fwd<T: ConvFloat>(g: &Geometry, y: &[T], w: &[T]) -> Vec<T> {
     if let Some(gc) = as_convolution(g) {
         return conv_fwd(&gc, y, &flip_kernel(g, w));
     }
@@ -395,7 +298,7 @@ fn conv_t_fwd<T: Float>(g: &Geometry, y: &[T], w: &[T]) -> Vec<T> {
 /// in `w`, `Σₙ yₙ · im2col(xₙ)ᵀ`. The batch is split into a fixed number of parts (one per
 /// thread) summed in order while they are put in the weight's layout (in parallel, by rows of
 /// the result), so the result does not depend on scheduling.
-fn wgrad_fwd<T: Float>(g: &Geometry, x: &[T], y: &[T]) -> Vec<T> {
+fn wgrad_fwd<T: ConvFloat>(g: &Geometry, x: &[T], y: &[T]) -> Vec<T> {
     let (k, p, o, plane) = (g.k(), g.positions(), g.o, g.plane());
     let bg = g.chunk();
     let chunks = g.n.div_ceil(bg);
@@ -465,7 +368,7 @@ impl ConvOp {
     }
 }
 
-fn run<T: Float>(kind: Kind, g: &Geometry, a: &[T], b: &[T]) -> Vec<T> {
+fn run<T: ConvFloat>(kind: Kind, g: &Geometry, a: &[T], b: &[T]) -> Vec<T> {
     match kind {
         Kind::Conv => conv_fwd(g, a, b),
         Kind::ConvT => conv_t_fwd(g, a, b),
@@ -484,7 +387,7 @@ impl CustomOp2 for ConvOp {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        crate::tensor::kernels::check_kernel(self.name())?;
+        crate::kernels::dispatch::check_kernel(self.name())?;
         let (kind, g) = (self.0, &self.1);
         let out = with_two!(kind.name(), s1, l1, s2, l2, |a, b| run(kind, g, a, b));
         Ok((out, kind.result_shape(g)))
@@ -551,7 +454,7 @@ impl Biased {
 }
 
 /// `y[n, c, ·] += bias[c]` for `y` [N, C, plane], then the leaky ReLU of `slope` if any.
-fn add_bias_in_place<T: Float>(y: &mut [T], bias: &[T], plane: usize, slope: Option<f64>) {
+fn add_bias_in_place<T: ConvFloat>(y: &mut [T], bias: &[T], plane: usize, slope: Option<f64>) {
     let sample = bias.len() * plane;
     if sample == 0 {
         return;
@@ -595,7 +498,7 @@ impl CustomOp3 for Biased {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        crate::tensor::kernels::check_kernel(self.name())?;
+        crate::kernels::dispatch::check_kernel(self.name())?;
         let (kind, g) = (self.kind, &self.g);
         let (_, plane) = self.output();
         let out = with_cpu!(kind.name(), s1, l1 => a, s2, l2 => w, s3, l3 => bias; {
@@ -639,7 +542,7 @@ impl CustomOp3 for Biased {
 struct WithSkip(Geometry);
 
 /// `y[n, c, i] += bias[c] + skip[n, c, i]` for `y` and `skip` [N, C, plane].
-fn add_bias_and_skip<T: Float>(y: &mut [T], bias: &[T], skip: &[T], plane: usize) {
+fn add_bias_and_skip<T: ConvFloat>(y: &mut [T], bias: &[T], skip: &[T], plane: usize) {
     let sample = bias.len() * plane;
     assert!(
         sample > 0 && y.len().is_multiple_of(sample) && skip.len() == y.len(),
@@ -670,7 +573,7 @@ impl CustomOp3 for WithSkip {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        crate::tensor::kernels::check_kernel(self.name())?;
+        crate::kernels::dispatch::check_kernel(self.name())?;
         let g = &self.0;
         let nw = g.weight_shape().elem_count();
         let out = with_cpu!(self.name(), s1, l1 => a, s2, l2 => wb, s3, l3 => skip; {

@@ -5,9 +5,9 @@
 //! few channels; the deep layers' adjoints gather channels-last ([`super::channels_last`]).
 
 use super::transpose::transpose_into;
-use super::{buf, matmul, side_by_side, Float, Geometry, Scratch};
-use crate::tensor::fused::vectorized;
-use crate::tensor::threads;
+use super::{buf, matmul, side_by_side, ConvFloat, Geometry, Scratch};
+use crate::kernels::fused::vectorized;
+use crate::kernels::threads;
 
 impl Geometry {
     /// Image row of window row `o` at kernel offset `k`, if inside the image.
@@ -30,7 +30,7 @@ impl Geometry {
 
 /// The patches of `nb` images (`img`, [nb, C, H, W]) as columns: `cols` [C·kh·kw, nb·Ho·Wo].
 #[inline(always)]
-fn im2col<T: Float>(g: &Geometry, img: &[T], nb: usize, cols: &mut [T]) {
+fn im2col<T: ConvFloat>(g: &Geometry, img: &[T], nb: usize, cols: &mut [T]) {
     if g.stride == 1 && g.wo == g.w {
         return im2col_shifted(g, img, nb, cols);
     }
@@ -75,7 +75,7 @@ fn im2col<T: Float>(g: &Geometry, img: &[T], nb: usize, cols: &mut [T]) {
 /// short copy per output row, with the edges worked out and filled around it: a fifth of D's
 /// 128→256 forward pass, whose window rows are 8 values long.
 #[inline(always)]
-fn im2col_padded<T: Float, const S: usize>(g: &Geometry, img: &[T], nb: usize, cols: &mut [T]) {
+fn im2col_padded<T: ConvFloat, const S: usize>(g: &Geometry, img: &[T], nb: usize, cols: &mut [T]) {
     let (p, plane, kk) = (g.positions(), g.plane(), g.kh * g.kw);
     let ncols = nb * p;
     let (pd, wp) = (g.padding, g.w + 2 * g.padding);
@@ -115,7 +115,7 @@ fn im2col_padded<T: Float, const S: usize>(g: &Geometry, img: &[T], nb: usize, c
 /// general gather made one short copy per output row (measured: im2col was about 15 % of the
 /// tempered step, most of it in those copies).
 #[inline(always)]
-fn im2col_shifted<T: Float>(g: &Geometry, img: &[T], nb: usize, cols: &mut [T]) {
+fn im2col_shifted<T: ConvFloat>(g: &Geometry, img: &[T], nb: usize, cols: &mut [T]) {
     let (p, plane) = (g.positions(), g.plane());
     let ncols = nb * p;
     let wo = g.wo;
@@ -153,7 +153,7 @@ fn im2col_shifted<T: Float>(g: &Geometry, img: &[T], nb: usize, cols: &mut [T]) 
 /// The adjoint of [`im2col`]: columns [C·kh·kw, nb·Ho·Wo] summed into `img` [nb, C, H, W]
 /// (which the caller zeroes).
 #[inline(always)]
-fn col2im<T: Float>(g: &Geometry, cols: &[T], nb: usize, img: &mut [T]) {
+fn col2im<T: ConvFloat>(g: &Geometry, cols: &[T], nb: usize, img: &mut [T]) {
     let (p, plane) = (g.positions(), g.plane());
     let ncols = nb * p;
     for (r, row) in cols.chunks(ncols).enumerate() {
@@ -181,7 +181,7 @@ fn col2im<T: Float>(g: &Geometry, cols: &[T], nb: usize, img: &mut [T]) {
 }
 
 /// The inverse of [`super::side_by_side`]: [O, nb·P] back into [nb, O, P].
-fn scatter_rows<T: Float>(m: &[T], nb: usize, o: usize, p: usize, y: &mut [T]) {
+fn scatter_rows<T: ConvFloat>(m: &[T], nb: usize, o: usize, p: usize, y: &mut [T]) {
     for b in 0..nb {
         for oo in 0..o {
             y[(b * o + oo) * p..(b * o + oo + 1) * p]
@@ -191,7 +191,7 @@ fn scatter_rows<T: Float>(m: &[T], nb: usize, o: usize, p: usize, y: &mut [T]) {
 }
 
 /// One chunk of the convolution: `y [O, nb·P] = w [O, K] · cols [K, nb·P]`.
-pub(super) fn forward<T: Float>(
+pub(super) fn forward<T: ConvFloat>(
     g: &Geometry,
     (x, nb): (&[T], usize),
     w: &[T],
@@ -215,7 +215,7 @@ pub(super) fn forward<T: Float>(
 
 /// One chunk of the transposed convolution: `cols [K, nb·P] = wᵀ [K, O] · y [O, nb·P]`,
 /// summed back into the image `x` (which arrives zeroed).
-pub(super) fn transposed<T: Float>(
+pub(super) fn transposed<T: ConvFloat>(
     g: &Geometry,
     (y, nb): (&[T], usize),
     w: &[T],
@@ -245,7 +245,7 @@ pub(super) fn transposed<T: Float>(
 /// One chunk of the weight gradient, formed transposed: `accᵀ [K, O] (+)= cols [K, nb·P] ·
 /// yᵀ [nb·P, O]` (the `gemm` crate then reads the columns as they lie instead of repacking
 /// them: measured 1.5–2.5× faster on the DCGAN and lens layers).
-pub(super) fn wgrad<T: Float>(
+pub(super) fn wgrad<T: ConvFloat>(
     g: &Geometry,
     (x, y, nb): (&[T], &[T], usize),
     acc: &mut [T],
@@ -273,7 +273,7 @@ pub(super) fn wgrad<T: Float>(
 }
 
 /// The sum of the [`wgrad`] accumulators [K, O] (in order), as the weight's gradient [O, K].
-pub(super) fn wgrad_result<T: Float>(g: &Geometry, parts: &[Vec<T>]) -> Vec<T> {
+pub(super) fn wgrad_result<T: ConvFloat>(g: &Geometry, parts: &[Vec<T>]) -> Vec<T> {
     const ROWS: usize = 16;
     let (k, o) = (g.k(), g.o);
     let mut w = vec![T::zero(); o * k];

@@ -5,11 +5,11 @@
 //! changes, the transposed weights and the weight gradients' final transposes took 4–7 % of
 //! the DCGAN steps that way. An 8×8 block is 8 row loads, 24 shuffles and 8 row stores.
 
-use super::Float;
+use super::ConvFloat;
 use std::ops::Range;
 
 /// `dst[j·drs + i] = src[i·srs + j]` for `i < rows`, `j < cols`.
-pub(super) fn transpose<T: Float>(
+pub(super) fn transpose<T: ConvFloat>(
     src: &[T],
     srs: usize,
     dims: (usize, usize),
@@ -20,7 +20,7 @@ pub(super) fn transpose<T: Float>(
 }
 
 /// [`transpose`], adding to `dst` instead of overwriting it where `add`.
-pub(super) fn transpose_into<T: Float>(
+pub(super) fn transpose_into<T: ConvFloat>(
     src: &[T],
     srs: usize,
     dims: (usize, usize),
@@ -37,7 +37,7 @@ pub(super) fn transpose_into<T: Float>(
 
 /// The 8×8 blocks by the vector kernel where there is one, the edges (and everything else)
 /// by [`tiles`]; the add-or-overwrite choice made at compile time.
-fn blocks<T: Float, const ADD: bool>(
+fn blocks<T: ConvFloat, const ADD: bool>(
     src: &[T],
     srs: usize,
     (rows, cols): (usize, usize),
@@ -61,7 +61,7 @@ fn blocks<T: Float, const ADD: bool>(
 /// Rows `rows` and columns `cols` of the transpose, by tiles of 16 rows that stay in cache,
 /// each written one contiguous run of `dst` at a time.
 #[inline(always)]
-fn tiles<T: Float, const ADD: bool>(
+fn tiles<T: ConvFloat, const ADD: bool>(
     src: &[T],
     srs: usize,
     (rows, cols): (Range<usize>, Range<usize>),
@@ -98,7 +98,7 @@ pub(super) fn has_avx() -> bool {
     }
 }
 
-/// The 8×8 f32 block of [`Float::transpose8`]; only called where [`has_avx`].
+/// The 8×8 f32 block of [`ConvFloat::transpose8`]; only called where [`has_avx`].
 pub(super) fn f32_8x8<const ADD: bool>(src: &[f32], srs: usize, dst: &mut [f32], drs: usize) {
     assert!(src.len() >= 7 * srs + 8 && dst.len() >= 7 * drs + 8);
     #[cfg(target_arch = "x86_64")]
@@ -163,7 +163,7 @@ mod tests {
     /// matrices, overwriting and adding.
     #[test]
     fn transposes_equal_the_definition() {
-        fn check<T: Float + PartialEq + std::fmt::Debug>(from: fn(usize) -> T) {
+        fn check<T: ConvFloat + PartialEq + std::fmt::Debug>(from: fn(usize) -> T) {
             for rows in [1, 7, 8, 9, 16, 19] {
                 for cols in [1, 5, 8, 12, 17] {
                     let (srs, drs) = (cols + 3, rows + 2);

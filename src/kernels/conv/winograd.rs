@@ -19,8 +19,8 @@
 //! [tiles, C], then `Gᵀ Ŵ G`) was measured slower there (9.4–10 against 8.5 ms), its products
 //! too small for the transforms' cost.
 
-use super::{buf, gemm_threads, matmul, with_scratch, Float, Geometry, Scratch};
-use crate::tensor::threads;
+use super::{buf, gemm_threads, matmul, with_scratch, ConvFloat, Geometry, Scratch};
+use crate::kernels::threads;
 use std::mem::MaybeUninit;
 
 /// Channels (in and out) from which the Winograd form is used. Below, the columns are as fast:
@@ -57,7 +57,7 @@ pub(super) fn applies(g: &Geometry) -> bool {
 
 /// The transformed kernels `U[ξν][o][c] = (G w[o, c] Gᵀ)[ξ][ν]` of `w` [O, C, 3, 3], with
 /// `G = [[1, 0, 0], [½, ½, ½], [½, −½, ½], [0, 0, 1]]`.
-fn kernel_transform<T: Float>(g: &Geometry, w: &[T]) -> Vec<T> {
+fn kernel_transform<T: ConvFloat>(g: &Geometry, w: &[T]) -> Vec<T> {
     let (o, c) = (g.o, g.c);
     let half = T::from_f64(0.5);
     // G·v for a 3-vector v.
@@ -91,7 +91,7 @@ fn kernel_transform<T: Float>(g: &Geometry, w: &[T]) -> Vec<T> {
 /// into even and odd ones, so that a tile's four columns are `e[tx], o[tx], e[tx+1], o[tx+1]`:
 /// every combination is then a run of contiguous values.
 #[inline(always)]
-fn input_transform<T: Float>(g: &Geometry, img: &[T], nb: usize, v: &mut [T], de: &mut [T]) {
+fn input_transform<T: ConvFloat>(g: &Geometry, img: &[T], nb: usize, v: &mut [T], de: &mut [T]) {
     let (h, w, c) = (g.h, g.w, g.c);
     let (th, tw) = (h / 2, w / 2);
     let (tiles, ncols) = (th * tw, nb * th * tw);
@@ -145,7 +145,7 @@ fn input_transform<T: Float>(g: &Geometry, img: &[T], nb: usize, v: &mut [T], de
 /// rather than stored and reloaded one element further on (a load straddling two recent
 /// stores cannot be forwarded from them: measured, 30 % of the transform stalled there).
 #[inline(always)]
-fn tile_row<T: Float, const PLUS: bool>(rows: [&[T]; 4], outs: [&mut [T]; 4], tw: usize) {
+fn tile_row<T: ConvFloat, const PLUS: bool>(rows: [&[T]; 4], outs: [&mut [T]; 4], tw: usize) {
     let [ae, be, ao, bo] = rows.map(|r| &r[..=tw]);
     let [o0, o1, o2, o3] = outs.map(|o| &mut o[..tw]);
     let comb = |a: T, b: T| if PLUS { a + b } else { a - b };
@@ -167,7 +167,7 @@ fn de_len(g: &Geometry) -> usize {
 /// The output transform: `y[b, o, 2ty + a, 2tx + e] = (Aᵀ m A)[a][e]` of the products
 /// `m[ξν] = M[ξν][o][b·T + ty·tw + tx]`, with `Aᵀ = [[1, 1, 1, 0], [0, 1, −1, −1]]`.
 #[inline(always)]
-fn output_transform<T: Float>(g: &Geometry, m: &[T], nb: usize, y: &mut [MaybeUninit<T>]) {
+fn output_transform<T: ConvFloat>(g: &Geometry, m: &[T], nb: usize, y: &mut [MaybeUninit<T>]) {
     let (h, w, o) = (g.h, g.w, g.o);
     let (th, tw) = (h / 2, w / 2);
     let (tiles, ncols) = (th * tw, nb * th * tw);
@@ -211,7 +211,7 @@ fn output_transform<T: Float>(g: &Geometry, m: &[T], nb: usize, y: &mut [MaybeUn
 
 /// `dst[i] = f(p[i], q[i], r[i])`.
 #[inline(always)]
-fn sum3<T: Float>(dst: &mut [T], p: &[T], q: &[T], r: &[T], f: impl Fn(T, T, T) -> T) {
+fn sum3<T: ConvFloat>(dst: &mut [T], p: &[T], q: &[T], r: &[T], f: impl Fn(T, T, T) -> T) {
     for (((d, &x), &y), &z) in dst.iter_mut().zip(p).zip(q).zip(r) {
         *d = f(x, y, z);
     }
@@ -219,7 +219,7 @@ fn sum3<T: Float>(dst: &mut [T], p: &[T], q: &[T], r: &[T], f: impl Fn(T, T, T) 
 
 /// `y [N, O, H, W] = w [O, C, 3, 3] ⋆ x [N, C, H, W]` (stride 1, padding 1), where
 /// [`applies`].
-pub(super) fn forward<T: Float>(g: &Geometry, x: &[T], w: &[T]) -> Vec<T> {
+pub(super) fn forward<T: ConvFloat>(g: &Geometry, x: &[T], w: &[T]) -> Vec<T> {
     let (o, c, plane) = (g.o, g.c, g.plane());
     let u = kernel_transform(g, w);
     let n = g.n * o * plane;
@@ -257,7 +257,7 @@ pub(super) fn forward<T: Float>(g: &Geometry, x: &[T], w: &[T]) -> Vec<T> {
 /// One chunk of [`forward`]: `nb` images `x` into their outputs `y`, from the transformed
 /// kernels `u`.
 #[inline(always)]
-fn forward_chunk<T: Float>(
+fn forward_chunk<T: ConvFloat>(
     g: &Geometry,
     u: &[T],
     (x, nb): (&[T], usize),
@@ -294,7 +294,7 @@ fn forward_chunk<T: Float>(
 /// The CPU must have AVX-512F.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn forward_chunk_avx512<T: Float>(
+unsafe fn forward_chunk_avx512<T: ConvFloat>(
     g: &Geometry,
     u: &[T],
     x: (&[T], usize),
