@@ -4,7 +4,7 @@
 //! Prints the median milliseconds per step of each and the overhead in percent.
 
 use candle_core::{DType, Device, Tensor, Var};
-use ganscript::engine::EngineOptions;
+use ganscript::session::EngineOptions;
 use ganscript::{rng, script, tensor};
 use rhai::Scope;
 use std::time::Instant;

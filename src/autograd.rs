@@ -149,7 +149,7 @@ pub fn register(engine: &mut Engine) {
         |x: &mut Tensor| x.0.is_variable()
     );
     reg!(engine, "grad", "dy/dx (y summed if not a scalar), itself differentiable: penalties built from it can be differentiated again.", |y: Tensor, x: Tensor| {
-        grad(&y.0, &x.0).map(Tensor).and_then(|t| crate::nonfinite::checked("grad", t))
+        grad(&y.0, &x.0).map(Tensor).and_then(|t| crate::tensor::nonfinite::checked("grad", t))
     });
     reg!(
         engine,

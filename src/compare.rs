@@ -190,7 +190,7 @@ pub fn main(args: &CompareArgs) -> Result<(), String> {
         let title = args.title.clone().unwrap_or_else(|| args.keys.join(", "));
         let png = line_plot_png(&series, &args.x, "value", &title)
             .map_err(|e| crate::errors::message(&e))?;
-        crate::run::write_atomically(out, &png)?;
+        crate::io::write_atomically(out, &png)?;
         eprintln!("wrote {}", out.display());
     }
     Ok(())

@@ -3,7 +3,7 @@
 //! overloads for wrong argument types). Errors inside functions of other files (stdlib modules)
 //! point into those files, with the call chain as related diagnostics.
 
-use crate::engine::Sources;
+use crate::session::Sources;
 use miette::{
     Diagnostic, GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceCode,
     SourceSpan,
@@ -23,6 +23,8 @@ pub struct ScriptDiagnostic {
     src: Option<NamedSource<String>>,
     span: Option<SourceSpan>,
     pub related: Vec<ScriptDiagnostic>,
+    /// Set when the script did not fail but was stopped (Ctrl-C, `:quit`).
+    pub stopped: Option<crate::errors::Stopped>,
 }
 
 impl fmt::Display for ScriptDiagnostic {
@@ -71,6 +73,7 @@ impl ScriptDiagnostic {
             src: None,
             span: None,
             related: Vec::new(),
+            stopped: None,
         }
     }
 
@@ -392,6 +395,10 @@ pub fn from_eval_error(
     let mut d =
         ScriptDiagnostic::located(message, &label, &leaf_file, sources.get(&leaf_file), pos);
     d.help = help;
+    d.stopped = crate::errors::Stopped::of(err);
+    if let Some(s) = d.stopped {
+        d.message = s.message().to_string();
+    }
     // The call chain, innermost call first.
     for (what, f, p) in chain.into_iter().rev() {
         d.related.push(ScriptDiagnostic::located(

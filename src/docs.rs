@@ -57,7 +57,6 @@ pub const TOPICS: &[(&str, &str)] = &[
 /// The module-path segment (of the code that registered a function) that decides its topic.
 pub const TOPIC_OF_MODULE: &[(&str, &str)] = &[
     ("tensor", "tensors"),
-    ("engine", "tensors"),
     ("rng", "tensors"),
     ("autograd", "autograd"),
     ("nn", "nets"),
@@ -70,12 +69,11 @@ pub const TOPIC_OF_MODULE: &[(&str, &str)] = &[
     ("metrics", "metrics"),
     ("run", "runs"),
     ("checkpoint", "runs"),
-    ("repl", "runs"),
+    ("session", "runs"),
     ("settings", "runs"),
 ];
 
-/// The comment prefix [`crate::reg!`] records the registering module under.
-pub const MODULE_TAG: &str = "//@module ";
+pub use crate::MODULE_TAG;
 
 /// One registered function (one overload).
 #[derive(Debug, Clone, Deserialize)]
@@ -154,11 +152,11 @@ pub struct StdlibFn {
     pub doc: String,
 }
 
-/// The public functions of the stdlib modules ([`crate::engine::STDLIB`]), in file order, with
+/// The public functions of the stdlib modules ([`crate::session::STDLIB`]), in file order, with
 /// the `//` or `///` comment block above each.
 pub fn stdlib_functions() -> Vec<StdlibFn> {
     let mut out = Vec::new();
-    for (module, text) in crate::engine::STDLIB {
+    for (module, text) in crate::session::STDLIB {
         let lines: Vec<&str> = text.lines().collect();
         for (i, line) in lines.iter().enumerate() {
             let Some(rest) = line.strip_prefix("fn ") else {

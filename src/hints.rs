@@ -2,7 +2,7 @@
 //! `G(z)`, a `fn` that reads a variable of the script. The diagnostics add these hints to the
 //! error, and `ganscript doc NAME` shows them for a PyTorch name that is not a function here.
 
-use crate::engine::Sources;
+use crate::session::Sources;
 use rhai::{Engine, Stmt, AST};
 use std::collections::BTreeSet;
 

@@ -1,11 +1,15 @@
 //! ganscript: GAN training procedures as rhai scripts over candle tensors.
 //!
 //! The host registers one concern per module into a rhai [`rhai::Engine`] (see
-//! [`engine::new_engine`]): tensors, autograd, randomness, and, on top of them, networks,
+//! [`session::new_engine`]): tensors, autograd, randomness, and, on top of them, networks,
 //! optimizers, objectives, penalties, schedules, data and run outputs. Every entry point makes
 //! sure candle keeps second-order gradients (see [`autograd::ensure_double_backprop`]).
 
 #![allow(clippy::result_large_err)]
+
+/// The comment prefix [`reg!`] records the registering module under (`ganscript doc` groups
+/// functions by it).
+pub const MODULE_TAG: &str = "//@module ";
 
 /// Registers a native function with a one-line doc (shown by `ganscript doc` and the REPL).
 /// `reg!(volatile engine, ...)` marks it volatile (random functions must never be folded).
@@ -16,7 +20,7 @@ macro_rules! reg {
             .with_volatility(true)
             .with_comments([
                 format!("/// {}", $doc),
-                format!("{}{}", $crate::docs::MODULE_TAG, module_path!()),
+                format!("{}{}", $crate::MODULE_TAG, module_path!()),
             ])
             .register_into_engine($engine, $f);
     }};
@@ -24,7 +28,7 @@ macro_rules! reg {
         ::rhai::FuncRegistration::new($name)
             .with_comments([
                 format!("/// {}", $doc),
-                format!("{}{}", $crate::docs::MODULE_TAG, module_path!()),
+                format!("{}{}", $crate::MODULE_TAG, module_path!()),
             ])
             .register_into_engine($engine, $f);
     }};
@@ -37,17 +41,16 @@ pub mod data;
 pub mod device;
 pub mod diagnostics;
 pub mod docs;
-pub mod engine;
 pub mod errors;
 pub mod eval;
 pub mod hints;
+pub mod io;
 pub mod kernels;
 pub mod limits;
 pub mod magan;
 pub mod memory;
 pub mod metrics;
 pub mod nn;
-pub mod nonfinite;
 pub mod objectives;
 pub mod optim;
 pub mod penalties;
@@ -57,9 +60,10 @@ pub mod run;
 pub mod sandbox;
 pub mod schedules;
 pub mod script;
+pub mod session;
 pub mod settings;
 pub mod sweep;
 pub mod tensor;
 
-pub use engine::{new_engine, EngineOptions};
+pub use session::{new_engine, EngineOptions};
 pub use tensor::Tensor;

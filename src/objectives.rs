@@ -364,7 +364,7 @@ pub fn register(engine: &mut Engine) {
             move |dr: Tensor, df: Tensor| {
                 loss_by_name(name, &dr.0, &df.0)
                     .map(Tensor)
-                    .and_then(|t| crate::nonfinite::checked(name, t))
+                    .and_then(|t| crate::tensor::nonfinite::checked(name, t))
             }
         );
     }
@@ -372,13 +372,13 @@ pub fn register(engine: &mut Engine) {
         engine,
         "d_loss",
         "Discriminator loss of a GAN kind (nsgan, minimax, lsgan, wgan, hinge, rahinge, rphinge, rasgan) on logits dr, df.",
-        |kind: &str, dr: Tensor, df: Tensor| { d_loss(kind, &dr.0, &df.0).map(Tensor).and_then(|t| crate::nonfinite::checked("d_loss", t)) }
+        |kind: &str, dr: Tensor, df: Tensor| { d_loss(kind, &dr.0, &df.0).map(Tensor).and_then(|t| crate::tensor::nonfinite::checked("d_loss", t)) }
     );
     reg!(
         engine,
         "g_loss",
         "Generator loss of a GAN kind (nsgan, minimax, lsgan, wgan, hinge, rahinge, rphinge, rasgan) on logits dr, df.",
-        |kind: &str, dr: Tensor, df: Tensor| { g_loss(kind, &dr.0, &df.0).map(Tensor).and_then(|t| crate::nonfinite::checked("g_loss", t)) }
+        |kind: &str, dr: Tensor, df: Tensor| { g_loss(kind, &dr.0, &df.0).map(Tensor).and_then(|t| crate::tensor::nonfinite::checked("g_loss", t)) }
     );
     reg!(
         engine,
@@ -387,7 +387,7 @@ pub fn register(engine: &mut Engine) {
         |recon: Tensor, x: Tensor| {
             energy(&recon.0, &x.0)
                 .map(Tensor)
-                .and_then(|t| crate::nonfinite::checked("energy", t))
+                .and_then(|t| crate::tensor::nonfinite::checked("energy", t))
         }
     );
     reg!(
@@ -397,7 +397,7 @@ pub fn register(engine: &mut Engine) {
         |ctx: NativeCallContext, ae: FnPtr, x: Tensor| -> ScriptResult<Tensor> {
             energy_of(&mut |t: &CT| call_net(&ctx, &ae, t), &x.0)
                 .map(Tensor)
-                .and_then(|t| crate::nonfinite::checked("energy", t))
+                .and_then(|t| crate::tensor::nonfinite::checked("energy", t))
         }
     );
     reg!(
@@ -407,7 +407,7 @@ pub fn register(engine: &mut Engine) {
         |e_real: Tensor, e_fake: Tensor, margin: FLOAT| {
             ebgan_d_loss(&e_real.0, &e_fake.0, margin)
                 .map(Tensor)
-                .and_then(|t| crate::nonfinite::checked("ebgan_d_loss", t))
+                .and_then(|t| crate::tensor::nonfinite::checked("ebgan_d_loss", t))
         }
     );
     reg!(
@@ -417,7 +417,7 @@ pub fn register(engine: &mut Engine) {
         |e_real: Tensor, e_fake: Tensor, margin: INT| {
             ebgan_d_loss(&e_real.0, &e_fake.0, margin as f64)
                 .map(Tensor)
-                .and_then(|t| crate::nonfinite::checked("ebgan_d_loss", t))
+                .and_then(|t| crate::tensor::nonfinite::checked("ebgan_d_loss", t))
         }
     );
     reg!(
@@ -426,7 +426,7 @@ pub fn register(engine: &mut Engine) {
         "EBGAN/MAGAN generator loss mean(E_fake).",
         |e_fake: Tensor| ebgan_g_loss(&e_fake.0)
             .map(Tensor)
-            .and_then(|t| crate::nonfinite::checked("ebgan_g_loss", t))
+            .and_then(|t| crate::tensor::nonfinite::checked("ebgan_g_loss", t))
     );
     reg!(
         engine,
@@ -439,7 +439,7 @@ pub fn register(engine: &mut Engine) {
         "lens_loss",
         "Tempered-GAN lens loss lam·L_adv(d_lx) + mean ‖x - lx‖² (kind gan|nsgan: mean(softplus(d_lx)), lsgan: mean(d_lx²), wgan: mean(d_lx), hinge: mean(relu(1+d_lx))).",
         |kind: &str, lam: FLOAT, d_lx: Tensor, x: Tensor, lx: Tensor| {
-            lens_loss(kind, lam, &d_lx.0, &x.0, &lx.0).map(Tensor).and_then(|t| crate::nonfinite::checked("lens_loss", t))
+            lens_loss(kind, lam, &d_lx.0, &x.0, &lx.0).map(Tensor).and_then(|t| crate::tensor::nonfinite::checked("lens_loss", t))
         }
     );
     reg!(
@@ -449,7 +449,7 @@ pub fn register(engine: &mut Engine) {
         |kind: &str, lam: INT, d_lx: Tensor, x: Tensor, lx: Tensor| {
             lens_loss(kind, lam as f64, &d_lx.0, &x.0, &lx.0)
                 .map(Tensor)
-                .and_then(|t| crate::nonfinite::checked("lens_loss", t))
+                .and_then(|t| crate::tensor::nonfinite::checked("lens_loss", t))
         }
     );
 }

@@ -4,13 +4,13 @@
 //! parameters is the second-order ("double backprop") gradient.
 //!
 //! The math takes the discriminator as a [`Critic`]: any `FnMut(&Tensor) -> ScriptResult<Tensor>`
-//! (scripts pass a function pointer or closure, `|x| D.forward(x)`), or a native net, whose
-//! input gradient is then built by [`Net::forward_with_input_grad`] instead of candle's generic
-//! backward pass (same values, a smaller graph). Penalties are not multiplied by their weight.
+//! (scripts pass a function pointer or closure, `|x| D.forward(x)`), or a native net (the nets
+//! layer implements [`Critic`] for its `Net` and registers the penalties for it with
+//! [`register_for`]: its input gradient is built layer by layer instead of by candle's generic
+//! backward pass, same values, a smaller graph). Penalties are not multiplied by their weight.
 
 use crate::autograd::{grad, variable};
 use crate::errors::{script_err, OrScriptErr, ScriptResult};
-use crate::nn::Net;
 use crate::objectives::call_net;
 use crate::tensor::{
     l1_per_sample, l2_per_sample, linf_per_sample, per_sample_scale, sigmoid, sq_l2_per_sample,
@@ -37,15 +37,6 @@ pub trait Critic {
 impl<F: FnMut(&CT) -> ScriptResult<CT>> Critic for F {
     fn logits(&mut self, x: &CT) -> ScriptResult<CT> {
         self(x)
-    }
-}
-
-impl Critic for Net {
-    fn logits(&mut self, x: &CT) -> ScriptResult<CT> {
-        self.forward(x).or_script()
-    }
-    fn logits_and_input_grad(&mut self, x: &CT) -> ScriptResult<(CT, CT)> {
-        self.forward_with_input_grad(x).or_script()
     }
 }
 
@@ -352,19 +343,82 @@ pub fn roth_js_with_logits(d: &mut Disc, real: &CT, fake: &CT) -> ScriptResult<(
     Ok((omega, dr_out, df_out))
 }
 
-/// Registers `$name` twice: for a discriminator given as a function pointer or closure, and
-/// for a native net (see [`Critic`]); `$body` sees the discriminator as `$d: &mut impl Critic`.
+/// Registers `$name` for a discriminator given as a function pointer or closure (`fnptr`), or
+/// as a native critic type (`native N`); `$body` sees the discriminator as `$d: &mut impl Critic`.
 macro_rules! reg_critic {
-    ($engine:expr, $name:expr, $doc:expr, |$d:ident $(, $a:ident : $t:ty)*| -> $ret:ty $body:block) => {{
+    (fnptr, $engine:expr, $name:expr, $doc:expr, |$d:ident $(, $a:ident : $t:ty)*| -> $ret:ty $body:block) => {{
         reg!(volatile $engine, $name, $doc,
             |ctx: NativeCallContext, f: FnPtr $(, $a: $t)*| -> ScriptResult<$ret> {
                 let $d = &mut |x: &CT| call_net(&ctx, &f, x);
                 $body
             });
-        reg!(volatile $engine, $name, $doc, |net: Net $(, $a: $t)*| -> ScriptResult<$ret> {
+    }};
+    (native $n:ty, $engine:expr, $name:expr, $doc:expr, |$d:ident $(, $a:ident : $t:ty)*| -> $ret:ty $body:block) => {{
+        reg!(volatile $engine, $name, $doc, |net: $n $(, $a: $t)*| -> ScriptResult<$ret> {
             let $d = &mut net.clone();
             $body
         });
+    }};
+}
+
+/// The penalties that take a discriminator, registered for one kind of discriminator (see
+/// [`reg_critic`]).
+macro_rules! critic_functions {
+    ($engine:expr, $($kind:tt)+) => {{
+        reg_critic!($($kind)+, $engine, "gradient_penalty",
+        "WGAN-GP: mean((‖∇D(interp)‖₂ - 1)²) at u·real + (1-u)·fake, u ~ U[0,1) per sample (differentiable; not weighted). D: a net or a function.",
+        |d, real: Tensor, fake: Tensor| -> Tensor {
+            gradient_penalty(d, &real.0, &fake.0, &GpOptions::default()).map(Tensor).and_then(|t| crate::tensor::nonfinite::checked("gradient_penalty", t))
+        });
+        reg_critic!($($kind)+, $engine, "gradient_penalty",
+        "Gradient penalty with options #{norm: \"l2\"|\"l1\"|\"linf\", kind: \"ls\"|\"hinge\"|\"hinge2\", target: 1.0, at: \"interp\"|\"real\"|\"fake\", u: tensor [N]}.",
+        |d, real: Tensor, fake: Tensor, opts: Map| -> Tensor {
+            let o = GpOptions::from_map(&opts)?;
+            gradient_penalty(d, &real.0, &fake.0, &o).map(Tensor).and_then(|t| crate::tensor::nonfinite::checked("gradient_penalty", t))
+        });
+        reg_critic!(
+            $($kind)+, $engine,
+            "r1",
+            "R1 penalty mean(‖∇D(real)‖₂²) (differentiable; not weighted).",
+            |d, real: Tensor| -> Tensor {
+                r1(d, &real.0)
+                    .map(Tensor)
+                    .and_then(|t| crate::tensor::nonfinite::checked("r1", t))
+            }
+        );
+        reg_critic!(
+            $($kind)+, $engine,
+            "r2",
+            "R2 penalty mean(‖∇D(fake)‖₂²) (differentiable; not weighted).",
+            |d, fake: Tensor| -> Tensor {
+                r2(d, &fake.0)
+                    .map(Tensor)
+                    .and_then(|t| crate::tensor::nonfinite::checked("r2", t))
+            }
+        );
+        reg_critic!($($kind)+, $engine, "roth_js",
+            "Roth et al. regulariser mean((1-σ(D(real)))²‖∇D(real)‖² + σ(D(fake))²‖∇D(fake)‖²); the D loss adds γ/2 · this.",
+            |d, real: Tensor, fake: Tensor| -> Tensor { roth_js(d, &real.0, &fake.0).map(Tensor).and_then(|t| crate::tensor::nonfinite::checked("roth_js", t)) });
+        reg_critic!($($kind)+, $engine, "roth_js_logits",
+            "roth_js and the logits it computed: #{ omega, d_real, d_fake } (D(real), D(fake), differentiable in D's parameters), so the D loss can use them instead of two more forward passes.",
+            |d, real: Tensor, fake: Tensor| -> Map {
+                let (omega, dr, df) = roth_js_with_logits(d, &real.0, &fake.0)?;
+                let mut m = Map::new();
+                m.insert("omega".into(), Dynamic::from(Tensor(omega)));
+                m.insert("d_real".into(), Dynamic::from(Tensor(dr)));
+                m.insert("d_fake".into(), Dynamic::from(Tensor(df)));
+                Ok(m)
+            });
+        reg_critic!(
+            $($kind)+, $engine,
+            "grad_norms",
+            "Per-sample norms (\"l2\", \"l1\" or \"linf\") of ∇_x D(x), shape [N] (for monitoring).",
+            |d, x: Tensor, norm: &str| -> Tensor {
+                grad_norms(d, &x.0, Norm::parse(norm)?)
+                    .map(Tensor)
+                    .and_then(|t| crate::tensor::nonfinite::checked("grad_norms", t))
+            }
+        );
     }};
 }
 
@@ -394,61 +448,13 @@ pub fn instance_noise(x: &CT, sigma: f64) -> ScriptResult<CT> {
     (|| x + (eps * sigma)?)().ctx("instance_noise")
 }
 
+/// Registers the penalties for a native discriminator type (the nets layer's `Net`).
+pub fn register_for<N: Critic + Clone + 'static>(engine: &mut Engine) {
+    critic_functions!(engine, native N);
+}
+
 pub fn register(engine: &mut Engine) {
-    reg_critic!(engine, "gradient_penalty",
-    "WGAN-GP: mean((‖∇D(interp)‖₂ - 1)²) at u·real + (1-u)·fake, u ~ U[0,1) per sample (differentiable; not weighted). D: a net or a function.",
-    |d, real: Tensor, fake: Tensor| -> Tensor {
-        gradient_penalty(d, &real.0, &fake.0, &GpOptions::default()).map(Tensor).and_then(|t| crate::nonfinite::checked("gradient_penalty", t))
-    });
-    reg_critic!(engine, "gradient_penalty",
-    "Gradient penalty with options #{norm: \"l2\"|\"l1\"|\"linf\", kind: \"ls\"|\"hinge\"|\"hinge2\", target: 1.0, at: \"interp\"|\"real\"|\"fake\", u: tensor [N]}.",
-    |d, real: Tensor, fake: Tensor, opts: Map| -> Tensor {
-        let o = GpOptions::from_map(&opts)?;
-        gradient_penalty(d, &real.0, &fake.0, &o).map(Tensor).and_then(|t| crate::nonfinite::checked("gradient_penalty", t))
-    });
-    reg_critic!(
-        engine,
-        "r1",
-        "R1 penalty mean(‖∇D(real)‖₂²) (differentiable; not weighted).",
-        |d, real: Tensor| -> Tensor {
-            r1(d, &real.0)
-                .map(Tensor)
-                .and_then(|t| crate::nonfinite::checked("r1", t))
-        }
-    );
-    reg_critic!(
-        engine,
-        "r2",
-        "R2 penalty mean(‖∇D(fake)‖₂²) (differentiable; not weighted).",
-        |d, fake: Tensor| -> Tensor {
-            r2(d, &fake.0)
-                .map(Tensor)
-                .and_then(|t| crate::nonfinite::checked("r2", t))
-        }
-    );
-    reg_critic!(engine, "roth_js",
-        "Roth et al. regulariser mean((1-σ(D(real)))²‖∇D(real)‖² + σ(D(fake))²‖∇D(fake)‖²); the D loss adds γ/2 · this.",
-        |d, real: Tensor, fake: Tensor| -> Tensor { roth_js(d, &real.0, &fake.0).map(Tensor).and_then(|t| crate::nonfinite::checked("roth_js", t)) });
-    reg_critic!(engine, "roth_js_logits",
-        "roth_js and the logits it computed: #{ omega, d_real, d_fake } (D(real), D(fake), differentiable in D's parameters), so the D loss can use them instead of two more forward passes.",
-        |d, real: Tensor, fake: Tensor| -> Map {
-            let (omega, dr, df) = roth_js_with_logits(d, &real.0, &fake.0)?;
-            let mut m = Map::new();
-            m.insert("omega".into(), Dynamic::from(Tensor(omega)));
-            m.insert("d_real".into(), Dynamic::from(Tensor(dr)));
-            m.insert("d_fake".into(), Dynamic::from(Tensor(df)));
-            Ok(m)
-        });
-    reg_critic!(
-        engine,
-        "grad_norms",
-        "Per-sample norms (\"l2\", \"l1\" or \"linf\") of ∇_x D(x), shape [N] (for monitoring).",
-        |d, x: Tensor, norm: &str| -> Tensor {
-            grad_norms(d, &x.0, Norm::parse(norm)?)
-                .map(Tensor)
-                .and_then(|t| crate::nonfinite::checked("grad_norms", t))
-        }
-    );
+    critic_functions!(engine, fnptr);
     reg!(
         volatile engine,
         "instance_noise",

@@ -15,7 +15,8 @@
 //! - **Imports** come from the standard library or from `.rhai` files under the script's own
 //!   directory (see `engine::StdlibResolver`).
 //!
-//! The policy of the engine built last on a thread is the current one (like `run::current`).
+//! The policy of the engine built last on a thread is the current one, and so are its
+//! [`Outputs`] (the run directory, which the run layer installs with [`set_outputs`]).
 //! Host code that calls the loaders with no engine on its thread is not restricted.
 
 use crate::errors::{script_err, ScriptResult};
@@ -55,6 +56,33 @@ impl Root {
 
 thread_local! {
     static CURRENT: RefCell<Option<Rc<Policy>>> = const { RefCell::new(None) };
+    static OUTPUTS: RefCell<Option<Rc<dyn Outputs>>> = const { RefCell::new(None) };
+}
+
+/// Where a script's files go: the run directory. The run layer provides it (a run's directory
+/// is made, and its config.json written, on first use).
+pub trait Outputs {
+    /// The run directory if it was made, else the one `--out` asked for.
+    fn dir_or_requested(&self) -> Option<PathBuf>;
+    /// `name` resolved inside the run directory (made if needed; see [`write_path`]).
+    fn output_path(&self, name: &str, default_ext: &str) -> ScriptResult<PathBuf>;
+}
+
+/// Makes `outputs` the current run's on this thread (the engine built last).
+pub fn set_outputs(outputs: Rc<dyn Outputs>) {
+    OUTPUTS.with(|o| *o.borrow_mut() = Some(outputs));
+}
+
+fn outputs() -> Option<Rc<dyn Outputs>> {
+    OUTPUTS.with(|o| o.borrow().clone())
+}
+
+/// `name` resolved inside the current run's directory (created if needed), for a native
+/// function that writes a file; see [`write_path`].
+pub fn output_path(name: &str, default_ext: &str) -> ScriptResult<PathBuf> {
+    outputs()
+        .ok_or_else(|| script_err("no run: files can only be written in a run"))?
+        .output_path(name, default_ext)
 }
 
 /// The message a refused read ends with (tests look for it).
@@ -130,8 +158,8 @@ pub fn check_read(what: &str, path: &Path) -> Result<(), String> {
     if path.as_os_str().is_empty() {
         return Err(format!("{what}: the path is empty"));
     }
-    let run_dir = crate::run::current()
-        .and_then(|h| h.dir_or_requested())
+    let run_dir = outputs()
+        .and_then(|o| o.dir_or_requested())
         .map(|d| Root::new(&d));
     let roots: Vec<&Root> = policy.roots.iter().chain(run_dir.as_ref()).collect();
     let refused = || {

@@ -2,7 +2,7 @@
 //! [`ScriptDiagnostic`] (and panics inside the host caught and reported as bugs).
 
 use crate::diagnostics::{self, ScriptDiagnostic};
-use crate::engine::{self, EngineOptions, Sources};
+use crate::session::{self, EngineOptions, Sources};
 use rhai::{Dynamic, Engine, Scope, AST};
 use std::path::Path;
 
@@ -22,7 +22,7 @@ pub fn read_source(path: &Path) -> Result<String, ScriptDiagnostic> {
 
 /// Compiles `text` (named `name`) with a new engine.
 pub fn compile(name: &str, text: &str, opts: &EngineOptions) -> Result<Script, ScriptDiagnostic> {
-    let (engine, sources) = engine::new_engine(opts).map_err(ScriptDiagnostic::plain)?;
+    let (engine, sources) = session::new_engine(opts).map_err(ScriptDiagnostic::plain)?;
     sources.insert(name, text);
     let mut ast = engine
         .compile(text)
@@ -81,7 +81,7 @@ pub fn catch_panics<T>(f: impl FnOnce() -> T) -> Result<T, String> {
 /// Every syntax error of a script. rhai stops at the first one, so each reported line is
 /// blanked and the text parsed again (up to 50 errors).
 pub fn check(name: &str, text: &str) -> Vec<ScriptDiagnostic> {
-    let engine = match engine::new_engine(&EngineOptions::default()) {
+    let engine = match session::new_engine(&EngineOptions::default()) {
         Ok((e, _)) => e,
         Err(msg) => return vec![ScriptDiagnostic::plain(msg)],
     };

@@ -4,7 +4,7 @@
 mod common;
 
 use ganscript::data::{files, mixtures, Dataset};
-use ganscript::engine::EngineOptions;
+use ganscript::session::EngineOptions;
 use rhai::{Dynamic, Scope};
 use std::io::{Read, Write};
 use std::path::Path;

@@ -89,7 +89,7 @@ fn batches_land_on_the_current_device() {
 fn saved_nets_and_optimizers_load_onto_the_current_device() {
     // Files are written in the run directory (the sandbox); run_path reads them back.
     let dir = tempfile::tempdir().unwrap();
-    let in_run = ganscript::engine::EngineOptions {
+    let in_run = ganscript::session::EngineOptions {
         out_dir: Some(dir.path().to_path_buf()),
         ..Default::default()
     };

@@ -2,8 +2,8 @@
 //! never a panic.
 
 mod common;
-use ganscript::engine::EngineOptions;
 use ganscript::script;
+use ganscript::session::EngineOptions;
 use rhai::Scope;
 use std::process::Command;
 

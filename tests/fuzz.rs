@@ -309,7 +309,7 @@ fn fuzz_checkpoint_reader() {
         ganscript::checkpoint::file::read(&path, &Device::Cpu)?;
         ganscript::checkpoint::load_nets(&path)?;
         ganscript::checkpoint::load_values(&path)?;
-        ganscript::nn::load_tensors(&path)?;
+        ganscript::io::load_tensors(&path)?;
         Ok(())
     };
     fuzz("checkpoint", seed, "checkpoint.safetensors", load);

@@ -5,8 +5,8 @@
 mod common;
 
 use ganscript::diagnostics::ScriptDiagnostic;
-use ganscript::engine::EngineOptions;
 use ganscript::script;
+use ganscript::session::EngineOptions;
 use rhai::Scope;
 
 fn failure(src: &str) -> ScriptDiagnostic {

@@ -1,7 +1,7 @@
 //! The REPL (`ganscript repl`, the `Repl` struct) and pausing a live run with `--interactive`.
 
-use ganscript::engine::EngineOptions;
 use ganscript::repl::{needs_more, Action, Repl};
+use ganscript::session::EngineOptions;
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};

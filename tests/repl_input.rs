@@ -1,8 +1,8 @@
 //! The REPL's input and output: an incomplete line waits for the rest, strings print raw,
 //! `:vars` lists the session's functions.
 
-use ganscript::engine::EngineOptions;
 use ganscript::repl::{is_incomplete, Repl};
+use ganscript::session::EngineOptions;
 use std::io::Write;
 use std::process::{Command, Stdio};
 

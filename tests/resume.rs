@@ -434,7 +434,7 @@ fn a_checkpoint_without_checksums_loads_with_a_warning() {
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
     let mut meta = header.metadata().clone().unwrap();
-    assert!(meta.remove(ganscript::run::CHECKSUM_KEY).is_some());
+    assert!(meta.remove(ganscript::io::CHECKSUM_KEY).is_some());
     let views: Vec<(String, safetensors::tensor::TensorView)> = st
         .tensors()
         .into_iter()

@@ -1,7 +1,7 @@
 //! What a run writes: the run directory with config.json, metrics.jsonl / metrics.csv, grids,
 //! plots and scatter plots; fixed noise; progress lines in plain mode.
 
-use ganscript::engine::EngineOptions;
+use ganscript::session::EngineOptions;
 use ganscript::settings::Settings;
 use rhai::{Dynamic, Scope};
 use sha2::Digest;

@@ -1,7 +1,7 @@
 //! The checkpoint file: one safetensors file holding every tensor of a run's state, with the
 //! non-tensor state (script values, RNG, step counters) as JSON in its metadata. Written to a
 //! temporary file and renamed, so a checkpoint on disk is always complete. Each tensor's bytes
-//! carry a CRC-32 (see [`crate::run::write_safetensors`]), checked on load: a damaged tensor is
+//! carry a CRC-32 (see [`crate::io::write_safetensors`]), checked on load: a damaged tensor is
 //! an error naming it.
 
 use candle_core::{Device, Tensor};
@@ -22,7 +22,7 @@ pub fn write(
     let mut meta = HashMap::new();
     let doc = serde_json::json!({ "format": FORMAT, "state": state });
     meta.insert(META_KEY.to_string(), doc.to_string());
-    crate::run::write_safetensors(
+    crate::io::write_safetensors(
         path,
         tensors.iter().map(|(k, t)| (k.as_str(), t)),
         Some(meta),
@@ -39,7 +39,7 @@ pub fn read(
     let bytes = std::fs::read(path)
         .map_err(|e| format!("cannot read checkpoint {}: {e}", path.display()))?;
     let what = format!("checkpoint {}", path.display());
-    let verified = crate::run::verify_safetensors(&bytes, &what)?;
+    let verified = crate::io::verify_safetensors(&bytes, &what)?;
     let st = safetensors::SafeTensors::deserialize(&bytes)
         .map_err(|e| format!("checkpoint {} is damaged or truncated: {e}", path.display()))?;
     let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)

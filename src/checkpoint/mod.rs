@@ -18,7 +18,6 @@
 
 pub mod file;
 
-use crate::engine::EngineOptions;
 use crate::errors::{script_err, ScriptResult};
 use crate::magan::MarginAdapter;
 use crate::nn::Net;
@@ -36,9 +35,6 @@ use std::sync::Arc;
 
 /// The checkpoint's file name inside a run directory.
 pub const FILE_NAME: &str = "checkpoint.safetensors";
-
-/// How a run stopped by Ctrl-C after saving its checkpoint ends.
-pub const INTERRUPTED_SAVED: &str = "interrupted (Ctrl-C) after saving a checkpoint";
 
 static DEFER_INTERRUPT: AtomicBool = AtomicBool::new(false);
 static FORCE_STOP: AtomicBool = AtomicBool::new(false);
@@ -316,6 +312,9 @@ fn track(name: &str, value: Dynamic) -> ScriptResult<()> {
         if let Some(loaded) = &s.resume {
             restore_tracked(name, &obj, loaded)?;
         }
+        if let Tracked::Net(n) = &obj {
+            n.set_name(name);
+        }
         s.tracked.push((name.to_string(), obj));
         DEFER_INTERRUPT.store(true, Ordering::SeqCst);
         Ok(())
@@ -363,7 +362,7 @@ fn resume_state(defaults: Map) -> ScriptResult<Map> {
 fn save_checkpoint(values: &Map, interrupt: &AtomicBool) -> ScriptResult<String> {
     let path = write_checkpoint(values)?;
     if interrupt.load(Ordering::SeqCst) {
-        return Err(script_err(INTERRUPTED_SAVED));
+        return Err(crate::errors::Stopped::Saved.error(rhai::Position::NONE));
     }
     Ok(path.display().to_string())
 }
@@ -408,16 +407,6 @@ fn write_checkpoint(values: &Map) -> ScriptResult<PathBuf> {
     file::write(&path, &tensors, &state).map_err(script_err)?;
     STATE.with(|s| s.borrow_mut().last_values = Some(values.clone()));
     Ok(path)
-}
-
-/// The name a net is tracked under (`track("D", D)`), if it is.
-pub fn tracked_name_of(net: &Net) -> Option<String> {
-    STATE.with(|s| {
-        s.borrow().tracked.iter().find_map(|(name, obj)| match obj {
-            Tracked::Net(n) if n.ptr_eq(net) => Some(name.clone()),
-            _ => None,
-        })
-    })
 }
 
 /// The names of the tracked nets and optimizers.
@@ -494,7 +483,7 @@ pub fn save_live(scope: &rhai::Scope, explicit: Option<Map>) -> Result<LiveSave,
     })
 }
 
-pub fn register(engine: &mut Engine, opts: &EngineOptions) {
+pub fn register(engine: &mut Engine, interrupt: Arc<AtomicBool>) {
     STATE.with(|s| {
         let mut s = s.borrow_mut();
         s.tracked.clear();
@@ -513,7 +502,6 @@ pub fn register(engine: &mut Engine, opts: &EngineOptions) {
         "True when the run continues from a checkpoint (--resume of a run that saved one): a script skips its one-off set-up (pre-training) then.",
         || { STATE.with(|s| s.borrow().resume.is_some()) }
     );
-    let interrupt: Arc<AtomicBool> = opts.interrupt.clone();
     reg!(engine, "save_checkpoint", "Writes every tracked net and optimizer, this state map, the generator and the metrics position to checkpoint.safetensors in the run directory, atomically; returns its path.", move |values: Map| {
         save_checkpoint(&values, &interrupt)
     });

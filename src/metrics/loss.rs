@@ -118,7 +118,7 @@ pub fn register(engine: &mut Engine) {
             softmax(&x.0)
                 .map(Tensor)
                 .ctx("softmax")
-                .and_then(|t| crate::nonfinite::checked("softmax", t))
+                .and_then(|t| crate::tensor::nonfinite::checked("softmax", t))
         }
     );
     reg!(
@@ -129,7 +129,7 @@ pub fn register(engine: &mut Engine) {
             log_softmax(&x.0)
                 .map(Tensor)
                 .ctx("log_softmax")
-                .and_then(|t| crate::nonfinite::checked("log_softmax", t))
+                .and_then(|t| crate::tensor::nonfinite::checked("log_softmax", t))
         }
     );
     reg!(
@@ -137,7 +137,7 @@ pub fn register(engine: &mut Engine) {
         "cross_entropy",
         "Mean cross-entropy of logits [N, C] and integer labels [N] (a tensor or an array): −mean log_softmax(logits)[y].",
         |logits: Tensor, labels: Dynamic| -> ScriptResult<Tensor> {
-            cross_entropy(&logits.0, &labels_tensor(&labels)?).map(Tensor).and_then(|t| crate::nonfinite::checked("cross_entropy", t))
+            cross_entropy(&logits.0, &labels_tensor(&labels)?).map(Tensor).and_then(|t| crate::tensor::nonfinite::checked("cross_entropy", t))
         }
     );
 }

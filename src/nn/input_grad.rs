@@ -136,3 +136,13 @@ impl Net {
         }
     }
 }
+
+/// A net as the penalties' discriminator: its input gradient by [`Net::forward_with_input_grad`].
+impl crate::penalties::Critic for Net {
+    fn logits(&mut self, x: &CT) -> crate::errors::ScriptResult<CT> {
+        crate::errors::OrScriptErr::or_script(self.forward(x))
+    }
+    fn logits_and_input_grad(&mut self, x: &CT) -> crate::errors::ScriptResult<(CT, CT)> {
+        crate::errors::OrScriptErr::or_script(self.forward_with_input_grad(x))
+    }
+}

@@ -180,6 +180,9 @@ pub fn register(engine: &mut Engine) {
     register_layers(engine);
     register_builders(engine);
     register_module_api(engine);
+    // The gradient penalties with a net as the discriminator (its input gradient built layer
+    // by layer, see `input_grad`).
+    crate::penalties::register_for::<Net>(engine);
 }
 
 fn register_layers(engine: &mut Engine) {
@@ -312,7 +315,7 @@ fn register_module_api(engine: &mut Engine) {
             n.forward(&x.0)
                 .map(Tensor)
                 .ctx("forward")
-                .and_then(|t| crate::nonfinite::checked("forward", t))
+                .and_then(|t| crate::tensor::nonfinite::checked("forward", t))
         }
     );
     reg!(
@@ -320,7 +323,7 @@ fn register_module_api(engine: &mut Engine) {
         "forward_frozen",
         "Applies the net with its parameters frozen: same values and input gradients as forward (batch-norm statistics update as in forward), but a backward pass computes no gradients for this net's parameters. Use it for D in the G step and in lens steps: opt_g.step(nsgan_g(D.forward_frozen(G.forward(z)))) skips D's weight gradients that opt_g would discard.",
         |n: &mut Net, x: Tensor| -> ScriptResult<Tensor> {
-            n.forward_frozen(&x.0).map(Tensor).ctx("forward_frozen").and_then(|t| crate::nonfinite::checked("forward_frozen", t))
+            n.forward_frozen(&x.0).map(Tensor).ctx("forward_frozen").and_then(|t| crate::tensor::nonfinite::checked("forward_frozen", t))
         }
     );
     reg!(
@@ -506,7 +509,7 @@ fn register_module_api(engine: &mut Engine) {
         "save",
         "Writes parameters and buffers as safetensors (atomically) to a file in the run directory.",
         |n: &mut Net, path: &str| -> ScriptResult<()> {
-            n.save(&crate::run::output_path(path, "")?)
+            n.save(&crate::sandbox::output_path(path, "")?)
                 .map_err(script_err)
         }
     );

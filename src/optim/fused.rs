@@ -3,6 +3,7 @@
 //! parameter-sized tensor. The arithmetic is the composed version's, operation by operation in
 //! the parameter's dtype, so the results are the same.
 
+use super::ParamState;
 use crate::kernels::cpu_slice;
 use crate::kernels::fused::fill_pieces;
 use candle_core::{CpuStorage, InplaceOp3, Layout, Result, Tensor, WithDType};
@@ -114,4 +115,56 @@ pub fn applies(x: &Tensor, g: &Tensor) -> bool {
 /// `a ← pass(a, b, c)` in place.
 pub fn apply(a: &Tensor, b: &Tensor, c: &Tensor, pass: Pass) -> Result<()> {
     a.inplace_op3(&b.contiguous()?, &c.contiguous()?, &pass)
+}
+
+/// Which rule's second moment and step [`moments_step`] runs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Family {
+    Adam,
+    Adamax,
+}
+
+/// One Adam or Adamax update of `p` in three in-place passes, where the tensors allow it
+/// ([`applies`]): whether it ran. `(β1, β2, eps, wd)`; `corrected`: divide the step by
+/// `1 − β1ᵗ`. Advances `p.step`; the moments are updated in place (zeros before the first
+/// step; restored ones are copies).
+pub(super) fn moments_step(
+    p: &mut ParamState,
+    g: &Tensor,
+    lr: f64,
+    family: Family,
+    (beta1, beta2, eps, wd): (f64, f64, f64, f64),
+    corrected: bool,
+) -> Result<bool> {
+    let x = p.var.as_tensor();
+    if !applies(x, g) {
+        return Ok(false);
+    }
+    let moment = |s: &Option<Tensor>| match s {
+        Some(t) if applies(t, x) => Ok(t.clone()),
+        _ => x.zeros_like(),
+    };
+    let (m, v) = (moment(&p.m)?, moment(&p.v)?);
+    p.step += 1;
+    let t = p.step as i32;
+    let k = if corrected {
+        lr / (1.0 - beta1.powi(t))
+    } else {
+        lr
+    };
+    apply(&m, g, x, Pass::Moment { beta1, wd })?;
+    match family {
+        Family::Adam => {
+            apply(&v, g, x, Pass::Square { beta2, wd })?;
+            let s = 1.0 / (1.0 - beta2.powi(t)).sqrt();
+            apply(x, &m, &v, Pass::AdamStep { s, eps, k })?;
+        }
+        Family::Adamax => {
+            apply(&v, g, x, Pass::Inf { beta2, eps, wd })?;
+            apply(x, &m, &v, Pass::AdamaxStep { k })?;
+        }
+    }
+    p.m = Some(m);
+    p.v = Some(v);
+    Ok(true)
 }

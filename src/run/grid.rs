@@ -161,7 +161,7 @@ pub fn save_grid(
     opts: &GridOptions,
 ) -> ScriptResult<()> {
     let (bytes, _, _) = grid_png(images, nrow, opts)?;
-    super::atomic_write(path, &bytes)
+    crate::io::atomic_write(path, &bytes)
 }
 
 fn save(h: &RunHandle, t: &Tensor, name: &str, nrow: INT, opts: &Map) -> ScriptResult<String> {
@@ -173,12 +173,12 @@ fn save(h: &RunHandle, t: &Tensor, name: &str, nrow: INT, opts: &Map) -> ScriptR
     let (grid, side) = grid_pixels(t, nrow, &opts)?;
     let picture = look.apply(&grid, side)?;
     let path = h.0.borrow_mut().path(name, "png")?;
-    super::atomic_write(&path, &picture.png()?)?;
+    crate::io::atomic_write(&path, &picture.png()?)?;
     if let Some(gif) = &look.gif {
         let gif_path = h.0.borrow_mut().path(gif, "gif")?;
         let old = std::fs::read(&gif_path).ok();
         let bytes = append_gif_frame(old.as_deref(), &picture)?;
-        super::atomic_write(&gif_path, &bytes)?;
+        crate::io::atomic_write(&gif_path, &bytes)?;
     }
     Ok(path.display().to_string())
 }

@@ -204,7 +204,7 @@ pub fn log(handle: &RunHandle, values: &Map) -> ScriptResult<()> {
     let csv = dir.join("metrics.csv");
     if new_key || !csv.exists() {
         m.rows.push(row);
-        super::atomic_write(&csv, m.csv_all()?.as_bytes())
+        crate::io::atomic_write(&csv, m.csv_all()?.as_bytes())
     } else {
         let line = m.csv_row(&row)?;
         m.rows.push(row);
@@ -309,6 +309,6 @@ pub fn restore(handle: &RunHandle, rows: usize) -> ScriptResult<()> {
         }
         return Ok(());
     }
-    super::atomic_write(&jsonl, kept.as_bytes())?;
-    super::atomic_write(&dir.join("metrics.csv"), csv.as_bytes())
+    crate::io::atomic_write(&jsonl, kept.as_bytes())?;
+    crate::io::atomic_write(&dir.join("metrics.csv"), csv.as_bytes())
 }

@@ -19,7 +19,6 @@ pub mod plot;
 pub mod progress;
 pub mod sample_image;
 
-use crate::engine::EngineOptions;
 use crate::errors::{script_err, ScriptResult};
 use crate::settings::SharedSettings;
 use crate::tensor::Tensor;
@@ -30,6 +29,20 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+/// How a run was started (from the command line): recorded in its config.json.
+pub struct RunInfo {
+    /// Run directory from `--out`; `None`: `runs/<script>-<timestamp>`, made when first needed.
+    pub out_dir: Option<PathBuf>,
+    /// The script being run.
+    pub script_path: Option<PathBuf>,
+    /// The seed given with `--seed`.
+    pub seed: u64,
+    /// The device given with `--device`.
+    pub device: String,
+    /// Settings from `--set`.
+    pub settings: SharedSettings,
+}
 
 /// The state of one run, shared by the registered functions and the host.
 pub struct RunState {
@@ -75,109 +88,6 @@ thread_local! {
 /// The run of the engine most recently built on this thread (`new_engine` registers one).
 pub fn current() -> Option<RunHandle> {
     CURRENT.with(|c| c.borrow().clone())
-}
-
-/// Writes `bytes` to `path` atomically: `<path>.tmp` in the same directory, then a rename.
-pub fn atomic_write(path: &Path, bytes: &[u8]) -> ScriptResult<()> {
-    write_atomically(path, bytes).map_err(script_err)
-}
-
-/// [`atomic_write`] with a plain error message (for code outside a script call).
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
-            .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
-    }
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    // A stale `.tmp` (a killed write) is replaced; `create_new` never writes through a link.
-    let _ = std::fs::remove_file(&tmp);
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&tmp)
-        .and_then(|mut f| std::io::Write::write_all(&mut f, bytes))
-        .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, path)
-        .map_err(|e| format!("cannot rename {} to {}: {e}", tmp.display(), path.display()))
-}
-
-/// The safetensors metadata key holding each tensor's CRC-32 (a JSON map of 8 hex digits).
-pub const CHECKSUM_KEY: &str = "ganscript.crc32";
-
-/// Serializes named tensors (and optional string metadata) as safetensors, with the CRC-32 of
-/// each tensor's bytes in the metadata ([`CHECKSUM_KEY`]), and writes the file atomically. The
-/// caller names the file in its error message.
-pub fn write_safetensors<'a>(
-    path: &Path,
-    tensors: impl IntoIterator<Item = (&'a str, &'a candle_core::Tensor)>,
-    meta: Option<HashMap<String, String>>,
-) -> Result<(), String> {
-    let views: Vec<(&str, candle_core::Tensor)> = tensors
-        .into_iter()
-        .map(|(k, t)| t.contiguous().map(|t| (k, t)))
-        .collect::<candle_core::Result<_>>()
-        .map_err(|e| e.to_string())?;
-    let sums: serde_json::Map<String, Value> = views
-        .iter()
-        .map(|(k, t)| {
-            let crc = crc32fast::hash(&safetensors::View::data(t));
-            (k.to_string(), json!(format!("{crc:08x}")))
-        })
-        .collect();
-    let mut meta = meta.unwrap_or_default();
-    meta.insert(CHECKSUM_KEY.to_string(), Value::Object(sums).to_string());
-    let bytes = safetensors::serialize(views, Some(meta)).map_err(|e| e.to_string())?;
-    write_atomically(path, &bytes)
-}
-
-/// Checks the CRC-32 of every tensor of a safetensors file against the ones recorded when it
-/// was written. `Ok(false)`: the file records none (written by an older ganscript, or by another
-/// program). An error names the damaged tensor; `what` names the file.
-pub fn verify_safetensors(bytes: &[u8], what: &str) -> Result<bool, String> {
-    let st = safetensors::SafeTensors::deserialize(bytes)
-        .map_err(|e| format!("{what} is damaged or truncated: {e}"))?;
-    let (_, header) = safetensors::SafeTensors::read_metadata(bytes)
-        .map_err(|e| format!("{what} is damaged or truncated: {e}"))?;
-    let Some(recorded) = header.metadata().as_ref().and_then(|m| m.get(CHECKSUM_KEY)) else {
-        return Ok(false);
-    };
-    let recorded: serde_json::Map<String, Value> =
-        serde_json::from_str(recorded).map_err(|e| format!("{what}: unreadable checksums: {e}"))?;
-    let mut seen = 0;
-    for (name, view) in st.tensors() {
-        let want = recorded
-            .get(&name)
-            .and_then(|v| v.as_str())
-            .ok_or_else(|| format!("{what}: tensor `{name}` has no recorded checksum"))?;
-        let got = format!("{:08x}", crc32fast::hash(view.data()));
-        if got != want {
-            return Err(format!(
-                "{what}: tensor `{name}` is damaged: the CRC-32 of its bytes is {got}, the file \
-                 recorded {want} when it was written"
-            ));
-        }
-        seen += 1;
-    }
-    if seen != recorded.len() {
-        let names: std::collections::HashSet<String> =
-            st.names().into_iter().map(|n| n.to_string()).collect();
-        let missing: Vec<&String> = recorded.keys().filter(|k| !names.contains(*k)).collect();
-        return Err(format!(
-            "{what}: tensor `{}` is missing (the file recorded a checksum for it)",
-            missing.first().map(|s| s.as_str()).unwrap_or("?")
-        ));
-    }
-    Ok(true)
-}
-
-/// `name` resolved inside the current run's directory (created if needed), for a native
-/// function that writes a file; see [`crate::sandbox::write_path`].
-pub fn output_path(name: &str, default_ext: &str) -> ScriptResult<PathBuf> {
-    let run = current().ok_or_else(|| script_err("no run: files can only be written in a run"))?;
-    let mut st = run.0.borrow_mut();
-    st.path(name, default_ext)
 }
 
 /// (year, month, day, hour, minute, second) in UTC.
@@ -260,13 +170,13 @@ fn float_json(f: f64) -> Value {
 }
 
 impl RunState {
-    fn new(opts: &EngineOptions) -> RunState {
+    fn new(info: RunInfo) -> RunState {
         RunState {
-            requested_dir: opts.out_dir.clone(),
-            script_path: opts.script_path.clone(),
-            seed: opts.seed,
-            device: opts.device.clone(),
-            settings: opts.settings.clone(),
+            requested_dir: info.out_dir,
+            script_path: info.script_path,
+            seed: info.seed,
+            device: info.device,
+            settings: info.settings,
             dir: None,
             started: SystemTime::now(),
             started_at: Instant::now(),
@@ -288,7 +198,7 @@ impl RunState {
         let Some(dir) = self.dir.clone() else {
             return Ok(());
         };
-        remove_stale_tmp(&dir);
+        crate::io::remove_stale_tmp(&dir);
         if self.resume.as_ref().is_some_and(|r| r.restart) {
             for f in ["metrics.jsonl", "metrics.csv"] {
                 match std::fs::remove_file(dir.join(f)) {
@@ -434,7 +344,7 @@ impl RunState {
         }
         let text = serde_json::to_string_pretty(&self.config_json())
             .map_err(|e| script_err(format!("config.json: {e}")))?;
-        atomic_write(&dir.join("config.json"), text.as_bytes())
+        crate::io::atomic_write(&dir.join("config.json"), text.as_bytes())
     }
 }
 
@@ -505,38 +415,19 @@ impl RunHandle {
     }
 }
 
-/// Removes the temporary files a killed atomic write left in `dir` and its sub-folders (not
-/// following links): `*.{json,csv,png,safetensors}.tmp`, the names [`write_atomically`] uses for
-/// what ganscript writes.
-pub fn remove_stale_tmp(dir: &Path) {
-    fn ours(p: &Path) -> bool {
-        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        name.strip_suffix(".tmp").is_some_and(|stem| {
-            [".json", ".csv", ".png", ".safetensors"]
-                .iter()
-                .any(|x| stem.ends_with(x))
-        })
+impl crate::sandbox::Outputs for RunHandle {
+    fn dir_or_requested(&self) -> Option<PathBuf> {
+        RunHandle::dir_or_requested(self)
     }
-    fn walk(dir: &Path, depth: usize) {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for e in entries.filter_map(|e| e.ok()) {
-            let Ok(ft) = e.file_type() else { continue };
-            let p = e.path();
-            if ft.is_dir() && depth < 4 {
-                walk(&p, depth + 1);
-            } else if ft.is_file() && ours(&p) {
-                let _ = std::fs::remove_file(&p);
-            }
-        }
+    fn output_path(&self, name: &str, default_ext: &str) -> ScriptResult<PathBuf> {
+        self.0.borrow_mut().path(name, default_ext)
     }
-    walk(dir, 0);
 }
 
-pub fn register(engine: &mut Engine, opts: &EngineOptions) {
-    let handle = RunHandle(Rc::new(RefCell::new(RunState::new(opts))));
+pub fn register(engine: &mut Engine, info: RunInfo) {
+    let handle = RunHandle(Rc::new(RefCell::new(RunState::new(info))));
     CURRENT.with(|c| *c.borrow_mut() = Some(handle.clone()));
+    crate::sandbox::set_outputs(Rc::new(handle.clone()));
     engine.register_type_with_name::<RunHandle>("Run");
 
     let h = handle.clone();

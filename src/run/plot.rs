@@ -333,7 +333,7 @@ fn scatter(h: &RunHandle, name: &str, points: &Tensor, opts: &Map) -> ScriptResu
     };
     let bytes = scatter_png(&pts, &cs, labels, &title)?;
     let path = h.0.borrow_mut().path(name, "png")?;
-    super::atomic_write(&path, &bytes)?;
+    crate::io::atomic_write(&path, &bytes)?;
     Ok(path.display().to_string())
 }
 
@@ -424,7 +424,7 @@ fn plot(h: &RunHandle, name: &str, keys: &Dynamic, opts: &Map) -> ScriptResult<S
     let y_label = if log_y { "log10(value)" } else { "value" };
     let bytes = line_plot_png(&series, &x_key, y_label, &title)?;
     let path = h.0.borrow_mut().path(name, "png")?;
-    super::atomic_write(&path, &bytes)?;
+    crate::io::atomic_write(&path, &bytes)?;
     Ok(path.display().to_string())
 }
 

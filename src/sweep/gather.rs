@@ -351,7 +351,7 @@ pub fn dir(sweep: &Sweep) -> PathBuf {
 }
 
 fn write(path: &Path, bytes: &[u8], written: &mut Vec<PathBuf>) -> Result<(), String> {
-    crate::run::write_atomically(path, bytes)?;
+    crate::io::write_atomically(path, bytes)?;
     written.push(path.to_path_buf());
     Ok(())
 }

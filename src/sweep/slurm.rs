@@ -193,7 +193,7 @@ pub fn submit(
     std::fs::create_dir_all(sweep.root.join("logs"))
         .map_err(|e| format!("cannot create {}: {e}", sweep.root.join("logs").display()))?;
     let path = script_path(sweep);
-    crate::run::write_atomically(&path, text.as_bytes())?;
+    crate::io::write_atomically(&path, text.as_bytes())?;
     if print_only {
         return Ok(format!(
             "{text}\nwrote {} ({} of {} runs; not submitted)",
@@ -237,7 +237,7 @@ pub fn submit(
         array_spec(&indices),
         crate::run::iso8601(std::time::SystemTime::now())
     ));
-    crate::run::write_atomically(&jobs_path(sweep), jobs.as_bytes())?;
+    crate::io::write_atomically(&jobs_path(sweep), jobs.as_bytes())?;
     Ok(format!(
         "submitted job {job}: {} array tasks (runs {}) from {}; `ganscript sweep {} --status` follows them",
         indices.len(),

@@ -3,8 +3,10 @@
 //!
 //! `register` holds the rhai registration of the tensor API.
 
+pub mod api;
 mod format;
-pub mod register;
+pub mod nonfinite;
+pub mod random;
 
 use crate::device::{current_device, default_dtype};
 use crate::errors::{script_err, OrScriptErr, ScriptResult};

@@ -1,0 +1,3 @@
+//! The subcommands that are more than a call into the library.
+
+pub(crate) mod run;

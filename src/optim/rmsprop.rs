@@ -1,0 +1,23 @@
+//! RMSProp, as PyTorch's (no momentum, not centred): `v = α v + (1−α) g²`,
+//! `p -= lr·g / (√v + eps)`.
+
+use super::{ParamState, UpdateRule};
+use candle_core::{Result, Tensor as CT};
+
+pub(super) struct RmsProp {
+    pub alpha: f64,
+    pub eps: f64,
+}
+
+impl UpdateRule for RmsProp {
+    fn step(&self, p: &mut ParamState, x: CT, g: CT, lr: f64, _t: i32) -> Result<CT> {
+        let (alpha, eps) = (self.alpha, self.eps);
+        let v = match &p.m {
+            None => (g.sqr()? * (1.0 - alpha))?,
+            Some(v) => ((v * alpha)? + (g.sqr()? * (1.0 - alpha))?)?,
+        };
+        let upd = (g.div(&(v.sqrt()? + eps)?)? * lr)?;
+        p.m = Some(v);
+        x - upd
+    }
+}
