@@ -243,6 +243,26 @@ fn quit_at_the_paused_prompt_stops_the_run_cleanly() {
 }
 
 #[test]
+fn quit_at_the_paused_prompt_records_the_run_as_stopped_not_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("s.rhai"), PAUSING).unwrap();
+    let (ok, _, err) = ganscript(
+        &["run", "s.rhai", "--out", "out", "-i"],
+        ":quit\n",
+        dir.path(),
+    );
+    assert!(ok, "{err}");
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("out/config.json")).unwrap())
+            .unwrap();
+    assert_eq!(cfg["status"], "stopped", "{cfg}");
+    assert!(
+        cfg["error"].as_str().is_some_and(|e| e.contains("(:quit)")),
+        "{cfg}"
+    );
+}
+
+#[test]
 fn without_interactive_pause_is_a_note_and_the_run_goes_on() {
     let (ok, out, err) = run_script(PAUSING, &[], "lr = 0.5;\n:continue\n");
     assert!(ok, "{err}");

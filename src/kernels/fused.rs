@@ -155,8 +155,8 @@ const REDUCE_PART: usize = 8;
 /// for large tensors); each part sums its samples element-wise into f64 accumulators of one
 /// sample's size, in memory order (so the loop is vectorised whatever the plane size: the deep
 /// DCGAN layers' planes are 4×4), and the parts are added in order, so the result does not
-/// depend on the number of threads. (Summing one channel's planes at a time ran 4–5× slower
-/// than the memory traffic.)
+/// depend on the number of threads. (Summing one channel's planes at a time ran several times
+/// slower than the memory traffic allows.)
 pub(super) fn channel_sums<T: Float, const M: usize, const K: usize>(
     g: &Channels,
     inputs: [&[T]; M],
@@ -388,7 +388,7 @@ fn par_map2<T: Float>(x: &[T], y: &[T], f: impl Fn(T, T) -> T + Sync + Copy) -> 
 
 /// `x · (1 if x > 0 else k)`, written as a product by a selected constant so that it compiles
 /// to a compare and a blend rather than a branch (which random signs mispredict half the time:
-/// the branchy form ran 40× slower than candle's ReLU on a [64, 32, 32, 32] activation).
+/// the branchy form ran far slower than candle's ReLU; BENCHMARKS.md).
 #[inline(always)]
 fn scaled<T: Float>(x: T, v: T, k: T) -> T {
     v * if x > T::zero() { T::one() } else { k }

@@ -370,7 +370,7 @@ impl RunHandle {
         st.dir.clone().or_else(|| st.requested_dir.clone())
     }
 
-    /// Ends the run: `status` is "ok", "error" or "interrupted". Rewrites config.json (only if
+    /// Ends the run: `status` is "ok", "error", "interrupted" or "stopped" (`:quit`). Rewrites config.json (only if
     /// the run made its directory, and for a resumed run only if it got as far as continuing:
     /// a resume that failed before leaves the run as it was) and returns the directory.
     pub fn finish(&self, status: &str, error: Option<&str>) -> Option<PathBuf> {

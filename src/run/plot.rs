@@ -53,6 +53,76 @@ fn padded_range(lo: f64, hi: f64) -> (f64, f64) {
     }
 }
 
+/// A tick label: `v` as written, or, on an axis whose values are all whole numbers (steps,
+/// epochs, counts), the whole number, and nothing at a tick between two (no "2000.0", no "2.5
+/// epochs").
+pub fn tick_label(v: f64, integral: bool) -> String {
+    if !integral {
+        return format!("{v:.3}");
+    }
+    let r = v.round();
+    if (v - r).abs() <= 1e-9 * v.abs().max(1.0) {
+        format!("{}", r as i64)
+    } else {
+        String::new()
+    }
+}
+
+/// Whether every value is a whole number (and there is at least one).
+fn all_integral(vs: impl Iterator<Item = f64>) -> bool {
+    let mut any = false;
+    for v in vs {
+        if v.fract() != 0.0 || !v.is_finite() {
+            return false;
+        }
+        any = true;
+    }
+    any
+}
+
+/// Where the legend of `n` series goes: the corner of the plot area (x in `xr`, y in `yr`) that
+/// holds none of the points, in the order upper right, upper left, lower right, lower left (the
+/// box takes about a third of the width and, per series, a twentieth of the height). When every
+/// corner holds some, the legend goes upper right and the y range grows upward by the box's
+/// height, so that it covers no line. Returns the position and the (new) top of the y range.
+pub fn legend_place(
+    points: &[(f64, f64)],
+    xr: (f64, f64),
+    yr: (f64, f64),
+    n: usize,
+) -> (SeriesLabelPosition, f64) {
+    let frac = (0.06 + 0.05 * n as f64).min(0.5);
+    let (wx, wy) = ((xr.1 - xr.0) / 3.0, (yr.1 - yr.0) * frac);
+    let empty = |right: bool, upper: bool| {
+        !points.iter().any(|&(x, y)| {
+            let in_x = if right {
+                x >= xr.1 - wx
+            } else {
+                x <= xr.0 + wx
+            };
+            let in_y = if upper {
+                y >= yr.1 - wy
+            } else {
+                y <= yr.0 + wy
+            };
+            in_x && in_y
+        })
+    };
+    for (pos, right, upper) in [
+        (SeriesLabelPosition::UpperRight, true, true),
+        (SeriesLabelPosition::UpperLeft, false, true),
+        (SeriesLabelPosition::LowerRight, true, false),
+        (SeriesLabelPosition::LowerLeft, false, false),
+    ] {
+        if empty(right, upper) {
+            return (pos, yr.1);
+        }
+    }
+    // Headroom: the data keep the lower (1 − frac) of the new range.
+    let top = yr.1 + (yr.1 - yr.0) * frac / (1.0 - frac);
+    (SeriesLabelPosition::UpperRight, top)
+}
+
 fn encode_png(buf: Vec<u8>, w: u32, h: u32) -> ScriptResult<Vec<u8>> {
     let img = image::RgbImage::from_raw(w, h, buf)
         .ok_or_else(|| script_err("plot: internal size error"))?;
@@ -89,6 +159,10 @@ pub fn line_plot_png(
     }
     let (x0, x1) = padded_range(x0, x1);
     let (y0, y1) = padded_range(y0, y1);
+    let x_int = all_integral(series.iter().flat_map(|(_, p)| p.iter().map(|q| q.0)));
+    let y_int = all_integral(series.iter().flat_map(|(_, p)| p.iter().map(|q| q.1)));
+    let all_points: Vec<(f64, f64)> = series.iter().flat_map(|(_, p)| p.iter().copied()).collect();
+    let (corner, y1) = legend_place(&all_points, (x0, x1), (y0, y1), series.len());
     let mut buf = vec![255u8; (w * h * 3) as usize];
     {
         let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
@@ -101,12 +175,18 @@ pub fn line_plot_png(
             .y_label_area_size(70)
             .build_cartesian_2d(x0..x1, y0..y1)
             .map_err(|e| script_err(format!("plot: {e:?}")))?;
-        chart
-            .configure_mesh()
-            .x_desc(x_label)
+        let int_fmt = |v: &f64| tick_label(*v, true);
+        let mut mesh = chart.configure_mesh();
+        mesh.x_desc(x_label)
             .y_desc(y_label)
-            .label_style((FONT_NAME, 14))
-            .draw()
+            .label_style((FONT_NAME, 14));
+        if x_int {
+            mesh.x_label_formatter(&int_fmt);
+        }
+        if y_int {
+            mesh.y_label_formatter(&int_fmt);
+        }
+        mesh.draw()
             .map_err(|e| script_err(format!("plot: {e:?}")))?;
         for (i, (name, p)) in series.iter().enumerate() {
             let color = COLORS[i % COLORS.len()];
@@ -123,7 +203,7 @@ pub fn line_plot_png(
             .label_font((FONT_NAME, 14))
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK)
-            .position(SeriesLabelPosition::UpperRight)
+            .position(corner)
             .draw()
             .map_err(|e| script_err(format!("plot: {e:?}")))?;
         root.present()
@@ -459,4 +539,44 @@ pub fn register(engine: &mut Engine, handle: &RunHandle) {
             scatter(&h, name, &ds.images_tensor()?, &opts)
         }
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whole_number_axes_label_only_whole_ticks() {
+        assert_eq!(tick_label(2000.0, true), "2000");
+        assert_eq!(tick_label(-3.0, true), "-3");
+        assert_eq!(tick_label(2.5, true), "");
+        assert_eq!(tick_label(1999.9999999999998, true), "2000");
+        assert!(all_integral([1.0, 2.0, 30.0].into_iter()));
+        assert!(!all_integral([1.0, 2.5].into_iter()));
+        assert!(!all_integral(std::iter::empty()));
+    }
+
+    #[test]
+    fn the_legend_goes_where_no_point_is() {
+        // A rising line fills the lower left and upper right: the legend goes upper left.
+        let rising: Vec<(f64, f64)> = (0..=100).map(|i| (i as f64, i as f64)).collect();
+        let (pos, top) = legend_place(&rising, (0.0, 100.0), (0.0, 100.0), 1);
+        assert!(matches!(pos, SeriesLabelPosition::UpperLeft));
+        assert_eq!(top, 100.0);
+        // A falling one: upper right is free.
+        let falling: Vec<(f64, f64)> = (0..=100).map(|i| (i as f64, 100.0 - i as f64)).collect();
+        let (pos, _) = legend_place(&falling, (0.0, 100.0), (0.0, 100.0), 1);
+        assert!(matches!(pos, SeriesLabelPosition::UpperRight));
+        // Flat lines at the top and the bottom (losses): every corner is taken, so the range
+        // grows and the legend's band at the top of the new range holds no point.
+        let mut flat: Vec<(f64, f64)> = (0..=100).map(|i| (i as f64, 99.0)).collect();
+        flat.extend((0..=100).map(|i| (i as f64, 1.0)));
+        let (pos, top) = legend_place(&flat, (0.0, 100.0), (0.0, 100.0), 3);
+        assert!(matches!(pos, SeriesLabelPosition::UpperRight));
+        let band = (top - 0.0) * (0.06 + 0.05 * 3.0);
+        assert!(
+            top > 100.0 && flat.iter().all(|p| p.1 < top - band),
+            "top {top}"
+        );
+    }
 }

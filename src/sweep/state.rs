@@ -11,8 +11,9 @@ pub enum RunState {
     New,
     /// config.json says "ok".
     Done,
-    /// config.json says "running" (a run in progress, or one that was killed), "interrupted"
-    /// or "error"; `checkpoint` tells whether it can be resumed.
+    /// config.json says "running" (a run in progress, or one that was killed), "interrupted",
+    /// "stopped" (`:quit` at a paused prompt) or "error"; `checkpoint` tells whether it can be
+    /// resumed.
     Stopped { status: String, checkpoint: bool },
     /// A directory that is not a run directory (no readable config.json, yet not empty).
     Foreign(String),

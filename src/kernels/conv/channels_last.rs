@@ -4,8 +4,7 @@
 //! plain copies. Used by the transposed convolution and the weight gradient where the channels
 //! are many and the image rows short (the deep DCGAN layers: 8×8 and 4×4 images of 256–512
 //! channels), where gathering image rows one at a time ([`super::planar`]) spends more time on
-//! loop overhead than on copying: measured on `roth_dcgan32`'s 256→512 layer (2 threads), the
-//! column gathering of a chunk 6.1 → 3.3 ms.
+//! loop overhead than on copying (measurements: BENCHMARKS.md, "Design measurements").
 
 use super::transpose::{transpose, transpose_into};
 use super::{buf, matmul, side_by_side, ConvFloat, Geometry, Scratch};

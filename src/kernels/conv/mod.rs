@@ -93,10 +93,9 @@ impl Geometry {
     }
     /// Whether the transposed convolution and the weight gradient gather their columns from a
     /// channels-last copy ([`channels_last`]) rather than from the image as it lies
-    /// ([`planar`]): where the channels are many. Measured on the papers' layers (2 threads):
-    /// channels-last is faster from 64 channels up (the deep DCGAN layers: the 128→256 layer's
-    /// forward and backward pass 110 → 93 ms), slower below (the 3-channel first layer, the
-    /// 32-channel lens: up to 1.6× slower).
+    /// ([`planar`]): where the channels are many. Measured on the papers' layers, channels-last
+    /// is faster from 64 channels up (the deep DCGAN layers) and slower below (the 3-channel
+    /// first layer, the 32-channel lens); numbers in BENCHMARKS.md, "Design measurements".
     fn channels_last(&self) -> bool {
         self.c >= CHANNELS_LAST_MIN
     }
@@ -200,9 +199,8 @@ fn gemm_threads(chunks: usize) -> usize {
 
 /// `y [N, O, Ho, Wo] = w [O, C, kh, kw] ⋆ x [N, C, H, W]`: by [`winograd`] where it applies,
 /// else always from planar columns: for the convolution itself channels-last columns were no
-/// faster (measured on the DCGAN layers, 2
-/// threads: 256→512 26 vs 33 ms, 128→256 29 vs 30 ms), the GEMM's layout costing what the
-/// gathering saves.
+/// faster on the DCGAN layers, the GEMM's layout costing what the gathering saves (BENCHMARKS.md,
+/// "Design measurements").
 fn conv_fwd<T: ConvFloat>(g: &Geometry, x: &[T], w: &[T]) -> Vec<T> {
     if winograd::applies(g) {
         return winograd::forward(g, x, w);

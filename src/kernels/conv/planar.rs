@@ -244,7 +244,7 @@ pub(super) fn transposed<T: ConvFloat>(
 
 /// One chunk of the weight gradient, formed transposed: `accᵀ [K, O] (+)= cols [K, nb·P] ·
 /// yᵀ [nb·P, O]` (the `gemm` crate then reads the columns as they lie instead of repacking
-/// them: measured 1.5–2.5× faster on the DCGAN and lens layers).
+/// them, which measured faster on the DCGAN and lens layers; BENCHMARKS.md).
 pub(super) fn wgrad<T: ConvFloat>(
     g: &Geometry,
     (x, y, nb): (&[T], &[T], usize),

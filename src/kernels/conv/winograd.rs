@@ -12,21 +12,20 @@
 //! Used for the lens's layers (32 → 32 channels, 32×32 images), which are most of a tempered
 //! step: there the columns of [`super::planar`] are 9 copies of the image and the product
 //! 2.25× larger. Only where the image's height and width are even (whole 2×2 blocks) and the
-//! channels not too few for the transforms to pay. Measured on the lens layer (batch 64,
-//! 2 threads, best of 5 alternations): forward 6.5 → 4.4 ms (PyTorch's oneDNN: 4.5 ms).
+//! channels not too few for the transforms to pay (measurements: BENCHMARKS.md, "Design
+//! measurements").
 //!
 //! The kernel gradient stays on the columns: its Winograd form (16 products of [O, tiles] ·
-//! [tiles, C], then `Gᵀ Ŵ G`) was measured slower there (9.4–10 against 8.5 ms), its products
-//! too small for the transforms' cost.
+//! [tiles, C], then `Gᵀ Ŵ G`) was measured slower there, its products too small for the
+//! transforms' cost.
 
 use super::{buf, gemm_threads, matmul, with_scratch, ConvFloat, Geometry, Scratch};
 use crate::kernels::threads;
 use std::mem::MaybeUninit;
 
-/// Channels (in and out) from which the Winograd form is used. Below, the columns are as fast:
-/// the lens's 3 → 32 input layer took 1.1 ms forward on columns and 1.9 ms by Winograd, its
-/// 32 → 3 output layer 1.8 against 1.6 ms but then 2.8 against 3.6 ms for its input gradient
-/// (a 3 → 32 convolution), measured in `benches/conv.rs`.
+/// Channels (in and out) from which the Winograd form is used. Below, the columns are as fast
+/// or faster (the lens's 3 → 32 and 32 → 3 layers, measured in `benches/conv.rs`; numbers in
+/// BENCHMARKS.md, "Design measurements").
 const MIN_CHANNELS: usize = 8;
 
 /// Tiles per chunk that the 16 products should see at least.

@@ -218,8 +218,8 @@ pub(super) fn register_elementwise(engine: &mut Engine) {
     unary!("sin", "sin(x), element-wise.", |x: &CT| x.sin());
     unary!("cos", "cos(x), element-wise.", |x: &CT| x.cos());
     unary!("recip", "1/x, element-wise.", |x: &CT| x.recip());
-    // The fused op: candle's relu is five passes backward (9 against 2.5 ms on 8 MB), and
-    // its gradient at 0 is 1 where PyTorch's is 0.
+    // The fused op: candle's relu is five passes backward (BENCHMARKS.md), and its gradient
+    // at 0 is 1 where PyTorch's is 0.
     unary!("relu", "max(x, 0) (gradient 0 at 0).", |x: &CT| leaky_relu(
         x, 0.0
     ));
