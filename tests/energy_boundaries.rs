@@ -92,7 +92,9 @@ fn ebgan_losses_with_fake_energies_above_below_and_at_the_margin() {
         let l = ebgan_d_loss(er, ef, 5.0);
         let g = grads(l, [er, ef]);
         let all_above = ebgan_d_loss(er, tensor([6.0, 7.0, 50.0, 5.5]), 5.0);
+        let zero_margin = ebgan_d_loss(er, ef, 0.0);
         #{
+            zero_margin: zero_margin.item(),
             value: l.item(),
             d_real: g[0].to_array(),
             d_fake: g[1].to_array(),
@@ -114,6 +116,8 @@ fn ebgan_losses_with_fake_energies_above_below_and_at_the_margin() {
         "every fake energy above the margin"
     );
     assert_eq!(f(&got["g_loss"]), 11.5);
+    // A zero margin is allowed (the hinge term vanishes for non-negative energies).
+    assert_eq!(f(&got["zero_margin"]), 3.0);
 }
 
 /// MAGAN's convergence measure E_x + |E_x − E_z| with E_z above E_x, below it, and equal.
