@@ -71,9 +71,14 @@ impl Stopped {
         }
     }
 
+    /// The value the terminating error carries (also what `on_progress` returns to stop).
+    pub fn token(self) -> Dynamic {
+        Dynamic::from(self)
+    }
+
     /// The error that stops the script at `pos` with this value.
     pub fn error(self, pos: Position) -> Box<EvalAltResult> {
-        Box::new(EvalAltResult::ErrorTerminated(Dynamic::from(self), pos))
+        Box::new(EvalAltResult::ErrorTerminated(self.token(), pos))
     }
 
     /// The stop `e` carries, if it is one (through function calls and modules).

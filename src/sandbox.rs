@@ -13,7 +13,7 @@
 //!   at), then with its symbolic links resolved. Errors about a refused path say nothing about
 //!   what is there.
 //! - **Imports** come from the standard library or from `.rhai` files under the script's own
-//!   directory (see `engine::StdlibResolver`).
+//!   directory (see `session::resolver`).
 //!
 //! The policy of the engine built last on a thread is the current one, and so are its
 //! [`Outputs`] (the run directory, which the run layer installs with [`set_outputs`]).

@@ -58,8 +58,8 @@ pub(crate) fn cpu_slice<'a, T>(
     }
 }
 
-/// The tensor API's `require_float` for code that returns candle errors (the math primitives below, the
-/// losses and the nets' forward passes): candle has no integer kernels for them and panics.
+/// The tensor API's `require_float` for code that returns candle errors (the math primitives,
+/// the losses, the nets' forward passes): candle has no integer kernels for them and panics.
 pub fn ensure_float(op: &str, x: &candle_core::Tensor) -> candle_core::Result<()> {
     if x.dtype().is_float() {
         Ok(())

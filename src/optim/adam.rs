@@ -3,7 +3,7 @@
 //! On the CPU the same arithmetic runs as three fused in-place passes ([`super::fused`]).
 
 use super::fused::{self, Family};
-use super::{ParamState, UpdateRule};
+use super::{ema, with_weight_decay, ParamState, UpdateRule};
 use candle_core::{Result, Tensor as CT};
 
 pub(super) struct Adam {
@@ -16,19 +16,9 @@ pub(super) struct Adam {
 impl UpdateRule for Adam {
     fn step(&self, p: &mut ParamState, x: CT, g: CT, lr: f64, t: i32) -> Result<CT> {
         let (beta1, beta2, eps) = (self.beta1, self.beta2, self.eps);
-        let g = if self.weight_decay != 0.0 {
-            (g + (&x * self.weight_decay)?)?
-        } else {
-            g
-        };
-        let m = match &p.m {
-            None => (&g * (1.0 - beta1))?,
-            Some(m) => ((m * beta1)? + (&g * (1.0 - beta1))?)?,
-        };
-        let v = match &p.v {
-            None => (g.sqr()? * (1.0 - beta2))?,
-            Some(v) => ((v * beta2)? + (g.sqr()? * (1.0 - beta2))?)?,
-        };
+        let g = with_weight_decay(g, &x, self.weight_decay)?;
+        let m = ema(&p.m, &g, beta1)?;
+        let v = ema(&p.v, &g.sqr()?, beta2)?;
         let bc1 = 1.0 - beta1.powi(t);
         let bc2 = 1.0 - beta2.powi(t);
         let denom = ((v.sqrt()? / bc2.sqrt())? + eps)?;

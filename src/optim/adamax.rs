@@ -4,7 +4,7 @@
 //! three fused in-place passes ([`super::fused`]).
 
 use super::fused::{self, Family};
-use super::{ParamState, UpdateRule};
+use super::{ema, with_weight_decay, ParamState, UpdateRule};
 use candle_core::{Result, Tensor as CT};
 
 pub(super) struct Adamax {
@@ -18,15 +18,8 @@ pub(super) struct Adamax {
 impl UpdateRule for Adamax {
     fn step(&self, p: &mut ParamState, x: CT, g: CT, lr: f64, t: i32) -> Result<CT> {
         let (beta1, beta2, eps) = (self.beta1, self.beta2, self.eps);
-        let g = if self.weight_decay != 0.0 {
-            (g + (&x * self.weight_decay)?)?
-        } else {
-            g
-        };
-        let m = match &p.m {
-            None => (&g * (1.0 - beta1))?,
-            Some(m) => ((m * beta1)? + (&g * (1.0 - beta1))?)?,
-        };
+        let g = with_weight_decay(g, &x, self.weight_decay)?;
+        let m = ema(&p.m, &g, beta1)?;
         let gabs = (g.abs()? + eps)?;
         let u = match &p.v {
             None => gabs,

@@ -442,6 +442,26 @@ impl Kind {
     }
 }
 
+/// `β·prev + (1−β)·x`, or `(1−β)·x` before the first step: the running averages of the rules
+/// (Adam's moments, Adamax's first moment, RMSProp's square average), zero-initialised as in
+/// PyTorch.
+fn ema(prev: &Option<CT>, x: &CT, beta: f64) -> candle_core::Result<CT> {
+    let new = (x * (1.0 - beta))?;
+    match prev {
+        None => Ok(new),
+        Some(prev) => (prev * beta)? + new,
+    }
+}
+
+/// `g + wd·x`: L2 weight decay added to the gradient (Adam, Adamax); `g` itself when `wd` is 0.
+fn with_weight_decay(g: CT, x: &CT, wd: f64) -> candle_core::Result<CT> {
+    if wd != 0.0 {
+        g + (x * wd)?
+    } else {
+        Ok(g)
+    }
+}
+
 fn update(rule: &dyn UpdateRule, lr: f64, p: &mut ParamState, g: CT) -> candle_core::Result<()> {
     if rule.fused_step(p, &g, lr)? {
         return Ok(());

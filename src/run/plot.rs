@@ -53,13 +53,9 @@ fn padded_range(lo: f64, hi: f64) -> (f64, f64) {
     }
 }
 
-/// A tick label: `v` as written, or, on an axis whose values are all whole numbers (steps,
-/// epochs, counts), the whole number, and nothing at a tick between two (no "2000.0", no "2.5
-/// epochs").
-pub fn tick_label(v: f64, integral: bool) -> String {
-    if !integral {
-        return format!("{v:.3}");
-    }
+/// A tick label on an axis whose values are all whole numbers (steps, epochs, counts): the
+/// whole number, and nothing at a tick between two (no "2000.0", no "2.5 epochs").
+pub fn whole_tick_label(v: f64) -> String {
     let r = v.round();
     if (v - r).abs() <= 1e-9 * v.abs().max(1.0) {
         format!("{}", r as i64)
@@ -144,14 +140,14 @@ pub fn line_plot_png(
 ) -> ScriptResult<Vec<u8>> {
     ensure_font();
     let (w, h) = (800u32, 500u32);
-    let pts = series.iter().flat_map(|(_, p)| p.iter());
+    let points: Vec<(f64, f64)> = series.iter().flat_map(|(_, p)| p.iter().copied()).collect();
     let (mut x0, mut x1, mut y0, mut y1) = (
         f64::INFINITY,
         f64::NEG_INFINITY,
         f64::INFINITY,
         f64::NEG_INFINITY,
     );
-    for &(x, y) in pts {
+    for &(x, y) in &points {
         x0 = x0.min(x);
         x1 = x1.max(x);
         y0 = y0.min(y);
@@ -159,10 +155,9 @@ pub fn line_plot_png(
     }
     let (x0, x1) = padded_range(x0, x1);
     let (y0, y1) = padded_range(y0, y1);
-    let x_int = all_integral(series.iter().flat_map(|(_, p)| p.iter().map(|q| q.0)));
-    let y_int = all_integral(series.iter().flat_map(|(_, p)| p.iter().map(|q| q.1)));
-    let all_points: Vec<(f64, f64)> = series.iter().flat_map(|(_, p)| p.iter().copied()).collect();
-    let (corner, y1) = legend_place(&all_points, (x0, x1), (y0, y1), series.len());
+    let x_int = all_integral(points.iter().map(|q| q.0));
+    let y_int = all_integral(points.iter().map(|q| q.1));
+    let (corner, y1) = legend_place(&points, (x0, x1), (y0, y1), series.len());
     let mut buf = vec![255u8; (w * h * 3) as usize];
     {
         let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
@@ -175,7 +170,7 @@ pub fn line_plot_png(
             .y_label_area_size(70)
             .build_cartesian_2d(x0..x1, y0..y1)
             .map_err(|e| script_err(format!("plot: {e:?}")))?;
-        let int_fmt = |v: &f64| tick_label(*v, true);
+        let int_fmt = |v: &f64| whole_tick_label(*v);
         let mut mesh = chart.configure_mesh();
         mesh.x_desc(x_label)
             .y_desc(y_label)
@@ -547,10 +542,10 @@ mod tests {
 
     #[test]
     fn whole_number_axes_label_only_whole_ticks() {
-        assert_eq!(tick_label(2000.0, true), "2000");
-        assert_eq!(tick_label(-3.0, true), "-3");
-        assert_eq!(tick_label(2.5, true), "");
-        assert_eq!(tick_label(1999.9999999999998, true), "2000");
+        assert_eq!(whole_tick_label(2000.0), "2000");
+        assert_eq!(whole_tick_label(-3.0), "-3");
+        assert_eq!(whole_tick_label(2.5), "");
+        assert_eq!(whole_tick_label(1999.9999999999998), "2000");
         assert!(all_integral([1.0, 2.0, 30.0].into_iter()));
         assert!(!all_integral([1.0, 2.5].into_iter()));
         assert!(!all_integral(std::iter::empty()));

@@ -106,7 +106,7 @@ pub fn new_engine(opts: &EngineOptions) -> Result<(Engine, Sources), String> {
         // A run that checkpoints stops at its next save_checkpoint instead (a second Ctrl-C
         // forces the stop).
         if interrupt.load(Ordering::Relaxed) && !crate::checkpoint::defers_interrupt() {
-            Some(rhai::Dynamic::from(crate::errors::Stopped::Interrupted))
+            Some(crate::errors::Stopped::Interrupted.token())
         } else {
             None
         }
