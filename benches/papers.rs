@@ -32,9 +32,9 @@
 
 use candle_core::{DType, Tensor as CT};
 use ganscript::device::current_device;
+use ganscript::gan::penalties::{self, GpKind, GpOptions, Norm};
 use ganscript::nn::{arch, Act, Net};
 use ganscript::optim::{Kind, Optimizer};
-use ganscript::penalties::{self, GpKind, GpOptions, Norm};
 use ganscript::session::EngineOptions;
 use ganscript::settings::Settings;
 use ganscript::{objectives, rng, script, tensor};

@@ -11,14 +11,20 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "foundation",
         &[
-            "errors", "memory", "rng", "limits", "device", "settings", "sandbox", "io",
+            "errors", "memory", "rng", "limits", "device", "settings", "sandbox", "io", "state",
         ],
     ),
     ("kernels", &["kernels"]),
     ("tensor API", &["tensor", "autograd"]),
     (
         "GAN terms",
-        &["schedules", "magan", "objectives", "penalties"],
+        &[
+            "gan::schedules",
+            "gan::magan",
+            "gan::objectives",
+            "gan::penalties",
+            "gan",
+        ],
     ),
     ("nets and optimizers", &["nn", "optim"]),
     ("data", &["data"]),
@@ -67,9 +73,18 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// The top-level module a file of `src/` belongs to (`src/nn/spec.rs` → `nn`).
+/// The top-level module a file of `src/` belongs to (`src/nn/spec.rs` → `nn`); in `gan/`, whose
+/// files are ranked one by one, the file's own module (`src/gan/penalties.rs` → `gan::penalties`).
 fn module_of(src: &Path, file: &Path) -> String {
     let rel = file.strip_prefix(src).unwrap();
+    if let Ok(inner) = rel.strip_prefix("gan") {
+        let stem = inner.file_stem().unwrap().to_string_lossy().to_string();
+        return if stem == "mod" {
+            "gan".into()
+        } else {
+            format!("gan::{stem}")
+        };
+    }
     let first = rel
         .components()
         .next()
@@ -118,10 +133,20 @@ fn imports(text: &str) -> BTreeSet<String> {
                 out.insert(name);
             }
         } else {
-            let name: String = after
+            let mut name: String = after
                 .chars()
                 .take_while(|c| c.is_alphanumeric() || *c == '_')
                 .collect();
+            // `gan`'s files are ranked one by one: `crate::gan::penalties` names `gan::penalties`.
+            if name == "gan" {
+                let sub: String = after["gan::".len().min(after.len())..]
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect();
+                if after.starts_with("gan::") && !sub.is_empty() {
+                    name = format!("gan::{sub}");
+                }
+            }
             if !name.is_empty() {
                 out.insert(name);
             }
@@ -134,12 +159,20 @@ fn imports(text: &str) -> BTreeSet<String> {
 #[test]
 fn the_import_parser_reads_paths_and_braced_lists() {
     let got = imports(
-        "use crate::errors::{a, b};\nuse crate::{tensor, nn::{Net, x}, run};\n/// [`crate::io::write`]\n$crate::kernels::f",
+        "use crate::errors::{a, b};\nuse crate::{tensor, nn::{Net, x}, run};\n/// [`crate::io::write`]\n$crate::kernels::f\nuse crate::gan::penalties::Critic;",
     );
-    let want: BTreeSet<String> = ["errors", "tensor", "nn", "run", "io", "kernels"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let want: BTreeSet<String> = [
+        "errors",
+        "tensor",
+        "nn",
+        "run",
+        "io",
+        "kernels",
+        "gan::penalties",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     assert_eq!(got, want);
 }
 

@@ -141,7 +141,7 @@ fn convergence_measure_either_way_round() {
 /// negative or non-finite one is an error naming it, and the margin stays unset.
 #[test]
 fn initial_margin_bounds() {
-    use ganscript::magan::MarginAdapter;
+    use ganscript::gan::magan::MarginAdapter;
     let mut m = MarginAdapter::new();
     m.init(0.0).expect("a zero margin");
     assert_eq!(m.margin().unwrap(), 0.0);
@@ -159,7 +159,7 @@ fn initial_margin_bounds() {
 #[test]
 fn margin_adapter_epoch_means_and_counts() {
     use candle_core::{Device, Tensor};
-    use ganscript::magan::MarginAdapter;
+    use ganscript::gan::magan::MarginAdapter;
     let t = |v: &[f64]| Tensor::new(v, &Device::Cpu).unwrap();
     let mut m = MarginAdapter::new();
     m.init(100.0).unwrap();
@@ -211,7 +211,7 @@ fn margin_adapter_epoch_means_and_counts() {
 
 #[test]
 fn margin_adapter_state_round_trip_and_bad_counts() {
-    use ganscript::magan::MarginAdapter;
+    use ganscript::gan::magan::MarginAdapter;
     let mut m = MarginAdapter::default();
     m.init(40.0).unwrap();
     m.accumulate_sums(12.0, 3, 90.0, 3);

@@ -123,7 +123,7 @@ fn schedules_hand_values_position_and_state() {
 
 #[test]
 fn schedule_state_round_trips_in_rust() {
-    use ganscript::schedules::{Schedule, ScheduleKind};
+    use ganscript::gan::schedules::{Schedule, ScheduleKind};
     let mut s = Schedule::new(ScheduleKind::exp_anneal(2.0, 0.01, 1000.0).unwrap());
     for _ in 0..37 {
         s.step();
@@ -140,7 +140,7 @@ fn schedule_state_round_trips_in_rust() {
 
 #[test]
 fn margin_adapter_rust_api_and_state() {
-    use ganscript::magan::MarginAdapter;
+    use ganscript::gan::magan::MarginAdapter;
     let mut m = MarginAdapter::new();
     let fresh_json = serde_json::to_string(&m).unwrap();
     assert_eq!(
@@ -179,7 +179,7 @@ fn margin_adapter_rust_api_and_state() {
 #[test]
 fn native_penalty_api_takes_any_rust_closure() {
     use candle_core::{Device, Tensor};
-    use ganscript::penalties::{gradient_penalty, r1, GpOptions};
+    use ganscript::gan::penalties::{gradient_penalty, r1, GpOptions};
     ganscript::autograd::ensure_double_backprop().unwrap();
     // D(x) = x · w with w a parameter: ∇_x D = w for every sample, so the L2 gradient
     // penalty is (‖w‖ - 1)² and R1 is ‖w‖², and their gradients w.r.t. w are known.

@@ -19,10 +19,8 @@
 pub mod file;
 
 use crate::errors::{script_err, ScriptResult};
-use crate::magan::MarginAdapter;
 use crate::nn::Net;
 use crate::optim::Optimizer;
-use crate::schedules::Schedule;
 use crate::tensor::Tensor;
 use candle_core::Tensor as CT;
 use rhai::{Array, Dynamic, Engine, Map, INT};
@@ -210,21 +208,20 @@ fn encode(v: &Dynamic, path: &str, tensors: &mut Vec<(String, CT)>) -> ScriptRes
         tensors.push((key.clone(), t.0.detach()));
         return Ok(json!({ "tensor": key }));
     }
-    if let Some(s) = v.clone().try_cast::<Schedule>() {
-        return Ok(
-            json!({ "schedule": encode(&Dynamic::from_map(s.state_map()), path, tensors)? }),
-        );
+    let codecs = crate::state::codecs();
+    for c in &codecs {
+        if let Some(state) = (c.encode)(v) {
+            return Ok(json!({ c.tag: encode(&Dynamic::from_map(state), path, tensors)? }));
+        }
     }
-    if let Some(m) = v.clone().try_cast::<MarginAdapter>() {
-        return Ok(
-            json!({ "margin_adapter": encode(&Dynamic::from_map(m.state_map()), path, tensors)? }),
-        );
-    }
+    let saved: Vec<&str> = codecs.iter().map(|c| c.plural).collect();
     Err(script_err(format!(
         "save_checkpoint: `{path}` is a {}, which cannot go into the state map: track nets and \
-         optimizers with track(name, value); numbers, strings, arrays, maps, tensors, schedules \
-         and margin adapters can be state",
-        v.type_name()
+         optimizers with track(name, value); numbers, strings, arrays, maps, tensors{}{} can be \
+         state",
+        v.type_name(),
+        if saved.is_empty() { "" } else { ", " },
+        saved.join(", ")
     )))
 }
 
@@ -276,19 +273,15 @@ fn decode(v: &Value, tensors: &HashMap<String, CT>, file: &Path) -> ScriptResult
             })?;
             Dynamic::from(Tensor(t.clone()))
         }
-        "schedule" => {
-            let m = decode(inner, tensors, file)?
-                .try_cast::<Map>()
-                .ok_or_else(bad)?;
-            Dynamic::from(Schedule::from_state_map(&m)?)
-        }
-        "margin_adapter" => {
-            let m = decode(inner, tensors, file)?
-                .try_cast::<Map>()
-                .ok_or_else(bad)?;
-            Dynamic::from(MarginAdapter::from_state_map(&m)?)
-        }
-        _ => return Err(bad()),
+        other => match crate::state::codec(other) {
+            Some(c) => {
+                let m = decode(inner, tensors, file)?
+                    .try_cast::<Map>()
+                    .ok_or_else(bad)?;
+                (c.decode)(&m)?
+            }
+            None => return Err(bad()),
+        },
     })
 }
 

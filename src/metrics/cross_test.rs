@@ -9,7 +9,7 @@
 //!   `fnr[i] = 1 − real_called_real[i]`: its false-negative rate (real called fake).
 
 use crate::errors::{script_err, OrScriptErr, ScriptResult};
-use crate::objectives::call_net;
+use crate::gan::objectives::call_net;
 use crate::tensor::Tensor;
 use candle_core::{DType, Tensor as CT};
 use rhai::{Array, Dynamic, Engine, FnPtr, Map, NativeCallContext, INT};

@@ -138,7 +138,7 @@ impl Net {
 }
 
 /// A net as the penalties' discriminator: its input gradient by [`Net::forward_with_input_grad`].
-impl crate::penalties::Critic for Net {
+impl crate::gan::penalties::Critic for Net {
     fn logits(&mut self, x: &CT) -> crate::errors::ScriptResult<CT> {
         crate::errors::OrScriptErr::or_script(self.forward(x))
     }

@@ -182,7 +182,7 @@ pub fn register(engine: &mut Engine) {
     register_module_api(engine);
     // The gradient penalties with a net as the discriminator (its input gradient built layer
     // by layer, see `input_grad`).
-    crate::penalties::register_for::<Net>(engine);
+    crate::gan::penalties::register_for::<Net>(engine);
 }
 
 fn register_layers(engine: &mut Engine) {

@@ -10,10 +10,7 @@ pub mod resolver;
 pub use resolver::STDLIB;
 
 use crate::settings::{Settings, SharedSettings};
-use crate::{
-    autograd, data, magan, metrics, nn, objectives, optim, penalties, run, schedules, settings,
-    tensor,
-};
+use crate::{autograd, data, gan, metrics, nn, optim, run, settings, tensor};
 use resolver::StdlibResolver;
 use rhai::Engine;
 use std::cell::RefCell;
@@ -123,10 +120,7 @@ pub fn new_engine(opts: &EngineOptions) -> Result<(Engine, Sources), String> {
     settings::register(&mut engine, opts.settings.clone());
     nn::register(&mut engine);
     optim::register(&mut engine);
-    objectives::register(&mut engine);
-    penalties::register(&mut engine);
-    schedules::register(&mut engine);
-    magan::register(&mut engine);
+    gan::register(&mut engine);
     metrics::register(&mut engine);
     data::register(&mut engine);
     run::register(

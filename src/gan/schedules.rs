@@ -341,6 +341,7 @@ macro_rules! ctor3 {
 
 pub fn register(engine: &mut Engine) {
     engine.register_type_with_name::<Schedule>("Schedule");
+    crate::state::register::<Schedule>();
     type R = ScriptResult<Schedule>;
 
     reg!(
@@ -452,4 +453,15 @@ pub fn register(engine: &mut Engine) {
         "Describes the schedule.",
         |s: &mut Schedule| s.to_string()
     );
+}
+
+impl crate::state::Saved for Schedule {
+    const TAG: &'static str = "schedule";
+    const PLURAL: &'static str = "schedules";
+    fn state_map(&self) -> Map {
+        Schedule::state_map(self)
+    }
+    fn from_state_map(map: &Map) -> ScriptResult<Self> {
+        Schedule::from_state_map(map)
+    }
 }

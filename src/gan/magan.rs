@@ -241,6 +241,7 @@ impl std::fmt::Display for MarginAdapter {
 
 pub fn register(engine: &mut Engine) {
     engine.register_type_with_name::<MarginAdapter>("MarginAdapter");
+    crate::state::register::<MarginAdapter>();
     reg!(
         engine,
         "magan_margin",
@@ -334,4 +335,15 @@ pub fn register(engine: &mut Engine) {
         "Describes the margin adapter.",
         |m: &mut MarginAdapter| m.to_string()
     );
+}
+
+impl crate::state::Saved for MarginAdapter {
+    const TAG: &'static str = "margin_adapter";
+    const PLURAL: &'static str = "margin adapters";
+    fn state_map(&self) -> Map {
+        MarginAdapter::state_map(self)
+    }
+    fn from_state_map(map: &Map) -> ScriptResult<Self> {
+        MarginAdapter::from_state_map(map)
+    }
 }

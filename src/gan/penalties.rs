@@ -11,7 +11,7 @@
 
 use crate::autograd::{grad, variable};
 use crate::errors::{script_err, OrScriptErr, ScriptResult};
-use crate::objectives::call_net;
+use crate::gan::objectives::call_net;
 use crate::tensor::{
     l1_per_sample, l2_per_sample, linf_per_sample, per_sample_scale, sigmoid, sq_l2_per_sample,
     Tensor,
