@@ -68,7 +68,7 @@ fn doc_groups_functions_by_topic_in_the_documented_order() {
         ("runs", "setting(string, any)"),
         ("runs", "save_grid("),
         ("stdlib", "train::means(sums, step)"),
-        ("stdlib", "penalties::gradient_penalty(d, real, fake)"),
+        ("stdlib", "energy::pretrain(D, opt_d, data, epochs, batch)"),
     ] {
         assert!(
             has(topic, sig),

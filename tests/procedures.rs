@@ -299,7 +299,7 @@ fn official_mixture_lies_on_the_rotated_circle() {
 }
 
 /// instance_noise(x, σ) adds N(0, σ²) from the seeded generator: the same values as its script
-/// twin in stdlib/penalties.rhai; σ = 0 returns x and draws nothing; the noise has std σ;
+/// twin in tests/reference/penalties.rhai; σ = 0 returns x and draws nothing; the noise has std σ;
 /// gradients flow to x; a negative σ is an error.
 #[test]
 fn instance_noise_and_its_twin() {

@@ -261,6 +261,7 @@ fn roth_constant_gamma_on_mnist() {
             "log_every=1",
             "gamma=0.1",
             "anneal=false",
+            "grid_every=0",
         ],
     );
     let rows = metrics(&dir, &["step", "loss_d", "loss_g", "penalty", "gamma"]);
@@ -273,6 +274,8 @@ fn roth_constant_gamma_on_mnist() {
     let p = pngs(&dir);
     has(&p, "samples_final.png");
     has(&p, "gamma.png");
+    // grid_every = 0: no grids during training (it used to divide by zero)
+    assert!(!p.iter().any(|n| n.starts_with("samples_step")), "{p:?}");
 }
 
 #[test]

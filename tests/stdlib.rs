@@ -1,5 +1,5 @@
-//! The script standard library (`stdlib/*.rhai`, written with tensor primitives and `grad`)
-//! agrees with the native implementations: penalties (values and second-order parameter
+//! The script twins of the native code (`tests/reference/*.rhai`, written with tensor primitives
+//! and `grad`; tests import them through `common::options`) agree with the native implementations: penalties (values and second-order parameter
 //! gradients, f64, rel 1e-9), schedules over many steps, the margin rule over many epochs.
 
 mod common;
@@ -361,4 +361,22 @@ fn stdlib_margin_rule_matches_the_oracle() {
         }
     }
     assert!(n > 0, "no magan_margin case in the oracle files");
+}
+
+/// The shipped `train` module's interval test: multiples of n, never for n = 0, an error for n < 0.
+#[test]
+fn train_every_counts_intervals_and_zero_means_never() {
+    let v = common::eval(
+        r#"import "train" as tr;
+        [tr::every(10, 5), tr::every(11, 5), tr::every(10, 0), tr::every(0, 3), tr::every(7, 1)]"#,
+    );
+    let got: Vec<bool> = v
+        .into_array()
+        .unwrap()
+        .into_iter()
+        .map(|b| b.as_bool().unwrap())
+        .collect();
+    assert_eq!(got, [true, false, false, true, true]);
+    let e = common::try_eval(r#"import "train" as tr; tr::every(3, -1)"#).unwrap_err();
+    assert!(e.contains("must be >= 0"), "{e}");
 }

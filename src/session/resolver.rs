@@ -9,9 +9,6 @@ use std::path::{Path, PathBuf};
 
 /// The modules shipped in `stdlib/`, compiled into the binary.
 pub const STDLIB: &[(&str, &str)] = &[
-    ("penalties", include_str!("../../stdlib/penalties.rhai")),
-    ("schedules", include_str!("../../stdlib/schedules.rhai")),
-    ("margin", include_str!("../../stdlib/margin.rhai")),
     ("energy", include_str!("../../stdlib/energy.rhai")),
     ("train", include_str!("../../stdlib/train.rhai")),
 ];

@@ -127,10 +127,20 @@ pub fn run_json(body: &str, vars: &[(&str, Value)]) -> Value {
         .unwrap_or_else(|e| panic!("the script's result is not plain data: {e}"))
 }
 
+/// The options test scripts run with: `import "penalties"` (and `schedules`, `margin`) finds the
+/// script twins of the native code in tests/reference/, which exist only to be compared with it
+/// and with the oracle; the shipped stdlib modules resolve as in a run.
+pub fn options() -> EngineOptions {
+    EngineOptions {
+        script_dir: Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference")),
+        ..EngineOptions::default()
+    }
+}
+
 pub fn run(body: &str, vars: &[(&str, Value)]) -> Dynamic {
     use_test_device();
     let text = format!("{PRELUDE}\n{body}");
-    let s = script::compile("test.rhai", &text, &EngineOptions::default())
+    let s = script::compile("test.rhai", &text, &options())
         .unwrap_or_else(|d| panic!("compile error: {d}\n{d:?}"));
     let mut scope = Scope::new();
     for (k, v) in vars {
@@ -144,7 +154,7 @@ pub fn run(body: &str, vars: &[(&str, Value)]) -> Dynamic {
 /// Runs a script expecting an error; returns its message.
 pub fn run_err(body: &str) -> String {
     let text = format!("{PRELUDE}\n{body}");
-    let s = script::compile("test.rhai", &text, &EngineOptions::default())
+    let s = script::compile("test.rhai", &text, &options())
         .unwrap_or_else(|d| panic!("compile error: {d}"));
     match s.run(&mut Scope::new()) {
         Ok(v) => panic!("expected an error, the script returned {v:?}"),
@@ -239,8 +249,7 @@ pub fn eval(src: &str) -> Dynamic {
 
 /// Runs a script; an error comes back as the plain rendered diagnostic.
 pub fn try_eval(src: &str) -> Result<Dynamic, String> {
-    let s = script::compile("test.rhai", src, &EngineOptions::default())
-        .map_err(|d| d.render_plain())?;
+    let s = script::compile("test.rhai", src, &options()).map_err(|d| d.render_plain())?;
     let mut scope = Scope::new();
     s.run(&mut scope).map_err(|d| d.render_plain())
 }
