@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 use commands::run::{run, RunArgs};
 use ganscript::diagnostics::ScriptDiagnostic;
 use ganscript::errors::Stopped;
+use ganscript::session::interrupt::{self, OnCtrlC};
 use ganscript::session::EngineOptions;
 use ganscript::settings::Settings;
 use ganscript::{checkpoint, device, docs, repl, rng, script};
@@ -14,7 +15,7 @@ use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 #[derive(Parser)]

@@ -505,10 +505,7 @@ fn imports_come_only_from_the_stdlib_and_the_scripts_folder() {
         2
     );
     assert_eq!(
-        run(r#"import "train" as tr; 0"#)
-            .unwrap()
-            .as_int()
-            .unwrap(),
+        run(r#"import "train" as tr; 0"#).unwrap().as_int().unwrap(),
         0
     );
     for bad in [

@@ -233,32 +233,10 @@ pub(crate) fn run(args: RunArgs) -> ExitCode {
         out = Some(dir.clone());
     }
     let interrupt = Arc::new(AtomicBool::new(false));
-    if interactive {
-        repl::install_ctrlc(interrupt.clone(), true);
-    } else {
-        let flag = interrupt.clone();
-        let presses = AtomicUsize::new(0);
-        let _ = ctrlc::set_handler(move || match presses.fetch_add(1, Ordering::SeqCst) {
-            0 => {
-                flag.store(true, Ordering::SeqCst);
-                if checkpoint::defers_interrupt() {
-                    eprintln!(
-                        "\nCtrl-C: stopping after the next checkpoint (press again to stop now)"
-                    );
-                } else {
-                    eprintln!("\nCtrl-C: stopping at the next operation (press again to exit now)");
-                }
-            }
-            1 if checkpoint::defers_interrupt() => {
-                checkpoint::force_stop();
-                eprintln!("\nCtrl-C: stopping now; the last checkpoint stays valid (press again to exit at once)");
-            }
-            _ => {
-                eprintln!("\nCtrl-C: exiting now");
-                std::process::exit(130);
-            }
-        });
-    }
+    interrupt::install(OnCtrlC::Run {
+        interrupt: interrupt.clone(),
+        pausable: interactive,
+    });
     let settings = Rc::new(RefCell::new(settings));
     let opts = EngineOptions {
         max_ops,

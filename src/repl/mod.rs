@@ -41,18 +41,17 @@
 //! variables is what persists).
 
 mod input;
-mod interrupt;
 mod pause;
 mod session;
 
 pub use input::*;
-pub use interrupt::*;
 pub use pause::*;
 pub use session::*;
 
 use crate::diagnostics::{from_eval_error, from_parse_error, ScriptDiagnostic};
 use crate::errors::Stopped;
 use crate::script::catch_panics;
+use crate::session::interrupt::{self, OnCtrlC, EVALUATING, PAUSE_REQUESTED};
 use crate::session::{EngineOptions, Sources};
 use crate::{checkpoint, docs, tensor};
 use rhai::debugger::{BreakPoint, DebuggerCommand, DebuggerEvent};
@@ -111,11 +110,6 @@ thread_local! {
     pub(super) static IN_PROMPT: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Set by Ctrl-C in an interactive run: pause at the next step boundary.
-pub(super) static PAUSE_REQUESTED: AtomicBool = AtomicBool::new(false);
-/// The prompt is evaluating user input: Ctrl-C cancels that evaluation.
-pub(super) static EVALUATING: AtomicBool = AtomicBool::new(false);
-
 /// A REPL that owns its engine and scope (`ganscript repl`).
 pub struct Repl {
     pub engine: Engine,
@@ -161,7 +155,10 @@ impl Repl {
 
 /// `ganscript repl [FILE]`.
 pub fn main(file: Option<&Path>, opts: &EngineOptions) -> Result<(), String> {
-    install_ctrlc(opts.interrupt.clone(), false);
+    interrupt::install(OnCtrlC::Run {
+        interrupt: opts.interrupt.clone(),
+        pausable: false,
+    });
     let mut repl = Repl::new(opts)?;
     if let Some(f) = file {
         let o = repl.handle_line(&format!(":load {}", f.display()));

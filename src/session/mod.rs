@@ -4,6 +4,7 @@
 //! an operation budget, Ctrl-C) and the module resolver for `stdlib/` ([`resolver`]) are set
 //! up. [`pause`] holds the run's pause points.
 
+pub mod interrupt;
 pub mod pause;
 pub mod resolver;
 

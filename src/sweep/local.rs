@@ -10,6 +10,7 @@
 use super::spec::{Run, Sweep};
 use super::state::{self, Action};
 use crate::run::progress::{fmt_duration, mode, Mode};
+use crate::session::interrupt::OnCtrlC;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Write};
@@ -441,11 +442,9 @@ pub fn run_all(sweep: &Sweep, opts: &LocalOptions) -> Vec<(usize, Outcome)> {
     let children: Children = Arc::new(Mutex::new(Vec::new()));
     {
         let (stop, children) = (stop.clone(), children.clone());
-        let _ = ctrlc::set_handler(move || {
-            if !stop.swap(true, Ordering::SeqCst) {
-                eprintln!("\nCtrl-C: no new runs start; the running ones save a checkpoint and stop (press again to stop them now)");
-            }
-            interrupt_children(&children);
+        crate::session::interrupt::install(OnCtrlC::Sweep {
+            stop,
+            forward: Box::new(move || interrupt_children(&children)),
         });
     }
     let next = AtomicUsize::new(0);
