@@ -7,6 +7,7 @@
 //! *proves* it works on this thread with a tiny second-order derivative; every entry point
 //! (engine creation, `grad`, the optimizers) calls it.
 
+use crate::errors::Error;
 use crate::errors::{script_err, OrScriptErr, ScriptResult};
 use crate::kernels::backward_for;
 use crate::tensor::Tensor;
@@ -23,7 +24,7 @@ thread_local! {
 
 /// Makes candle keep the graph of computed gradients on this thread, and checks that it does.
 /// Errors if this thread already ran a `backward()` before the variable could take effect.
-pub fn ensure_double_backprop() -> Result<(), String> {
+pub fn ensure_double_backprop() -> Result<(), Error> {
     if VERIFIED.with(|v| v.get()) {
         return Ok(());
     }
@@ -39,13 +40,13 @@ pub fn ensure_double_backprop() -> Result<(), String> {
     });
     let ok = probe_second_order().unwrap_or(false);
     if !ok {
-        return Err(
+        return Err(Error::Msg(
             "second-order gradients are disabled on this thread: candle read \
             CANDLE_GRAD_DO_NOT_DETACH before ganscript could set it (a backward pass ran on this \
             thread before ganscript was initialised). Set CANDLE_GRAD_DO_NOT_DETACH=1 in the \
             environment, or create the ganscript engine before any other candle backward pass."
                 .to_string(),
-        );
+        ));
     }
     VERIFIED.with(|v| v.set(true));
     Ok(())

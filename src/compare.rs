@@ -9,6 +9,7 @@
 //! all of them logged) and drawn as one line. The table printed gives each line's last value,
 //! its minimum and maximum.
 
+use crate::errors::Error;
 use crate::run::plot::{line_plot_png, Series};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -37,7 +38,7 @@ pub struct CompareArgs {
 }
 
 /// The rows of the run directory `dir`'s `metrics.jsonl`.
-pub fn read_rows(dir: &Path) -> Result<Vec<serde_json::Value>, String> {
+pub fn read_rows(dir: &Path) -> Result<Vec<serde_json::Value>, Error> {
     let path = dir.join("metrics.jsonl");
     let text = std::fs::read_to_string(&path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
@@ -45,8 +46,13 @@ pub fn read_rows(dir: &Path) -> Result<Vec<serde_json::Value>, String> {
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
         .map(|(i, line)| {
-            serde_json::from_str(line)
-                .map_err(|e| format!("{}:{}: not a JSON object: {e}", path.display(), i + 1))
+            serde_json::from_str(line).map_err(|e| {
+                Error::msg(format!(
+                    "{}:{}: not a JSON object: {e}",
+                    path.display(),
+                    i + 1
+                ))
+            })
         })
         .collect()
 }
@@ -57,16 +63,16 @@ pub fn series_of(
     dir: &Path,
     x: &str,
     key: &str,
-) -> Result<Vec<(f64, f64)>, String> {
+) -> Result<Vec<(f64, f64)>, Error> {
     let out: Vec<(f64, f64)> = rows
         .iter()
         .filter_map(|row| Some((row[x].as_f64()?, row[key].as_f64()?)))
         .collect();
     if out.is_empty() {
-        return Err(format!(
+        return Err(Error::Msg(format!(
             "{}: no row has both `{x}` and `{key}`",
             dir.join("metrics.jsonl").display()
-        ));
+        )));
     }
     Ok(out)
 }
@@ -109,7 +115,7 @@ pub fn mean_series(all: &[Vec<(f64, f64)>]) -> Vec<(f64, f64)> {
 }
 
 /// The lines to draw: one per (run or seed group, key).
-pub fn collect(args: &CompareArgs) -> Result<Vec<Series>, String> {
+pub fn collect(args: &CompareArgs) -> Result<Vec<Series>, Error> {
     let mut groups: Vec<(String, Vec<PathBuf>)> = Vec::new();
     for run in &args.runs {
         let name = if args.mean_seeds {
@@ -180,7 +186,7 @@ pub fn table(series: &[Series], x: &str) -> String {
 }
 
 /// `ganscript compare`.
-pub fn main(args: &CompareArgs) -> Result<(), String> {
+pub fn main(args: &CompareArgs) -> Result<(), Error> {
     if args.keys.is_empty() {
         return Err("compare: give the metrics to draw with --y KEY[,KEY...]".into());
     }

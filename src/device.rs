@@ -3,6 +3,7 @@
 //! Both are per thread (a script runs on one thread), set from `--device` and by scripts with
 //! `default_dtype("f64")`; every creation function uses them.
 
+use crate::errors::Error;
 use crate::errors::{script_err, ScriptResult};
 use candle_core::{DType, Device};
 use std::cell::RefCell;
@@ -31,7 +32,7 @@ pub fn set_default_dtype(dtype: DType) {
 
 /// Parses `cpu`, `cuda` or `cuda:N`. In a build without the `cuda` feature, asking for CUDA is
 /// a clear error rather than a panic.
-pub fn parse_device(spec: &str) -> Result<Device, String> {
+pub fn parse_device(spec: &str) -> Result<Device, Error> {
     let spec = spec.trim().to_ascii_lowercase();
     if spec == "cpu" {
         return Ok(Device::Cpu);
@@ -42,17 +43,17 @@ pub fn parse_device(spec: &str) -> Result<Device, String> {
         n.parse::<usize>()
             .map_err(|_| format!("invalid device `{spec}`: expected cpu, cuda or cuda:N"))?
     } else {
-        return Err(format!(
+        return Err(Error::Msg(format!(
             "invalid device `{spec}`: expected cpu, cuda or cuda:N"
-        ));
+        )));
     };
     if !cfg!(feature = "cuda") {
-        return Err(format!(
+        return Err(Error::Msg(format!(
             "device `{spec}` asked for, but this ganscript was built without CUDA support; \
              rebuild with `cargo build --release --features cuda`"
-        ));
+        )));
     }
-    Device::new_cuda(ordinal).map_err(|e| format!("cannot open CUDA device {ordinal}: {e}"))
+    Ok(Device::new_cuda(ordinal).map_err(|e| format!("cannot open CUDA device {ordinal}: {e}"))?)
 }
 
 /// A device's name as scripts see it: `cpu` or `cuda:N`.

@@ -62,9 +62,9 @@ impl Diagnostic for ScriptDiagnostic {
 
 impl ScriptDiagnostic {
     /// A diagnostic without a location (bad command-line input, missing files, ...).
-    pub fn plain(message: impl Into<String>) -> Self {
+    pub fn plain(message: impl std::fmt::Display) -> Self {
         ScriptDiagnostic {
-            message: message.into(),
+            message: message.to_string(),
             file: None,
             line: None,
             column: None,

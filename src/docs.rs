@@ -6,6 +6,7 @@
 //! module path next to the doc comment, and [`TOPIC_OF_MODULE`] maps a path segment to a topic.
 
 use crate::diagnostics::pretty_sig;
+use crate::errors::Error;
 use rhai::Engine;
 use serde::Deserialize;
 
@@ -242,7 +243,7 @@ pub fn render_topics(engine: &Engine) -> String {
 /// The text `ganscript doc [NAME]` prints: every function grouped by topic; with a topic's name,
 /// that topic; with a function's name, its overloads (or the functions whose names contain
 /// it); with a PyTorch name that has no function here, what replaces it.
-pub fn render(engine: &Engine, name: Option<&str>) -> Result<String, String> {
+pub fn render(engine: &Engine, name: Option<&str>) -> Result<String, Error> {
     let fns = catalog(engine);
     let mut out = String::new();
     let Some(n) = name else {
@@ -272,7 +273,7 @@ pub fn render(engine: &Engine, name: Option<&str>) -> Result<String, String> {
         }
     }
     if selected.is_empty() && selected_std.is_empty() {
-        return Err(format!("no function named `{n}`"));
+        return Err(Error::Msg(format!("no function named `{n}`")));
     }
     for f in selected {
         push_fn(&mut out, &pretty_sig(&f.signature), &f.doc());

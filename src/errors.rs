@@ -1,10 +1,70 @@
-//! Errors raised by native functions, in the form rhai expects.
+//! The crate's error type, and errors in the form rhai expects.
 //!
-//! Every native function registered into rhai returns [`ScriptResult`]; rhai attaches the
-//! position of the call, and `diagnostics` turns the result into a miette report.
+//! Code below the script boundary returns [`Result`] with the one error type [`Error`]: a
+//! message for the user, a failed candle operation, or a stop ([`Stopped`]). Native functions
+//! registered into rhai return [`ScriptResult`]; an [`Error`] becomes rhai's error once, through
+//! `From` (so `?` converts at registration), and rhai attaches the position of the call. The
+//! command layer reads a stop back with [`Stopped::of`] and renders failures as miette reports
+//! (`diagnostics`).
 
 use rhai::{Dynamic, EvalAltResult, Position};
 use std::fmt::Display;
+
+/// What went wrong, for the user.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A message for the user: bad input, a refused operation, a file that cannot be read.
+    #[error("{0}")]
+    Msg(String),
+    /// A tensor operation failed in candle (the message without candle's backtrace).
+    #[error("{}", clean_candle_message(&.0.to_string()))]
+    Candle(#[from] candle_core::Error),
+    /// A file that does not parse: damaged, truncated, or not in the expected format.
+    #[error("{what} is damaged or truncated: {reason}")]
+    Unreadable { what: String, reason: String },
+    /// The script stopped without failing.
+    #[error("{0}")]
+    Stopped(Stopped),
+}
+
+/// The crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// An error with this message.
+    pub fn msg(m: impl Display) -> Error {
+        Error::Msg(m.to_string())
+    }
+}
+
+impl From<String> for Error {
+    fn from(m: String) -> Error {
+        Error::Msg(m)
+    }
+}
+
+impl From<&str> for Error {
+    fn from(m: &str) -> Error {
+        Error::Msg(m.to_string())
+    }
+}
+
+impl From<Stopped> for Error {
+    fn from(s: Stopped) -> Error {
+        Error::Stopped(s)
+    }
+}
+
+/// The one conversion into rhai's error: a stop terminates the script carrying its
+/// [`Stopped`] value, anything else is a runtime error with the message.
+impl From<Error> for Box<EvalAltResult> {
+    fn from(e: Error) -> Box<EvalAltResult> {
+        match e {
+            Error::Stopped(s) => s.error(Position::NONE),
+            other => script_err(other),
+        }
+    }
+}
 
 /// The result type of every native function exposed to scripts.
 pub type ScriptResult<T> = Result<T, Box<EvalAltResult>>;
@@ -97,5 +157,26 @@ impl Stopped {
 impl std::fmt::Display for Stopped {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.message())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_become_rhai_errors_once_and_stops_stay_stops() {
+        let e: Box<EvalAltResult> = Error::from(Stopped::Saved).into();
+        assert_eq!(Stopped::of(&e), Some(Stopped::Saved));
+        let e: Box<EvalAltResult> = Error::msg("bad input").into();
+        assert_eq!(Stopped::of(&e), None);
+        assert_eq!(message(&e), "bad input");
+        let candle = candle_core::Error::Msg("shape mismatch\n   0: backtrace".into());
+        assert_eq!(Error::from(candle).to_string(), "shape mismatch");
+        let u = Error::Unreadable {
+            what: "f.safetensors".into(),
+            reason: "eof".into(),
+        };
+        assert_eq!(u.to_string(), "f.safetensors is damaged or truncated: eof");
     }
 }

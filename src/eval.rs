@@ -7,6 +7,7 @@
 
 use crate::checkpoint;
 use crate::data;
+use crate::errors::Error;
 use crate::metrics;
 use crate::nn::Net;
 use candle_core::{DType, Tensor as CT};
@@ -39,7 +40,7 @@ fn latent_shape(spec: &Value) -> Option<Vec<usize>> {
     }
 }
 
-fn sample(g: &Net, n: usize, seed: u64) -> Result<CT, String> {
+fn sample(g: &Net, n: usize, seed: u64) -> Result<CT, Error> {
     let shape = latent_shape(&g.spec())
         .ok_or("cannot tell the generator's latent size from its first layer")?;
     g.set_training(false);
@@ -67,7 +68,7 @@ fn sample(g: &Net, n: usize, seed: u64) -> Result<CT, String> {
         done += b;
         k += 1;
     }
-    CT::cat(&out, 0).map_err(|e| e.to_string())
+    Ok(CT::cat(&out, 0)?)
 }
 
 fn value_range(x: &CT) -> (f32, f32) {
@@ -84,7 +85,7 @@ fn value_range(x: &CT) -> (f32, f32) {
 }
 
 /// The built-in digits `start..start + n` (as many as there are) in the generator's format.
-fn real_digits(like: &CT, start: usize, n: usize) -> Result<CT, String> {
+fn real_digits(like: &CT, start: usize, n: usize) -> Result<CT, Error> {
     let ds = data::files::builtin_mnist().map_err(|e| e.to_string())?;
     let all = ds.images_tensor().map_err(|e| e.to_string())?.0;
     let total = all.dim(0).map_err(|e| e.to_string())?;
@@ -104,7 +105,7 @@ fn real_digits(like: &CT, start: usize, n: usize) -> Result<CT, String> {
         (lo, _) if lo < 0.0 => x.affine(2.0, -1.0).map_err(|e| e.to_string())?,
         _ => x,
     };
-    x.to_dtype(like.dtype()).map_err(|e| e.to_string())
+    Ok(x.to_dtype(like.dtype())?)
 }
 
 /// The number of built-in digits (the whole set is the feature distance's reference).
@@ -114,7 +115,7 @@ pub const BUILTIN_DIGITS: usize = 10_000;
 /// generator's samples are (MNIST score, feature distance to the same reference). They are part
 /// of the reference, as a generator's training data are: what a generator that reproduced its
 /// training digits would score.
-fn real_scores(like: &CT, n: usize, reference: &CT) -> Result<Value, String> {
+fn real_scores(like: &CT, n: usize, reference: &CT) -> Result<Value, Error> {
     let real = real_digits(like, 0, n)?;
     let range = value_range(&reference.clone());
     let score = metrics::mnist_score(&real, range, 10).map_err(|e| e.to_string())?;
@@ -126,14 +127,14 @@ fn real_scores(like: &CT, n: usize, reference: &CT) -> Result<Value, String> {
 }
 
 /// Evaluates one run directory with `n` samples.
-pub fn eval_run(dir: &Path, n: usize, seed: u64, generator: &str) -> Result<RunEval, String> {
+pub fn eval_run(dir: &Path, n: usize, seed: u64, generator: &str) -> Result<RunEval, Error> {
     let ck = dir.join(checkpoint::FILE_NAME);
     if !ck.exists() {
-        return Err(format!(
+        return Err(Error::Msg(format!(
             "{} holds no {}: nothing to evaluate",
             dir.display(),
             checkpoint::FILE_NAME
-        ));
+        )));
     }
     let nets = checkpoint::load_nets(&ck)?;
     let find = |name: &str| nets.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
@@ -179,11 +180,11 @@ pub fn eval_run(dir: &Path, n: usize, seed: u64, generator: &str) -> Result<RunE
             .get("mixture_std")
             .and_then(|s| s.as_float().ok())
             .unwrap_or(0.01);
-        let flat = |t: &CT| -> Result<Vec<f64>, String> {
-            t.flatten_all()
+        let flat = |t: &CT| -> Result<Vec<f64>, Error> {
+            Ok(t.flatten_all()
                 .and_then(|f| f.to_dtype(DType::F64))
                 .and_then(|f| f.to_vec1())
-                .map_err(|e| e.to_string())
+                .map_err(|e| e.to_string())?)
         };
         let st = metrics::mode_stats(&flat(&samples)?, dims[1], &flat(&centers.0)?, std, None)?;
         m["modes"] = json!(centers.0.dim(0).unwrap_or(0));
@@ -191,10 +192,10 @@ pub fn eval_run(dir: &Path, n: usize, seed: u64, generator: &str) -> Result<RunE
         m["high_quality_fraction"] = json!(st.high_quality_fraction);
         m["kl_uniform"] = json!(st.kl_uniform);
     } else {
-        return Err(format!(
+        return Err(Error::Msg(format!(
             "the generator of {} makes samples of shape {dims:?}: no metric knows them",
             dir.display()
-        ));
+        )));
     }
     Ok(RunEval {
         dir: dir.to_path_buf(),

@@ -3,6 +3,7 @@
 //! are saved with. A killed write leaves the previous file whole, and [`remove_stale_tmp`]
 //! clears what it left.
 
+use crate::errors::Error;
 use crate::errors::{script_err, ScriptResult};
 use candle_core::Tensor as CT;
 use serde_json::{json, Value};
@@ -15,7 +16,7 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> ScriptResult<()> {
 }
 
 /// [`atomic_write`] with a plain error message (for code outside a script call).
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)
             .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
@@ -31,8 +32,8 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
         .open(&tmp)
         .and_then(|mut f| std::io::Write::write_all(&mut f, bytes))
         .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, path)
-        .map_err(|e| format!("cannot rename {} to {}: {e}", tmp.display(), path.display()))
+    Ok(std::fs::rename(&tmp, path)
+        .map_err(|e| format!("cannot rename {} to {}: {e}", tmp.display(), path.display()))?)
 }
 
 /// The safetensors metadata key holding each tensor's CRC-32 (a JSON map of 8 hex digits).
@@ -45,7 +46,7 @@ pub fn write_safetensors<'a>(
     path: &Path,
     tensors: impl IntoIterator<Item = (&'a str, &'a candle_core::Tensor)>,
     meta: Option<HashMap<String, String>>,
-) -> Result<(), String> {
+) -> Result<(), Error> {
     let views: Vec<(&str, candle_core::Tensor)> = tensors
         .into_iter()
         .map(|(k, t)| t.contiguous().map(|t| (k, t)))
@@ -67,11 +68,13 @@ pub fn write_safetensors<'a>(
 /// Checks the CRC-32 of every tensor of a safetensors file against the ones recorded when it
 /// was written. `Ok(false)`: the file records none (written by an older ganscript, or by another
 /// program). An error names the damaged tensor; `what` names the file.
-pub fn verify_safetensors(bytes: &[u8], what: &str) -> Result<bool, String> {
-    let st = safetensors::SafeTensors::deserialize(bytes)
-        .map_err(|e| format!("{what} is damaged or truncated: {e}"))?;
-    let (_, header) = safetensors::SafeTensors::read_metadata(bytes)
-        .map_err(|e| format!("{what} is damaged or truncated: {e}"))?;
+pub fn verify_safetensors(bytes: &[u8], what: &str) -> Result<bool, Error> {
+    let unreadable = |e: safetensors::SafeTensorError| Error::Unreadable {
+        what: what.to_string(),
+        reason: e.to_string(),
+    };
+    let st = safetensors::SafeTensors::deserialize(bytes).map_err(unreadable)?;
+    let (_, header) = safetensors::SafeTensors::read_metadata(bytes).map_err(unreadable)?;
     let Some(recorded) = header.metadata().as_ref().and_then(|m| m.get(CHECKSUM_KEY)) else {
         return Ok(false);
     };
@@ -85,10 +88,10 @@ pub fn verify_safetensors(bytes: &[u8], what: &str) -> Result<bool, String> {
             .ok_or_else(|| format!("{what}: tensor `{name}` has no recorded checksum"))?;
         let got = format!("{:08x}", crc32fast::hash(view.data()));
         if got != want {
-            return Err(format!(
+            return Err(Error::Msg(format!(
                 "{what}: tensor `{name}` is damaged: the CRC-32 of its bytes is {got}, the file \
                  recorded {want} when it was written"
-            ));
+            )));
         }
         seen += 1;
     }
@@ -96,35 +99,41 @@ pub fn verify_safetensors(bytes: &[u8], what: &str) -> Result<bool, String> {
         let names: std::collections::HashSet<String> =
             st.names().into_iter().map(|n| n.to_string()).collect();
         let missing: Vec<&String> = recorded.keys().filter(|k| !names.contains(*k)).collect();
-        return Err(format!(
+        return Err(Error::Msg(format!(
             "{what}: tensor `{}` is missing (the file recorded a checksum for it)",
             missing.first().map(|s| s.as_str()).unwrap_or("?")
-        ));
+        )));
     }
     Ok(true)
 }
 
 /// Writes tensors as safetensors to `path.tmp`, then renames it to `path`.
-pub fn save_tensors_atomic(map: &HashMap<String, CT>, path: &Path) -> Result<(), String> {
-    write_safetensors(path, map.iter().map(|(k, t)| (k.as_str(), t)), None)
-        .map_err(|e| format!("save {}: {e}", path.display()))
+pub fn save_tensors_atomic(map: &HashMap<String, CT>, path: &Path) -> Result<(), Error> {
+    Ok(
+        write_safetensors(path, map.iter().map(|(k, t)| (k.as_str(), t)), None)
+            .map_err(|e| format!("save {}: {e}", path.display()))?,
+    )
 }
 
 /// Reads every tensor of a safetensors file (on the current device), with clear errors.
-pub fn load_tensors(path: &Path) -> Result<HashMap<String, CT>, String> {
+pub fn load_tensors(path: &Path) -> Result<HashMap<String, CT>, Error> {
     let data = std::fs::read(path).map_err(|e| format!("load {}: {e}", path.display()))?;
     // Files written by ganscript carry checksums; others (e.g. exported by PyTorch) do not.
     // (A file that does not parse is reported below.)
     match verify_safetensors(&data, &format!("load {}", path.display())) {
-        Err(e) if !e.contains("is damaged or truncated") => return Err(e),
-        _ => {}
+        Err(Error::Unreadable { .. }) | Ok(_) => {}
+        Err(e) => return Err(e),
     }
-    candle_core::safetensors::load_buffer(&data, &crate::device::current_device()).map_err(|e| {
-        format!(
-            "load {}: not a valid safetensors file (truncated or corrupt?): {e}",
-            path.display()
-        )
-    })
+    Ok(
+        candle_core::safetensors::load_buffer(&data, &crate::device::current_device()).map_err(
+            |e| {
+                format!(
+                    "load {}: not a valid safetensors file (truncated or corrupt?): {e}",
+                    path.display()
+                )
+            },
+        )?,
+    )
 }
 
 /// Removes the temporary files a killed atomic write left in `dir` and its sub-folders (not

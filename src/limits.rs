@@ -11,6 +11,7 @@
 //! lower); `--max-memory 4G` sets it. It is per thread (a script runs on one thread), so tests
 //! can lower it without affecting each other.
 
+use crate::errors::Error;
 use crate::errors::{script_err, ScriptResult};
 use candle_core::DType;
 use std::cell::Cell;
@@ -78,7 +79,7 @@ fn machine_memory() -> Option<u64> {
 
 /// Parses a size as `--max-memory` takes it: bytes, or a number with K, M, G or T (powers of
 /// 1024; a trailing `B`, `iB` and spaces are allowed), e.g. `4G`, `512MiB`, `1.5 GB`.
-pub fn parse_size(text: &str) -> Result<u64, String> {
+pub fn parse_size(text: &str) -> Result<u64, Error> {
     let t = text.trim();
     let bad =
         || format!("invalid size `{text}`: expected bytes or a number with K, M, G or T (e.g. 8G)");
@@ -97,11 +98,11 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     };
     let v: f64 = num.trim().parse().map_err(|_| bad())?;
     if !v.is_finite() || v <= 0.0 {
-        return Err(bad());
+        return Err(Error::Msg(bad()));
     }
     let bytes = v * mult as f64;
     if bytes >= u64::MAX as f64 {
-        return Err(bad());
+        return Err(Error::Msg(bad()));
     }
     Ok(bytes as u64)
 }
@@ -162,14 +163,14 @@ pub fn tensor_bytes(dims: &[usize], dtype: DType) -> u128 {
 
 /// Checks that `bytes` more fit the budget, with what the process already holds; the error says
 /// what (`what`) needs how much.
-pub fn check_bytes(what: &str, bytes: u128) -> Result<(), String> {
+pub fn check_bytes(what: &str, bytes: u128) -> Result<(), Error> {
     let budget = max_memory() as u128;
     if bytes > budget {
-        return Err(format!(
+        return Err(Error::Msg(format!(
             "{what} needs {}, more than the memory budget of {} (--max-memory)",
             format_bytes(bytes),
             format_bytes(budget)
-        ));
+        )));
     }
     let pending = PENDING.with(|p| {
         let v = p.get().saturating_add(bytes);
@@ -180,13 +181,13 @@ pub fn check_bytes(what: &str, bytes: u128) -> Result<(), String> {
         PENDING.with(|p| p.set(0));
         let used = heap_in_use();
         if bytes.saturating_add(used) > budget {
-            return Err(format!(
+            return Err(Error::Msg(format!(
                 "{what} needs {} while {} are in use: more than the memory budget of {} \
                  (--max-memory)",
                 format_bytes(bytes),
                 format_bytes(used),
                 format_bytes(budget)
-            ));
+            )));
         }
     }
     Ok(())
@@ -199,7 +200,7 @@ pub fn check(what: &str, bytes: u128) -> ScriptResult<()> {
 
 /// [`check_bytes`] for code that returns candle errors.
 pub fn check_candle(what: &str, bytes: u128) -> candle_core::Result<()> {
-    check_bytes(what, bytes).map_err(candle_core::Error::Msg)
+    check_bytes(what, bytes).map_err(|e| candle_core::Error::Msg(e.to_string()))
 }
 
 /// Checks a tensor of shape `dims` and `dtype` against the budget (`op` names the request).

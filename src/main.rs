@@ -5,6 +5,7 @@ mod commands;
 use clap::{Parser, Subcommand};
 use commands::run::{run, RunArgs};
 use ganscript::diagnostics::ScriptDiagnostic;
+use ganscript::errors::Error;
 use ganscript::errors::Stopped;
 use ganscript::session::interrupt::{self, OnCtrlC};
 use ganscript::session::EngineOptions;
@@ -146,7 +147,7 @@ fn main() -> ExitCode {
 const SCRIPT_STACK: usize = 512 << 20;
 
 /// `--max-memory`'s value.
-fn parse_memory(text: &str) -> Result<u64, String> {
+fn parse_memory(text: &str) -> Result<u64, Error> {
     ganscript::limits::parse_size(text)
 }
 

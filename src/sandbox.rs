@@ -19,6 +19,7 @@
 //! [`Outputs`] (the run directory, which the run layer installs with [`set_outputs`]).
 //! Host code that calls the loaders with no engine on its thread is not restricted.
 
+use crate::errors::Error;
 use crate::errors::{script_err, ScriptResult};
 use std::cell::RefCell;
 use std::path::{Component, Path, PathBuf};
@@ -151,12 +152,12 @@ pub fn read_path(what: &str, given: &str) -> ScriptResult<PathBuf> {
 
 /// [`read_path`] for a path found by the host (a file inside a granted folder, which may be a
 /// symbolic link), with a plain error message.
-pub fn check_read(what: &str, path: &Path) -> Result<(), String> {
+pub fn check_read(what: &str, path: &Path) -> Result<(), Error> {
     let Some(policy) = current() else {
         return Ok(());
     };
     if path.as_os_str().is_empty() {
-        return Err(format!("{what}: the path is empty"));
+        return Err(Error::Msg(format!("{what}: the path is empty")));
     }
     let run_dir = outputs()
         .and_then(|o| o.dir_or_requested())
@@ -171,7 +172,7 @@ pub fn check_read(what: &str, path: &Path) -> Result<(), String> {
     };
     let lexical = absolute(path);
     if !roots.iter().any(|r| r.holds_lexical(&lexical)) {
-        return Err(refused());
+        return Err(Error::Msg(refused()));
     }
     // With its links resolved, as the system will open it (`link/..` is the folder above the
     // link's target, not the folder holding the link): the path, or (when it does not exist)
@@ -186,21 +187,21 @@ pub fn check_read(what: &str, path: &Path) -> Result<(), String> {
             Ok(real) => break real,
             Err(_) => match probe.parent() {
                 Some(p) => probe = p,
-                None => return Err(refused()),
+                None => return Err(Error::Msg(refused())),
             },
         }
     };
     if roots.iter().any(|r| r.holds_canonical(&real)) {
         Ok(())
     } else {
-        Err(refused())
+        Err(Error::Msg(refused()))
     }
 }
 
 /// Resolves `name`, a file a script writes, inside the run directory `run_dir` (which exists),
 /// creating the folders on the way. Refused: an absolute path elsewhere, a `..` that leaves the
 /// run directory, a folder on the way that is a symbolic link leading out of it.
-pub fn write_path(run_dir: &Path, name: &str) -> Result<PathBuf, String> {
+pub fn write_path(run_dir: &Path, name: &str) -> Result<PathBuf, Error> {
     let refused = |why: &str| {
         format!(
             "cannot write `{name}`: {why} {WRITE_REFUSED} {}; give a path relative to it \
@@ -222,7 +223,7 @@ pub fn write_path(run_dir: &Path, name: &str) -> Result<PathBuf, String> {
     // Below, `..` is resolved as written; the system resolves `link/..` to the folder above the
     // link's target instead. The two agree unless a `..` follows a symbolic link: refuse that.
     if dotdot_after_link(run_dir, given) {
-        return Err(refused("its `..` after a symbolic link leads"));
+        return Err(Error::Msg(refused("its `..` after a symbolic link leads")));
     }
     let rel: PathBuf = if given.is_absolute() {
         let p = absolute(given);
@@ -231,7 +232,7 @@ pub fn write_path(run_dir: &Path, name: &str) -> Result<PathBuf, String> {
         } else if let Ok(r) = p.strip_prefix(&run_real) {
             r.to_path_buf()
         } else {
-            return Err(refused("it is an absolute path"));
+            return Err(Error::Msg(refused("it is an absolute path")));
         }
     } else {
         let mut out = PathBuf::new();
@@ -241,20 +242,20 @@ pub fn write_path(run_dir: &Path, name: &str) -> Result<PathBuf, String> {
                 Component::CurDir => {}
                 Component::ParentDir => {
                     if !out.pop() {
-                        return Err(refused("its `..` leads"));
+                        return Err(Error::Msg(refused("its `..` leads")));
                     }
                 }
                 Component::RootDir | Component::Prefix(_) => {
-                    return Err(refused("it is an absolute path"))
+                    return Err(Error::Msg(refused("it is an absolute path")))
                 }
             }
         }
         out
     };
     if rel.as_os_str().is_empty() {
-        return Err(format!(
+        return Err(Error::Msg(format!(
             "cannot write `{name}`: it names the run directory itself, not a file in it"
-        ));
+        )));
     }
     // Walk the folders on the way: an existing one must resolve inside the run directory (a
     // symbolic link may not lead out); a missing one is created inside.
@@ -267,21 +268,21 @@ pub fn write_path(run_dir: &Path, name: &str) -> Result<PathBuf, String> {
                 let real = std::fs::canonicalize(&cur)
                     .map_err(|_| refused("a symbolic link on the way leads"))?;
                 if !real.starts_with(&run_real) {
-                    return Err(refused("a symbolic link on the way leads"));
+                    return Err(Error::Msg(refused("a symbolic link on the way leads")));
                 }
                 if !real.is_dir() {
-                    return Err(format!(
+                    return Err(Error::Msg(format!(
                         "cannot write `{name}`: {} is not a folder",
                         cur.display()
-                    ));
+                    )));
                 }
             }
             Ok(m) if m.is_dir() => {}
             Ok(_) => {
-                return Err(format!(
+                return Err(Error::Msg(format!(
                     "cannot write `{name}`: {} is a file, not a folder",
                     cur.display()
-                ))
+                )))
             }
             Err(_) => std::fs::create_dir(&cur)
                 .map_err(|e| format!("cannot create {}: {e}", cur.display()))?,
@@ -293,7 +294,7 @@ pub fn write_path(run_dir: &Path, name: &str) -> Result<PathBuf, String> {
         let real = std::fs::canonicalize(parent)
             .map_err(|e| format!("cannot write `{name}`: {}: {e}", parent.display()))?;
         if !real.starts_with(&run_real) {
-            return Err(refused("its folder resolves"));
+            return Err(Error::Msg(refused("its folder resolves")));
         }
     }
     // The file itself may be a symbolic link. Writes rename over it (they would replace the
@@ -302,7 +303,7 @@ pub fn write_path(run_dir: &Path, name: &str) -> Result<PathBuf, String> {
     if std::fs::symlink_metadata(&target).is_ok_and(|m| m.file_type().is_symlink()) {
         let inside = std::fs::canonicalize(&target).is_ok_and(|real| real.starts_with(&run_real));
         if !inside {
-            return Err(refused("it is a symbolic link that leads"));
+            return Err(Error::Msg(refused("it is a symbolic link that leads")));
         }
     }
     Ok(target)
@@ -387,10 +388,12 @@ mod tests {
             "link/x.png",
             "link/sub/x.png",
         ] {
-            let e = write_path(&run, bad).unwrap_err();
+            let e = write_path(&run, bad).unwrap_err().to_string();
             assert!(e.contains(WRITE_REFUSED), "{bad}: {e}");
         }
-        let e = write_path(&run, &outside.join("x").display().to_string()).unwrap_err();
+        let e = write_path(&run, &outside.join("x").display().to_string())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("absolute path"), "{e}");
         assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
         assert!(write_path(&run, ".").is_err());

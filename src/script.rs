@@ -2,6 +2,7 @@
 //! [`ScriptDiagnostic`] (and panics inside the host caught and reported as bugs).
 
 use crate::diagnostics::{self, ScriptDiagnostic};
+use crate::errors::Error;
 use crate::session::{self, EngineOptions, Sources};
 use rhai::{Dynamic, Engine, Scope, AST};
 use std::path::Path;
@@ -69,13 +70,15 @@ impl Script {
 }
 
 /// Runs `f`, turning a panic into its message instead of unwinding to the user.
-pub fn catch_panics<T>(f: impl FnOnce() -> T) -> Result<T, String> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|p| {
-        p.downcast_ref::<String>()
-            .cloned()
-            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_else(|| "unknown panic".to_string())
-    })
+pub fn catch_panics<T>(f: impl FnOnce() -> T) -> Result<T, Error> {
+    Ok(
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|p| {
+            p.downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "unknown panic".to_string())
+        })?,
+    )
 }
 
 /// Every syntax error of a script. rhai stops at the first one, so each reported line is

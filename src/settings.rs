@@ -5,6 +5,7 @@
 //! and records the resolved value for the run's `config.json`. Keys given with `--set` that the
 //! script never reads are reported, so a typo does not silently run the default experiment.
 
+use crate::errors::Error;
 use crate::errors::{script_err, ScriptResult};
 use rhai::{Dynamic, Engine, Map, FLOAT, INT};
 use std::cell::RefCell;
@@ -47,7 +48,7 @@ pub fn parse_value(text: &str) -> Dynamic {
 
 impl Settings {
     /// Builds settings from `key=value` strings.
-    pub fn from_pairs<S: AsRef<str>>(pairs: &[S]) -> Result<Settings, String> {
+    pub fn from_pairs<S: AsRef<str>>(pairs: &[S]) -> Result<Settings, Error> {
         let mut s = Settings::default();
         for p in pairs {
             s.set_pair(p.as_ref())?;
@@ -55,15 +56,15 @@ impl Settings {
         Ok(s)
     }
 
-    pub fn set_pair(&mut self, pair: &str) -> Result<(), String> {
+    pub fn set_pair(&mut self, pair: &str) -> Result<(), Error> {
         let (k, v) = pair
             .split_once('=')
             .ok_or_else(|| format!("--set {pair}: expected key=value"))?;
         let k = k.trim();
         if k.is_empty() || !k.chars().all(|c| c.is_alphanumeric() || c == '_') {
-            return Err(format!(
+            return Err(Error::Msg(format!(
                 "--set {pair}: the key must be a name (letters, digits, _)"
-            ));
+            )));
         }
         self.given.insert(k.to_string(), parse_value(v));
         Ok(())

@@ -109,7 +109,12 @@ fn mutations() -> impl Strategy<Value = Vec<Mutation>> {
 }
 
 /// Runs `check` on mutations of `seed`; an `Err` must name the file (`name`).
-fn fuzz(target: &str, seed: Vec<u8>, name: &str, check: impl Fn(&[u8]) -> Result<(), String>) {
+fn fuzz<E: std::fmt::Display>(
+    target: &str,
+    seed: Vec<u8>,
+    name: &str,
+    check: impl Fn(&[u8]) -> Result<(), E>,
+) {
     let mut runner = TestRunner::new(Config {
         cases: cases(),
         failure_persistence: None,
@@ -119,6 +124,7 @@ fn fuzz(target: &str, seed: Vec<u8>, name: &str, check: impl Fn(&[u8]) -> Result
         ganscript::limits::set_max_memory(BUDGET);
         let bytes = mutate(&seed, &ms);
         if let Err(e) = check(&bytes) {
+            let e = e.to_string();
             prop_assert!(
                 e.contains(name),
                 "{target}: the error does not name {name}: {e}"
@@ -310,7 +316,7 @@ fn fuzz_checkpoint_reader() {
         ganscript::checkpoint::load_nets(&path)?;
         ganscript::checkpoint::load_values(&path)?;
         ganscript::io::load_tensors(&path)?;
-        Ok(())
+        Ok::<(), ganscript::errors::Error>(())
     };
     fuzz("checkpoint", seed, "checkpoint.safetensors", load);
 }

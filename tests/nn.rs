@@ -693,19 +693,22 @@ fn notation_parser_good_and_bad() {
             }
         ])
     );
-    let e = arch::parse("(128)7c1s-(64)4x2s-(1)4c2s").unwrap_err();
+    let e = arch::parse("(128)7c1s-(64)4x2s-(1)4c2s")
+        .unwrap_err()
+        .to_string();
     assert_eq!(
         e,
         "arch: bad layer \"(64)4x2s\" at token 2: expected (C)KcSs"
     );
-    let e = arch::parse("784-abc-10").unwrap_err();
+    let e = arch::parse("784-abc-10").unwrap_err().to_string();
     assert!(e.contains("\"abc\" at token 2"), "{e}");
-    let e = arch::parse("(1)4c2s-(0)4c2s").unwrap_err();
+    let e = arch::parse("(1)4c2s-(0)4c2s").unwrap_err().to_string();
     assert!(e.contains("\"(0)4c2s\" at token 2"), "{e}");
     assert!(arch::parse("").is_err());
     assert!(arch::parse("784").is_err());
     assert!(arch::parse("784--10")
         .unwrap_err()
+        .to_string()
         .contains("\"\" at token 2"));
 
     // Through the script API, with options.
@@ -873,7 +876,11 @@ fn init_schemes() {
     l.init("kaiming").unwrap();
     let (_, sd, _) = stats(&w(&l));
     assert!((sd - (2.0f64 / 400.0).sqrt()).abs() < 0.003, "{sd}");
-    assert!(l.init("bogus").unwrap_err().contains("unknown scheme"));
+    assert!(l
+        .init("bogus")
+        .unwrap_err()
+        .to_string()
+        .contains("unknown scheme"));
     // DCGAN batch-norm weights ~ N(1, 0.02).
     let bn = Net::batch_norm(4000).unwrap();
     bn.init("dcgan").unwrap();
@@ -921,13 +928,13 @@ fn save_load_round_trip_and_bad_files() {
 
     // Missing file.
     let missing = dir.path().join("nope.safetensors");
-    let e = fresh.load(&missing).unwrap_err();
+    let e = fresh.load(&missing).unwrap_err().to_string();
     assert!(e.contains("nope.safetensors"), "{e}");
     // Truncated file.
     let bytes = std::fs::read(&path).unwrap();
     let trunc = dir.path().join("trunc.safetensors");
     std::fs::write(&trunc, &bytes[..bytes.len() / 2]).unwrap();
-    let e = fresh.load(&trunc).unwrap_err();
+    let e = fresh.load(&trunc).unwrap_err().to_string();
     assert!(
         e.contains("trunc.safetensors") && e.contains("truncated or corrupt"),
         "{e}"
@@ -937,7 +944,7 @@ fn save_load_round_trip_and_bad_files() {
     let other = arch::dcgan_d(28, 3, true).unwrap();
     let wrong = dir.path().join("wrong.safetensors");
     other.save(&wrong).unwrap();
-    let e = fresh.load(&wrong).unwrap_err();
+    let e = fresh.load(&wrong).unwrap_err().to_string();
     assert!(
         e.contains("wrong.safetensors")
             && e.contains("\"0.weight\"")
@@ -949,7 +956,7 @@ fn save_load_round_trip_and_bad_files() {
     let nobn = arch::dcgan_d(28, 1, false).unwrap();
     let partial = dir.path().join("partial.safetensors");
     nobn.save(&partial).unwrap();
-    let e = fresh.load(&partial).unwrap_err();
+    let e = fresh.load(&partial).unwrap_err().to_string();
     assert!(
         e.contains("partial.safetensors") && e.contains("missing tensor"),
         "{e}"

@@ -28,7 +28,7 @@ fn text(o: &Output) -> (String, String) {
 }
 
 fn parse(toml: &str) -> Result<Sweep, String> {
-    Sweep::parse(toml, Path::new("/lab/sweeps/s.toml"))
+    Sweep::parse(toml, Path::new("/lab/sweeps/s.toml")).map_err(|e| e.to_string())
 }
 
 fn names(s: &Sweep) -> Vec<String> {

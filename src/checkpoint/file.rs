@@ -4,6 +4,7 @@
 //! carry a CRC-32 (see [`crate::io::write_safetensors`]), checked on load: a damaged tensor is
 //! an error naming it.
 
+use crate::errors::Error;
 use candle_core::{Device, Tensor};
 use std::collections::HashMap;
 use std::path::Path;
@@ -18,16 +19,16 @@ pub fn write(
     path: &Path,
     tensors: &[(String, Tensor)],
     state: &serde_json::Value,
-) -> Result<(), String> {
+) -> Result<(), Error> {
     let mut meta = HashMap::new();
     let doc = serde_json::json!({ "format": FORMAT, "state": state });
     meta.insert(META_KEY.to_string(), doc.to_string());
-    crate::io::write_safetensors(
+    Ok(crate::io::write_safetensors(
         path,
         tensors.iter().map(|(k, t)| (k.as_str(), t)),
         Some(meta),
     )
-    .map_err(|e| format!("cannot write checkpoint {}: {e}", path.display()))
+    .map_err(|e| format!("cannot write checkpoint {}: {e}", path.display()))?)
 }
 
 /// Reads a checkpoint: its tensors (on `device`) and its JSON state. Every problem (missing,
@@ -35,7 +36,7 @@ pub fn write(
 pub fn read(
     path: &Path,
     device: &Device,
-) -> Result<(HashMap<String, Tensor>, serde_json::Value), String> {
+) -> Result<(HashMap<String, Tensor>, serde_json::Value), Error> {
     let bytes = std::fs::read(path)
         .map_err(|e| format!("cannot read checkpoint {}: {e}", path.display()))?;
     let what = format!("checkpoint {}", path.display());
@@ -57,11 +58,11 @@ pub fn read(
     let doc: serde_json::Value = serde_json::from_str(meta)
         .map_err(|e| format!("checkpoint {}: unreadable state: {e}", path.display()))?;
     if doc["format"] != FORMAT {
-        return Err(format!(
+        return Err(Error::Msg(format!(
             "checkpoint {}: unknown format {}",
             path.display(),
             doc["format"]
-        ));
+        )));
     }
     if !verified {
         eprintln!(

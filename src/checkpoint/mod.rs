@@ -18,6 +18,7 @@
 
 pub mod file;
 
+use crate::errors::Error;
 use crate::errors::{script_err, ScriptResult};
 use crate::nn::Net;
 use crate::optim::Optimizer;
@@ -75,13 +76,13 @@ thread_local! {
 
 /// Loads `dir`'s checkpoint for the next script run on this thread (`--resume`). A missing or
 /// damaged checkpoint is an error naming the file; nothing is written.
-pub fn prepare_resume(dir: &Path) -> Result<(), String> {
+pub fn prepare_resume(dir: &Path) -> Result<(), Error> {
     let path = dir.join(FILE_NAME);
     if !path.exists() {
-        return Err(format!(
+        return Err(Error::Msg(format!(
             "cannot resume {}: it holds no {FILE_NAME} (was the run started by a script that calls save_checkpoint?)",
             dir.display()
-        ));
+        )));
     }
     let (tensors, state) = file::read(&path, &crate::device::current_device())?;
     STATE.with(|s| {
@@ -99,7 +100,7 @@ pub fn prepare_resume(dir: &Path) -> Result<(), String> {
 }
 
 /// The nets of a checkpoint, rebuilt from their saved architecture and values.
-pub fn load_nets(path: &Path) -> Result<Vec<(String, Net)>, String> {
+pub fn load_nets(path: &Path) -> Result<Vec<(String, Net)>, Error> {
     let (tensors, state) = file::read(path, &crate::device::current_device())?;
     let specs = state["nets"].as_object().cloned().unwrap_or_default();
     let mut out = Vec::new();
@@ -114,9 +115,9 @@ pub fn load_nets(path: &Path) -> Result<Vec<(String, Net)>, String> {
 }
 
 /// The state map saved by the script in a checkpoint (numbers, tensors, ...).
-pub fn load_values(path: &Path) -> Result<Map, String> {
+pub fn load_values(path: &Path) -> Result<Map, Error> {
     let (tensors, state) = file::read(path, &crate::device::current_device())?;
-    decode(&state["values"], &tensors, path)
+    Ok(decode(&state["values"], &tensors, path)
         .map_err(|e| e.to_string())?
         .try_cast::<Map>()
         .ok_or_else(|| {
@@ -124,7 +125,7 @@ pub fn load_values(path: &Path) -> Result<Map, String> {
                 "checkpoint {}: the saved state is not a map",
                 path.display()
             )
-        })
+        })?)
 }
 
 /// After a resumed run: true if the script never called `resume_state` (it cannot resume).
@@ -429,7 +430,7 @@ pub struct LiveSave {
 /// is `explicit` if given; otherwise the last `save_checkpoint`'s map with each key replaced by
 /// the live variable of that name in `scope` when there is one of the same type (so a step
 /// counter is saved as it stands), the saved value otherwise.
-pub fn save_live(scope: &rhai::Scope, explicit: Option<Map>) -> Result<LiveSave, String> {
+pub fn save_live(scope: &rhai::Scope, explicit: Option<Map>) -> Result<LiveSave, Error> {
     let tracked = tracked_names();
     if tracked.is_empty() && explicit.is_none() {
         return Err(

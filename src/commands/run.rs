@@ -2,6 +2,7 @@
 //! pausable (`--interactive`), with its run directory, config, checkpoints and exit status.
 
 use crate::*;
+use ganscript::errors::Error;
 
 #[derive(clap::Args)]
 pub(crate) struct RunArgs {
@@ -56,7 +57,7 @@ pub(crate) struct RunArgs {
 }
 
 /// A run directory's config.json.
-fn read_config(dir: &Path) -> Result<serde_json::Value, String> {
+fn read_config(dir: &Path) -> Result<serde_json::Value, Error> {
     let path = dir.join("config.json");
     let text = std::fs::read_to_string(&path).map_err(|e| {
         format!(
@@ -65,12 +66,12 @@ fn read_config(dir: &Path) -> Result<serde_json::Value, String> {
             path.display()
         )
     })?;
-    serde_json::from_str(&text)
-        .map_err(|e| format!("cannot resume: {} is not valid JSON: {e}", path.display()))
+    Ok(serde_json::from_str(&text)
+        .map_err(|e| format!("cannot resume: {} is not valid JSON: {e}", path.display()))?)
 }
 
 /// The settings (`given`) and seed recorded in a run's config.json.
-fn resumed_config(cfg: &serde_json::Value, dir: &Path) -> Result<(Settings, Option<u64>), String> {
+fn resumed_config(cfg: &serde_json::Value, dir: &Path) -> Result<(Settings, Option<u64>), Error> {
     let mut settings = Settings::default();
     if let Some(given) = cfg.get("given").and_then(|g| g.as_object()) {
         for (k, v) in given {
@@ -99,7 +100,7 @@ fn check_resumed_script(
     file: &Path,
     sha: &str,
     force: bool,
-) -> Result<(), String> {
+) -> Result<(), Error> {
     // The script of the latest resume, else of the start.
     let last = cfg
         .get("resumes")
@@ -137,9 +138,9 @@ fn check_resumed_script(
         eprintln!("warning: --force-script: {msg}; resuming anyway");
         Ok(())
     } else {
-        Err(format!(
+        Err(Error::msg(format!(
             "cannot resume: {msg}; a resumed run must use the same script (pass --force-script to resume anyway)"
-        ))
+        )))
     }
 }
 

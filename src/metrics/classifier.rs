@@ -21,6 +21,7 @@
 use super::linalg::{frechet_distance, mean_cov};
 use crate::data::{parse_range, Dataset};
 use crate::device::current_device;
+use crate::errors::Error;
 use crate::errors::{script_err, OrScriptErr, ScriptResult};
 use crate::nn::{Act, Layer, Net};
 use crate::tensor::Tensor;
@@ -67,25 +68,25 @@ impl Classifier {
 }
 
 /// Builds the classifier from safetensors bytes (checking every tensor's name and shape).
-pub fn classifier_from_bytes(bytes: &[u8]) -> Result<Classifier, String> {
+pub fn classifier_from_bytes(bytes: &[u8]) -> Result<Classifier, Error> {
     let map: HashMap<String, CT> = candle_core::safetensors::load_buffer(bytes, &current_device())
         .map_err(|e| format!("mnist classifier: not a valid safetensors file: {e}"))?;
-    let var = |name: &str, shape: &[usize]| -> Result<Var, String> {
+    let var = |name: &str, shape: &[usize]| -> Result<Var, Error> {
         let t = map
             .get(name)
             .ok_or_else(|| format!("mnist classifier: missing tensor \"{name}\""))?;
         if t.dims() != shape {
-            return Err(format!(
+            return Err(Error::Msg(format!(
                 "mnist classifier: tensor \"{name}\" has shape {:?}, expected {shape:?}",
                 t.dims()
-            ));
+            )));
         }
-        t.to_dtype(DType::F32)
+        Ok(t.to_dtype(DType::F32)
             .and_then(|t| Var::from_tensor(&t))
-            .map_err(|e| format!("mnist classifier: tensor \"{name}\": {e}"))
+            .map_err(|e| format!("mnist classifier: tensor \"{name}\": {e}"))?)
     };
     let conv = |i: usize, cin: usize, cout: usize, k: usize, s: usize, p: usize| {
-        Ok::<Net, String>(Net::from_layer(Layer::Conv2d {
+        Ok::<Net, Error>(Net::from_layer(Layer::Conv2d {
             w: var(&format!("{i}.weight"), &[cout, cin, k, k])?,
             b: Some(var(&format!("{i}.bias"), &[cout])?),
             stride: s,
@@ -93,7 +94,7 @@ pub fn classifier_from_bytes(bytes: &[u8]) -> Result<Classifier, String> {
         }))
     };
     let linear = |i: usize, inp: usize, out: usize| {
-        Ok::<Net, String>(Net::from_layer(Layer::Linear {
+        Ok::<Net, Error>(Net::from_layer(Layer::Linear {
             w: var(&format!("{i}.weight"), &[out, inp])?,
             b: Some(var(&format!("{i}.bias"), &[out])?),
         }))

@@ -3,18 +3,21 @@
 //! and the Fréchet distance between two Gaussians.
 //!
 //! Matrices are row-major `Vec<f64>` of size `n·n`.
+use crate::errors::Error;
 
 /// The mean (length `d`) and the unbiased covariance (`d·d`, divided by `n − 1`, as numpy's
 /// `np.cov` and pytorch-fid) of `n` rows of `d` values.
-pub fn mean_cov(rows: &[f64], n: usize, d: usize) -> Result<(Vec<f64>, Vec<f64>), String> {
+pub fn mean_cov(rows: &[f64], n: usize, d: usize) -> Result<(Vec<f64>, Vec<f64>), Error> {
     if n < 2 {
-        return Err(format!("a covariance needs at least 2 samples, got {n}"));
+        return Err(Error::Msg(format!(
+            "a covariance needs at least 2 samples, got {n}"
+        )));
     }
     if rows.len() != n * d {
-        return Err(format!(
+        return Err(Error::Msg(format!(
             "internal: {} values for {n} rows of {d}",
             rows.len()
-        ));
+        )));
     }
     let mut mu = vec![0.0; d];
     for r in rows.chunks(d) {
@@ -166,17 +169,17 @@ pub fn trace_sqrt_product(s1: &[f64], s2: &[f64], n: usize) -> f64 {
 
 /// Fréchet distance between N(μ1, Σ1) and N(μ2, Σ2):
 /// `‖μ1 − μ2‖² + Tr(Σ1) + Tr(Σ2) − 2 Tr((Σ1 Σ2)^{1/2})`.
-pub fn frechet_distance(mu1: &[f64], s1: &[f64], mu2: &[f64], s2: &[f64]) -> Result<f64, String> {
+pub fn frechet_distance(mu1: &[f64], s1: &[f64], mu2: &[f64], s2: &[f64]) -> Result<f64, Error> {
     let d = mu1.len();
     if mu2.len() != d || s1.len() != d * d || s2.len() != d * d {
-        return Err(format!(
+        return Err(Error::Msg(format!(
             "frechet_distance: the means have {} and {} entries and the covariances {} and {} \
              (expected {d} and {d}×{d})",
             mu1.len(),
             mu2.len(),
             s1.len(),
             s2.len()
-        ));
+        )));
     }
     let bad = |v: &[f64]| v.iter().any(|x| !x.is_finite());
     if bad(mu1) || bad(mu2) || bad(s1) || bad(s2) {
@@ -195,26 +198,26 @@ pub fn frechet_distance(mu1: &[f64], s1: &[f64], mu2: &[f64], s2: &[f64]) -> Res
 /// An error unless `s` (`d`×`d`) is a covariance: symmetric and positive semi-definite, up to
 /// round-off. (The distance of non-covariances is meaningless: a negative "covariance" clamped
 /// the result to 0.)
-fn check_covariance(what: &str, s: &[f64], d: usize) -> Result<(), String> {
+fn check_covariance(what: &str, s: &[f64], d: usize) -> Result<(), Error> {
     let scale = s.iter().fold(0.0f64, |m, x| m.max(x.abs())).max(1e-300);
     for i in 0..d {
         for j in 0..i {
             if (s[i * d + j] - s[j * d + i]).abs() > 1e-6 * scale {
-                return Err(format!(
+                return Err(Error::Msg(format!(
                     "frechet_distance: {what} is not symmetric: entry [{i}, {j}] is {} but [{j}, {i}] is {}",
                     s[i * d + j],
                     s[j * d + i]
-                ));
+                )));
             }
         }
     }
     let (vals, _) = sym_eig(s, d);
     let top = vals.iter().fold(0.0f64, |m, x| m.max(x.abs()));
     if let Some(v) = vals.iter().find(|&&v| v < -1e-6 * top - 1e-12) {
-        return Err(format!(
+        return Err(Error::Msg(format!(
             "frechet_distance: {what} is not positive semi-definite (it has the eigenvalue {v}): \
              not a covariance"
-        ));
+        )));
     }
     Ok(())
 }
@@ -227,10 +230,14 @@ mod tests {
     fn frechet_rejects_non_covariances() {
         let m = [0.0, 0.0];
         let neg = [-1.0, 0.0, 0.0, -1.0];
-        let e = frechet_distance(&m, &neg, &m, &neg).unwrap_err();
+        let e = frechet_distance(&m, &neg, &m, &neg)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("positive semi-definite"), "{e}");
         let asym = [1.0, 5.0, 0.0, 1.0];
-        let e = frechet_distance(&m, &asym, &m, &asym).unwrap_err();
+        let e = frechet_distance(&m, &asym, &m, &asym)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("symmetric"), "{e}");
         let id = [1.0, 0.0, 0.0, 1.0];
         let two = [4.0, 0.0, 0.0, 4.0];

@@ -12,6 +12,7 @@
 //!   samples over the K modes (0 for a perfectly balanced sampler, `log K` when all fall in one
 //!   mode); it is `()` when no sample is high quality.
 
+use crate::errors::Error;
 use crate::errors::{script_err, OrScriptErr, ScriptResult};
 use crate::tensor::Tensor;
 use candle_core::DType;
@@ -46,21 +47,23 @@ pub fn mode_stats(
     centers: &[f64],
     std: f64,
     min_count: Option<usize>,
-) -> Result<ModeStats, String> {
+) -> Result<ModeStats, Error> {
     if d == 0
         || !samples.len().is_multiple_of(d)
         || !centers.len().is_multiple_of(d)
         || centers.is_empty()
     {
-        return Err(format!(
+        return Err(Error::Msg(format!(
             "mode_stats: samples ({} values) and centres ({} values) must be rows of the same \
              dimension {d}",
             samples.len(),
             centers.len()
-        ));
+        )));
     }
     if !(std.is_finite() && std > 0.0) {
-        return Err(format!("mode_stats: std must be > 0, got {std}"));
+        return Err(Error::Msg(format!(
+            "mode_stats: std must be > 0, got {std}"
+        )));
     }
     let n = samples.len() / d;
     let k = centers.len() / d;

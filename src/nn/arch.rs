@@ -18,6 +18,7 @@
 //! is 0 everywhere; an integer is used as is for every layer.
 
 use super::{Act, Net};
+use crate::errors::Error;
 
 /// Padding rule for the convolutional notation.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -103,10 +104,10 @@ fn parse_conv_token(tok: &str) -> Option<ConvSpec> {
 }
 
 /// Parses the notation; errors quote the bad token and its (1-based) position.
-pub fn parse(spec: &str) -> Result<Spec, String> {
+pub fn parse(spec: &str) -> Result<Spec, Error> {
     let tokens: Vec<&str> = spec.split('-').map(|t| t.trim()).collect();
     if spec.trim().is_empty() {
-        return Err("arch: empty architecture string".to_string());
+        return Err(Error::Msg("arch: empty architecture string".to_string()));
     }
     if tokens[0].starts_with('(') {
         let mut layers = Vec::new();
@@ -125,10 +126,10 @@ pub fn parse(spec: &str) -> Result<Spec, String> {
             widths.push(w.ok_or_else(|| bad(tok, i, "a positive integer width"))?);
         }
         if widths.len() < 2 {
-            return Err(format!(
+            return Err(Error::Msg(format!(
                 "arch: \"{spec}\" has one width: a fully connected net needs at least two \
                  (input-output)"
-            ));
+            )));
         }
         Ok(Spec::Dense(widths))
     }
@@ -139,7 +140,7 @@ fn err(e: candle_core::Error) -> String {
 }
 
 /// Builds a net from the notation.
-pub fn arch(spec: &str, opts: &ArchOptions) -> Result<Net, String> {
+pub fn arch(spec: &str, opts: &ArchOptions) -> Result<Net, Error> {
     let parsed = parse(spec)?;
     let mut layers: Vec<Net> = Vec::new();
     match parsed {
@@ -147,11 +148,11 @@ pub fn arch(spec: &str, opts: &ArchOptions) -> Result<Net, String> {
             if let Some(input) = &opts.input {
                 let n: usize = input.iter().product();
                 if n != widths[0] {
-                    return Err(format!(
+                    return Err(Error::Msg(format!(
                         "arch: input shape {input:?} has {n} values but \"{spec}\" starts with \
                          width {}",
                         widths[0]
-                    ));
+                    )));
                 }
                 if input.len() > 1 {
                     layers.push(Net::flatten());
@@ -170,10 +171,10 @@ pub fn arch(spec: &str, opts: &ArchOptions) -> Result<Net, String> {
                     1 => layers.push(Net::reshape(vec![input[0], 1, 1])),
                     3 => {}
                     _ => {
-                        return Err(format!(
+                        return Err(Error::Msg(format!(
                             "arch: a convolutional net takes a per-sample input [n] or [C, H, W], \
                              got {input:?}"
-                        ))
+                        )))
                     }
                 }
                 if in_ch.is_none() {
@@ -224,7 +225,7 @@ fn push_post(
     last: bool,
     width: usize,
     opts: &ArchOptions,
-) -> Result<(), String> {
+) -> Result<(), Error> {
     if last {
         if opts.output != Act::Identity {
             layers.push(Net::act(opts.output));
@@ -252,7 +253,7 @@ fn bn_relu(layers: &mut Vec<Net>, c: usize, bn: bool, act: Act) -> candle_core::
 
 /// MAGAN MNIST discriminator: the fully connected auto-encoder 784-256-256-784 (ReLU, sigmoid
 /// output); `[N, 1, 28, 28] → [N, 1, 28, 28]`.
-pub fn magan_mnist_d() -> Result<Net, String> {
+pub fn magan_mnist_d() -> Result<Net, Error> {
     arch(
         "784-256-256-784",
         &ArchOptions {
@@ -266,7 +267,7 @@ pub fn magan_mnist_d() -> Result<Net, String> {
 
 /// MAGAN MNIST generator: `z [N, nz] → (128)7c1s-(64)4c2s-(1)4c2s` transposed convs, ReLU,
 /// sigmoid output → `[N, 1, 28, 28]`.
-pub fn magan_mnist_g(nz: usize) -> Result<Net, String> {
+pub fn magan_mnist_g(nz: usize) -> Result<Net, Error> {
     arch(
         "(128)7c1s-(64)4c2s-(1)4c2s",
         &ArchOptions {

@@ -1,43 +1,44 @@
 //! Initialisation schemes: PyTorch's default, Xavier, Kaiming (He) and DCGAN's.
 
 use super::*;
+use crate::errors::Error;
 
 impl Net {
     /// Re-initialises every parameter: `"default"` (PyTorch's), `"xavier"` (Glorot uniform,
     /// biases 0), `"kaiming"` (He normal, std √(2/fan_in), biases 0) or `"dcgan"` (N(0, 0.02)
     /// weights, batch-norm weights N(1, 0.02), biases 0). Normalisation layers get weight 1 and
     /// bias 0 except under `"dcgan"`.
-    pub fn init(&self, scheme: &str) -> Result<(), String> {
+    pub fn init(&self, scheme: &str) -> Result<(), Error> {
         self.init_with(scheme, None)
     }
 
     /// [`Net::init`] with a standard deviation, which the schemes "normal" (N(0, std²)) and
     /// "truncated_normal" (TensorFlow's: N(0, std²) redrawn beyond 2·std) need and the others
     /// refuse.
-    pub fn init_with(&self, scheme: &str, std: Option<f64>) -> Result<(), String> {
+    pub fn init_with(&self, scheme: &str, std: Option<f64>) -> Result<(), Error> {
         let scheme = scheme.trim().to_ascii_lowercase();
         let with_std = ["normal", "truncated_normal"];
         if !["default", "xavier", "dcgan", "kaiming", "he"].contains(&scheme.as_str())
             && !with_std.contains(&scheme.as_str())
         {
-            return Err(format!(
+            return Err(Error::Msg(format!(
                 "init: unknown scheme \"{scheme}\": expected \"default\", \"xavier\", \"kaiming\", \
                  \"he\", \"dcgan\", \"normal\" or \"truncated_normal\""
-            ));
+            )));
         }
         let std = match (with_std.contains(&scheme.as_str()), std) {
             (true, Some(s)) if s.is_finite() && s >= 0.0 => s,
-            (true, Some(s)) => return Err(format!("init: std must be >= 0, got {s}")),
+            (true, Some(s)) => return Err(Error::Msg(format!("init: std must be >= 0, got {s}"))),
             (true, None) => {
-                return Err(format!(
+                return Err(Error::Msg(format!(
                     "init: \"{scheme}\" needs a standard deviation: init(net, \"{scheme}\", std)"
-                ))
+                )))
             }
             (false, Some(_)) => {
-                return Err(format!(
+                return Err(Error::Msg(format!(
                     "init: \"{scheme}\" takes no standard deviation (only \"normal\" and \
                      \"truncated_normal\" do)"
-                ))
+                )))
             }
             (false, None) => 0.0,
         };
@@ -53,7 +54,7 @@ impl Net {
                 .init_own(&scheme, relu, std)
                 .map_err(|e| format!("init: {e}"));
         });
-        result
+        Ok(result?)
     }
 
     /// The layers of every `sequential` whose output reaches a ReLU, possibly through a

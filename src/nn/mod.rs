@@ -26,6 +26,7 @@ mod summary;
 pub use summary::{net_dtype, SummaryRow};
 
 use crate::device::{current_device, default_dtype};
+use crate::errors::Error;
 use crate::kernels::fused::{channel_add, channel_mul};
 use crate::rng;
 use candle_core::{DType, Device, Tensor as CT, Var};
@@ -73,16 +74,16 @@ impl Act {
         }
     }
     /// Parses an activation name as scripts write it (`slope` for leaky relu).
-    pub fn parse(name: &str, slope: f64) -> Result<Act, String> {
+    pub fn parse(name: &str, slope: f64) -> Result<Act, Error> {
         match name.trim().to_ascii_lowercase().as_str() {
             "relu" => Ok(Act::Relu),
             "leaky_relu" | "lrelu" | "leakyrelu" => Ok(Act::LeakyRelu(slope)),
             "tanh" => Ok(Act::Tanh),
             "sigmoid" => Ok(Act::Sigmoid),
             "none" | "identity" | "linear" | "" => Ok(Act::Identity),
-            other => Err(format!(
+            other => Err(Error::Msg(format!(
                 "unknown activation \"{other}\": expected relu, leaky_relu, tanh, sigmoid or none"
-            )),
+            ))),
         }
     }
 }
@@ -329,13 +330,13 @@ impl Net {
 
     /// An error if a `sequential` or `residual` of `items` would nest deeper than
     /// [`crate::limits::MAX_NET_DEPTH`] levels.
-    pub fn check_nesting(what: &str, items: &[Net]) -> Result<(), String> {
+    pub fn check_nesting(what: &str, items: &[Net]) -> Result<(), Error> {
         let depth = 1 + items.iter().map(Net::depth).max().unwrap_or(0);
         if depth > crate::limits::MAX_NET_DEPTH {
-            return Err(format!(
+            return Err(Error::Msg(format!(
                 "{what}: nets may nest at most {} levels deep, this one would have {depth}",
                 crate::limits::MAX_NET_DEPTH
-            ));
+            )));
         }
         Ok(())
     }

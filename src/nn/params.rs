@@ -2,6 +2,7 @@
 //! values, deep copies, EMA updates, and saving to and loading from files.
 
 use super::*;
+use crate::errors::Error;
 
 impl Net {
     pub(super) fn children(&self) -> Vec<(String, Net)> {
@@ -124,27 +125,27 @@ impl Net {
 
     /// Assigns values by name. Everything is validated first (presence, shape); on error
     /// nothing is changed. Values are converted to each tensor's dtype and device.
-    pub fn load_named(&self, values: &HashMap<String, CT>) -> Result<(), String> {
+    pub fn load_named(&self, values: &HashMap<String, CT>) -> Result<(), Error> {
         let vars = self.named_vars();
         let bufs = self.buffer_cells();
         let mut planned_vars = Vec::new();
         let mut planned_bufs = Vec::new();
-        let fetch = |name: &str, like: &CT| -> Result<CT, String> {
+        let fetch = |name: &str, like: &CT| -> Result<CT, Error> {
             let t = values
                 .get(name)
                 .ok_or_else(|| format!("missing tensor \"{name}\""))?;
             if t.dims() != like.dims() {
-                return Err(format!(
+                return Err(Error::Msg(format!(
                     "tensor \"{name}\" has shape {:?}, the net expects {:?}",
                     t.dims(),
                     like.dims()
-                ));
+                )));
             }
-            t.to_dtype(like.dtype())
+            Ok(t.to_dtype(like.dtype())
                 .and_then(|t| t.to_device(like.device()))
                 .and_then(|t| t.contiguous())
                 .and_then(|t| t.copy())
-                .map_err(|e| format!("tensor \"{name}\": {e}"))
+                .map_err(|e| format!("tensor \"{name}\": {e}"))?)
         };
         for (name, v) in &vars {
             planned_vars.push((v.clone(), fetch(name, v.as_tensor())?));
@@ -170,33 +171,36 @@ impl Net {
     }
 
     /// Sets one parameter or buffer by name to a copy of `value` (same shape).
-    pub fn set_named(&self, name: &str, value: &CT) -> Result<(), String> {
+    pub fn set_named(&self, name: &str, value: &CT) -> Result<(), Error> {
         let mut all: HashMap<String, CT> = self.named_tensors().into_iter().collect();
         if !all.contains_key(name) {
             let mut names: Vec<String> = all.keys().cloned().collect();
             names.sort();
-            return Err(format!(
+            return Err(Error::Msg(format!(
                 "set_param: no tensor named \"{name}\" (the net has: {})",
                 names.join(", ")
-            ));
+            )));
         }
         all.insert(name.to_string(), value.detach());
-        self.load_named(&all).map_err(|e| format!("set_param: {e}"))
+        Ok(self
+            .load_named(&all)
+            .map_err(|e| format!("set_param: {e}"))?)
     }
 
     /// Copies every parameter and buffer of `other` (same architecture) into this net.
-    pub fn copy_from(&self, other: &Net) -> Result<(), String> {
+    pub fn copy_from(&self, other: &Net) -> Result<(), Error> {
         let mine: Vec<String> = self.named_tensors().into_iter().map(|(n, _)| n).collect();
         let theirs: HashMap<String, CT> = other.named_tensors().into_iter().collect();
         if theirs.len() != mine.len() {
-            return Err(format!(
+            return Err(Error::Msg(format!(
                 "copy_from: the nets differ: {} tensors here, {} in the source",
                 mine.len(),
                 theirs.len()
-            ));
+            )));
         }
-        self.load_named(&theirs)
-            .map_err(|e| format!("copy_from: the nets differ: {e}"))
+        Ok(self
+            .load_named(&theirs)
+            .map_err(|e| format!("copy_from: the nets differ: {e}"))?)
     }
 
     /// A new net with the same architecture and copies of every parameter and buffer.
@@ -261,24 +265,24 @@ impl Net {
     }
 
     /// `self = decay · self + (1 - decay) · source` for parameters; buffers are copied.
-    pub fn ema_update(&self, source: &Net, decay: f64) -> Result<(), String> {
+    pub fn ema_update(&self, source: &Net, decay: f64) -> Result<(), Error> {
         let mine = self.named_vars();
         let theirs = source.named_vars();
         if mine.len() != theirs.len() {
-            return Err(format!(
+            return Err(Error::Msg(format!(
                 "ema_update: the nets differ ({} and {} parameters)",
                 mine.len(),
                 theirs.len()
-            ));
+            )));
         }
         let mut planned = Vec::new();
         for ((n1, a), (n2, b)) in mine.iter().zip(theirs.iter()) {
             if n1 != n2 || a.as_tensor().dims() != b.as_tensor().dims() {
-                return Err(format!(
+                return Err(Error::Msg(format!(
                     "ema_update: the nets differ: {n1} {:?} vs {n2} {:?}",
                     a.as_tensor().dims(),
                     b.as_tensor().dims()
-                ));
+                )));
             }
             let new = (a.as_tensor().detach() * decay)
                 .and_then(|x| {
@@ -307,7 +311,7 @@ impl Net {
 
     /// Writes parameters and buffers by name as safetensors, atomically (`path.tmp`, then a
     /// rename).
-    pub fn save(&self, path: &Path) -> Result<(), String> {
+    pub fn save(&self, path: &Path) -> Result<(), Error> {
         let map: HashMap<String, CT> = self
             .named_tensors()
             .into_iter()
@@ -319,9 +323,10 @@ impl Net {
 
     /// Reads a file written by [`Net::save`]; on any error (missing or corrupt file, missing
     /// tensor, wrong shape) the net is left unchanged.
-    pub fn load(&self, path: &Path) -> Result<(), String> {
+    pub fn load(&self, path: &Path) -> Result<(), Error> {
         let map = crate::io::load_tensors(path)?;
-        self.load_named(&map)
-            .map_err(|e| format!("load {}: {e}", path.display()))
+        Ok(self
+            .load_named(&map)
+            .map_err(|e| format!("load {}: {e}", path.display()))?)
     }
 }

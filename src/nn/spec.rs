@@ -2,6 +2,7 @@
 //! rebuild its nets without the script that made them (`ganscript eval`).
 
 use super::{Act, Layer, Net};
+use crate::errors::Error;
 use serde_json::{json, Value};
 
 fn act_spec(a: &Act) -> Value {
@@ -56,16 +57,16 @@ impl Net {
     }
 
     /// A net with the architecture `spec` (fresh parameters: load values with `load_named`).
-    pub fn from_spec(spec: &Value) -> Result<Net, String> {
+    pub fn from_spec(spec: &Value) -> Result<Net, Error> {
         let bad = || format!("unreadable network spec {spec}");
-        let u = |v: &Value, k: &str| -> Result<usize, String> {
-            v.get(k)
+        let u = |v: &Value, k: &str| -> Result<usize, Error> {
+            Ok(v.get(k)
                 .and_then(Value::as_u64)
                 .map(|x| x as usize)
-                .ok_or_else(bad)
+                .ok_or_else(bad)?)
         };
         let b = |v: &Value| v.get("bias").and_then(Value::as_bool).unwrap_or(true);
-        let e = |r: candle_core::Result<Net>| r.map_err(|e| e.to_string());
+        let e = |r: candle_core::Result<Net>| r.map_err(Error::from);
         if spec.as_str() == Some("flatten") {
             return Ok(Net::flatten());
         }
@@ -100,7 +101,7 @@ impl Net {
                             .and_then(Value::as_f64)
                             .ok_or_else(bad)?,
                     ),
-                    _ => return Err(bad()),
+                    _ => return Err(Error::Msg(bad())),
                 };
                 Ok(Net::act(a))
             }
@@ -129,7 +130,7 @@ impl Net {
                 Net::check_nesting("sequential", &items)?;
                 Ok(Net::sequential(items))
             }
-            _ => Err(bad()),
+            _ => Err(Error::Msg(bad())),
         }
     }
 }

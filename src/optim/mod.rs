@@ -26,6 +26,7 @@ mod sgd;
 
 pub use register::{collect_labeled, collect_vars, register};
 
+use crate::errors::Error;
 use crate::errors::{script_err, OrScriptErr, ScriptResult};
 use crate::nn::Net;
 use crate::tensor::Tensor;
@@ -121,7 +122,7 @@ pub struct Inner {
 pub struct Optimizer(pub Rc<RefCell<Inner>>);
 
 impl Optimizer {
-    pub fn new(kind: Kind, lr: f64, vars: Vec<Var>) -> Result<Optimizer, String> {
+    pub fn new(kind: Kind, lr: f64, vars: Vec<Var>) -> Result<Optimizer, Error> {
         let labeled = vars
             .into_iter()
             .enumerate()
@@ -141,12 +142,12 @@ impl Optimizer {
         kind: Kind,
         lr: f64,
         vars: Vec<(Var, ParamLabel)>,
-    ) -> Result<Optimizer, String> {
+    ) -> Result<Optimizer, Error> {
         if !lr.is_finite() || lr < 0.0 {
-            return Err(format!(
+            return Err(Error::Msg(format!(
                 "{}: learning rate must be >= 0, got {lr}",
                 kind.name()
-            ));
+            )));
         }
         let mut seen = std::collections::HashSet::new();
         let params = vars
@@ -161,7 +162,10 @@ impl Optimizer {
             })
             .collect::<Vec<_>>();
         if params.is_empty() {
-            return Err(format!("{}: no parameters to optimize", kind.name()));
+            return Err(Error::Msg(format!(
+                "{}: no parameters to optimize",
+                kind.name()
+            )));
         }
         Ok(Optimizer(Rc::new(RefCell::new(Inner { kind, lr, params }))))
     }
@@ -184,7 +188,7 @@ impl Optimizer {
     }
 
     /// Differentiates `loss` and applies one update to the parameters it depends on.
-    pub fn step(&self, loss: &CT) -> Result<(), String> {
+    pub fn step(&self, loss: &CT) -> Result<(), Error> {
         crate::autograd::ensure_double_backprop()?;
         let kind = self.0.borrow().kind.name();
         let loss = if loss.rank() == 0 {
@@ -194,10 +198,10 @@ impl Optimizer {
                 .and_then(|l| l.squeeze(0))
                 .map_err(|e| format!("{kind}.step: {e}"))?
         } else {
-            return Err(format!(
+            return Err(Error::Msg(format!(
                 "{kind}.step: the loss must be a scalar, got shape {:?}",
                 loss.dims()
-            ));
+            )));
         };
         if !crate::tensor::nonfinite::allow_nonfinite() {
             let value = loss
@@ -205,9 +209,9 @@ impl Optimizer {
                 .and_then(|l| l.to_scalar::<f64>())
                 .map_err(|e| format!("{kind}.step: {e}"))?;
             if !value.is_finite() {
-                return Err(format!(
+                return Err(Error::Msg(format!(
                     "{kind}.step: the loss is {value}; nothing was updated. {NONFINITE_HELP}"
-                ));
+                )));
             }
         }
         let store = {
@@ -226,17 +230,17 @@ impl Optimizer {
     }
 
     /// Applies the given gradients (`None`: leave that parameter unchanged).
-    pub fn apply(&self, grads: Vec<Option<CT>>) -> Result<(), String> {
+    pub fn apply(&self, grads: Vec<Option<CT>>) -> Result<(), Error> {
         let mut inner = self.0.borrow_mut();
         let kind = inner.kind.clone();
         let lr = inner.lr;
         if grads.len() != inner.params.len() {
-            return Err(format!(
+            return Err(Error::Msg(format!(
                 "{}: {} gradients for {} parameters",
                 kind.name(),
                 grads.len(),
                 inner.params.len()
-            ));
+            )));
         }
         // Validate all, then update.
         let check = !crate::tensor::nonfinite::allow_nonfinite();
@@ -248,12 +252,12 @@ impl Optimizer {
             };
             let pt = p.var.as_tensor();
             if g.dims() != pt.dims() {
-                return Err(format!(
+                return Err(Error::Msg(format!(
                     "{}: gradient {i} has shape {:?}, its parameter has {:?}",
                     kind.name(),
                     g.dims(),
                     pt.dims()
-                ));
+                )));
             }
             let g = g
                 .detach()
@@ -264,13 +268,13 @@ impl Optimizer {
                 let bad = crate::tensor::nonfinite::first_nonfinite(&g)
                     .map_err(|e| format!("{}: {e}", kind.name()))?;
                 if let Some(at) = bad {
-                    return Err(format!(
+                    return Err(Error::Msg(format!(
                         "{}.step: the gradient of {} is not finite ({}); nothing was updated. \
                          {NONFINITE_HELP}",
                         kind.name(),
                         p.label.describe(),
                         crate::tensor::nonfinite::describe_first(&g, at)
-                    ));
+                    )));
                 }
             }
             prepared.push(Some(g));
@@ -309,42 +313,44 @@ impl Optimizer {
 
     /// Restores [`Optimizer::state_tensors`]; validates everything first (on error nothing
     /// changes).
-    pub fn set_state_tensors(&self, state: &HashMap<String, CT>) -> Result<(), String> {
+    pub fn set_state_tensors(&self, state: &HashMap<String, CT>) -> Result<(), Error> {
         let mut inner = self.0.borrow_mut();
-        let scalar = |name: &str| -> Result<f64, String> {
+        let scalar = |name: &str| -> Result<f64, Error> {
             let t = state
                 .get(name)
                 .ok_or_else(|| format!("missing tensor \"{name}\""))?;
-            t.flatten_all()
+            Ok(t.flatten_all()
                 .and_then(|t| t.to_dtype(candle_core::DType::F64))
                 .and_then(|t| t.to_vec1::<f64>())
                 .ok()
                 .filter(|v| v.len() == 1)
                 .map(|v| v[0])
-                .ok_or_else(|| format!("tensor \"{name}\" must be a scalar"))
+                .ok_or_else(|| format!("tensor \"{name}\" must be a scalar"))?)
         };
         let lr = scalar("lr")?;
         let mut planned = Vec::new();
         for (i, p) in inner.params.iter().enumerate() {
             let step = scalar(&format!("{i}.step"))?;
             if step < 0.0 || step.fract() != 0.0 {
-                return Err(format!("tensor \"{i}.step\" must be a count, got {step}"));
+                return Err(Error::Msg(format!(
+                    "tensor \"{i}.step\" must be a count, got {step}"
+                )));
             }
             let pt = p.var.as_tensor();
-            let moment = |name: String| -> Result<Option<CT>, String> {
+            let moment = |name: String| -> Result<Option<CT>, Error> {
                 match state.get(&name) {
                     None => Ok(None),
-                    Some(t) if t.dims() == pt.dims() => t
+                    Some(t) if t.dims() == pt.dims() => Ok(t
                         .to_dtype(pt.dtype())
                         .and_then(|t| t.to_device(pt.device()))
                         .and_then(|t| t.copy())
                         .map(Some)
-                        .map_err(|e| format!("tensor \"{name}\": {e}")),
-                    Some(t) => Err(format!(
+                        .map_err(|e| format!("tensor \"{name}\": {e}"))?),
+                    Some(t) => Err(Error::Msg(format!(
                         "tensor \"{name}\" has shape {:?}, parameter {i} has {:?}",
                         t.dims(),
                         pt.dims()
-                    )),
+                    ))),
                 }
             };
             planned.push((
@@ -359,10 +365,10 @@ impl Optimizer {
                 .and_then(|n| n.parse::<usize>().ok())
                 .is_some_and(|n| n >= inner.params.len())
         }) {
-            return Err(format!(
+            return Err(Error::Msg(format!(
                 "the state is for more than {} parameters",
                 inner.params.len()
-            ));
+            )));
         }
         inner.lr = lr;
         for (p, (step, m, v)) in inner.params.iter_mut().zip(planned) {
@@ -373,7 +379,7 @@ impl Optimizer {
         Ok(())
     }
 
-    pub fn save(&self, path: &Path) -> Result<(), String> {
+    pub fn save(&self, path: &Path) -> Result<(), Error> {
         let map: HashMap<String, CT> = self
             .state_tensors()
             .into_iter()
@@ -383,10 +389,11 @@ impl Optimizer {
         crate::io::save_tensors_atomic(&map, path)
     }
 
-    pub fn load(&self, path: &Path) -> Result<(), String> {
+    pub fn load(&self, path: &Path) -> Result<(), Error> {
         let map = crate::io::load_tensors(path)?;
-        self.set_state_tensors(&map)
-            .map_err(|e| format!("load {}: {e}", path.display()))
+        Ok(self
+            .set_state_tensors(&map)
+            .map_err(|e| format!("load {}: {e}", path.display()))?)
     }
 }
 

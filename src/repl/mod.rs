@@ -49,6 +49,7 @@ pub use pause::*;
 pub use session::*;
 
 use crate::diagnostics::{from_eval_error, from_parse_error, ScriptDiagnostic};
+use crate::errors::Error;
 use crate::errors::Stopped;
 use crate::script::catch_panics;
 use crate::session::interrupt::{self, OnCtrlC, EVALUATING, PAUSE_REQUESTED};
@@ -118,7 +119,7 @@ pub struct Repl {
 }
 
 impl Repl {
-    pub fn new(opts: &EngineOptions) -> Result<Self, String> {
+    pub fn new(opts: &EngineOptions) -> Result<Self, Error> {
         let (engine, sources) = crate::session::new_engine(opts)?;
         let session = Session::new(&engine, sources, opts.interrupt.clone());
         let mut scope = Scope::new();
@@ -154,7 +155,7 @@ impl Repl {
 }
 
 /// `ganscript repl [FILE]`.
-pub fn main(file: Option<&Path>, opts: &EngineOptions) -> Result<(), String> {
+pub fn main(file: Option<&Path>, opts: &EngineOptions) -> Result<(), Error> {
     interrupt::install(OnCtrlC::Run {
         interrupt: opts.interrupt.clone(),
         pausable: false,

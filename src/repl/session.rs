@@ -2,6 +2,7 @@
 //! what it prints, the variables and functions it keeps, completion.
 
 use super::*;
+use crate::errors::Error;
 
 /// What the prompt does after a line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -36,9 +37,9 @@ impl Output {
             ..Default::default()
         }
     }
-    fn err(text: impl Into<String>) -> Self {
+    fn err(text: impl std::fmt::Display) -> Self {
         Output {
-            err: text.into(),
+            err: text.to_string(),
             ..Default::default()
         }
     }
@@ -325,7 +326,7 @@ impl Session {
         scope: &mut Scope,
         name: &str,
         text: &str,
-    ) -> Result<Dynamic, String> {
+    ) -> Result<Dynamic, Error> {
         self.sources.insert(name, text);
         let ast = engine
             .compile(text)
@@ -364,15 +365,17 @@ impl Session {
                 let fns = self.script_fns();
                 let d = from_eval_error(&e, name, &self.sources, engine, &fns);
                 if d.stopped == Some(Stopped::Interrupted) {
-                    return Err("interrupted\n".to_string());
+                    return Err(Error::Msg("interrupted\n".to_string()));
                 }
-                Err(d.render() + "\n")
+                Err(Error::Msg(d.render() + "\n"))
             }
-            Err(panic) => Err(ScriptDiagnostic::plain(format!(
-                "internal error (a bug in ganscript, please report it): {panic}"
-            ))
-            .render()
-                + "\n"),
+            Err(panic) => Err(Error::Msg(
+                ScriptDiagnostic::plain(format!(
+                    "internal error (a bug in ganscript, please report it): {panic}"
+                ))
+                .render()
+                    + "\n",
+            )),
         }
     }
 }

@@ -19,6 +19,7 @@ pub mod plot;
 pub mod progress;
 pub mod sample_image;
 
+use crate::errors::Error;
 use crate::errors::{script_err, ScriptResult};
 use crate::settings::SharedSettings;
 use crate::tensor::Tensor;
@@ -391,8 +392,8 @@ impl RunHandle {
 
     /// Creates the run directory now (a fresh run, before any work): an unwritable `--out` is
     /// found at once.
-    pub fn start(&self) -> Result<PathBuf, String> {
-        self.dir().map_err(|e| crate::errors::message(&e))
+    pub fn start(&self) -> Result<PathBuf, Error> {
+        Ok(self.dir().map_err(|e| crate::errors::message(&e))?)
     }
 
     /// Continues the earlier run in `dir` (`--resume`): nothing is written until the run really

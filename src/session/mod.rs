@@ -10,6 +10,7 @@ pub mod resolver;
 
 pub use resolver::STDLIB;
 
+use crate::errors::Error;
 use crate::settings::{Settings, SharedSettings};
 use crate::{autograd, data, gan, metrics, nn, optim, run, settings, tensor};
 use resolver::StdlibResolver;
@@ -80,7 +81,7 @@ impl Default for EngineOptions {
 }
 
 /// An engine with every ganscript concern registered, plus the shared source map.
-pub fn new_engine(opts: &EngineOptions) -> Result<(Engine, Sources), String> {
+pub fn new_engine(opts: &EngineOptions) -> Result<(Engine, Sources), Error> {
     autograd::ensure_double_backprop()?;
     crate::kernels::dispatch::from_env()?;
     let mut engine = Engine::new();

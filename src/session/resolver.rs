@@ -2,6 +2,7 @@
 //! (`stdlib/`, compiled into the binary).
 
 use super::Sources;
+use crate::errors::Error;
 use rhai::{Engine, EvalAltResult, Module, ModuleResolver, Position, Scope, Shared};
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -40,7 +41,7 @@ impl StdlibResolver {
         &self,
         importer: Option<&str>,
         path: &str,
-    ) -> Result<Option<(String, String)>, String> {
+    ) -> Result<Option<(String, String)>, Error> {
         let with_ext = if path.ends_with(".rhai") {
             path.to_string()
         } else {
@@ -53,7 +54,7 @@ impl StdlibResolver {
                 .components()
                 .any(|c| !matches!(c, std::path::Component::Normal(_)))
         {
-            return Err(refused());
+            return Err(Error::Msg(refused()));
         }
         // (folder, whether a file found there but outside the script's directory is an error
         // rather than skipped: a module next to a stdlib module is simply not a local file).
@@ -75,7 +76,7 @@ impl StdlibResolver {
             }
             if !crate::sandbox::import_allowed(&p) {
                 if strict {
-                    return Err(refused());
+                    return Err(Error::Msg(refused()));
                 }
                 continue;
             }
@@ -109,7 +110,7 @@ impl ModuleResolver for StdlibResolver {
     ) -> Result<Shared<Module>, Box<EvalAltResult>> {
         let found = self
             .locate(source, path)
-            .map_err(|msg| Box::new(EvalAltResult::ErrorRuntime(msg.into(), pos)))?;
+            .map_err(|msg| Box::new(EvalAltResult::ErrorRuntime(msg.to_string().into(), pos)))?;
         let Some((label, text)) = found else {
             return Err(Box::new(EvalAltResult::ErrorModuleNotFound(
                 path.to_string(),

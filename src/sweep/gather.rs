@@ -14,6 +14,7 @@
 
 use super::spec::{Run, Sweep};
 use super::state;
+use crate::errors::Error;
 use crate::run::progress::fmt_num;
 use std::path::{Path, PathBuf};
 
@@ -189,17 +190,17 @@ fn varied_value(run: &Run, key: &str) -> String {
         .unwrap_or_default()
 }
 
-fn csv_bytes(header: Vec<String>, rows: Vec<Vec<String>>) -> Result<Vec<u8>, String> {
+fn csv_bytes(header: Vec<String>, rows: Vec<Vec<String>>) -> Result<Vec<u8>, Error> {
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record(&header).map_err(|e| e.to_string())?;
     for r in rows {
         w.write_record(&r).map_err(|e| e.to_string())?;
     }
-    w.into_inner().map_err(|e| e.to_string())
+    Ok(w.into_inner().map_err(|e| e.to_string())?)
 }
 
 /// `runs.csv`.
-pub fn runs_csv(sweep: &Sweep, g: &Gathered) -> Result<Vec<u8>, String> {
+pub fn runs_csv(sweep: &Sweep, g: &Gathered) -> Result<Vec<u8>, Error> {
     let varied = sweep.varied_keys();
     let mut header: Vec<String> = ["run", "config", "seed", "status"]
         .iter()
@@ -231,7 +232,7 @@ pub fn runs_csv(sweep: &Sweep, g: &Gathered) -> Result<Vec<u8>, String> {
 }
 
 /// `summary.csv`.
-pub fn summary_csv(sweep: &Sweep, g: &Gathered) -> Result<Vec<u8>, String> {
+pub fn summary_csv(sweep: &Sweep, g: &Gathered) -> Result<Vec<u8>, Error> {
     let varied = sweep.varied_keys();
     let mut header: Vec<String> = vec!["config".into()];
     header.extend(varied.iter().cloned());
@@ -350,7 +351,7 @@ pub fn dir(sweep: &Sweep) -> PathBuf {
     sweep.root.join("gather")
 }
 
-fn write(path: &Path, bytes: &[u8], written: &mut Vec<PathBuf>) -> Result<(), String> {
+fn write(path: &Path, bytes: &[u8], written: &mut Vec<PathBuf>) -> Result<(), Error> {
     crate::io::write_atomically(path, bytes)?;
     written.push(path.to_path_buf());
     Ok(())
@@ -361,7 +362,7 @@ fn write(path: &Path, bytes: &[u8], written: &mut Vec<PathBuf>) -> Result<(), St
 pub fn gather(
     sweep: &Sweep,
     opts: &GatherOptions,
-) -> Result<(String, Vec<PathBuf>, Vec<String>), String> {
+) -> Result<(String, Vec<PathBuf>, Vec<String>), Error> {
     let g = collect(sweep, opts);
     let mut warnings = g.warnings.clone();
     let out = dir(sweep);
@@ -410,13 +411,13 @@ pub fn gather(
             mean_seeds: true,
         };
         let plotted = crate::compare::collect(&args).and_then(|series| {
-            crate::run::plot::line_plot_png(
+            Ok(crate::run::plot::line_plot_png(
                 &series,
                 &opts.x,
                 key,
                 &format!("{key} (mean over seeds)"),
             )
-            .map_err(|e| crate::errors::message(&e))
+            .map_err(|e| crate::errors::message(&e))?)
         });
         match plotted {
             Ok(png) => write(

@@ -108,7 +108,7 @@ pub fn run_one(
     };
     if action == Action::Start {
         if let Err(e) = state::clear(run) {
-            return failed(e);
+            return failed(e.to_string());
         }
     }
     let log = log_path(sweep, run);
@@ -413,7 +413,7 @@ pub fn run_all(sweep: &Sweep, opts: &LocalOptions) -> Vec<(usize, Outcome)> {
                 run.index,
                 Outcome::Failed {
                     code: None,
-                    message,
+                    message: message.to_string(),
                 },
             )),
         }

@@ -20,6 +20,7 @@ pub mod state;
 
 pub use spec::{Run, Sweep};
 
+use crate::errors::Error;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -198,13 +199,13 @@ pub fn status_table(sweep: &Sweep) -> String {
 
 /// Runs entry `index` (a Slurm array task): skips it when finished, resumes it from its
 /// checkpoint when stopped. Its output goes to its log and to stderr.
-fn run_index(sweep: &Sweep, args: &SweepArgs, exe: &Path, index: usize) -> Result<bool, String> {
+fn run_index(sweep: &Sweep, args: &SweepArgs, exe: &Path, index: usize) -> Result<bool, Error> {
     if let Some(fp) = &args.listing {
         if *fp != sweep.fingerprint() {
-            return Err(format!(
+            return Err(Error::Msg(format!(
                 "{} changed since this job was submitted (its runs are not the ones submitted): submit it again",
                 sweep.file.display()
-            ));
+            )));
         }
     }
     let run = sweep.runs.get(index).ok_or_else(|| {
@@ -251,7 +252,9 @@ fn run_index(sweep: &Sweep, args: &SweepArgs, exe: &Path, index: usize) -> Resul
             );
             Ok(true)
         }
-        local::Outcome::Failed { message, .. } => Err(format!("{} failed:\n{message}", run.name)),
+        local::Outcome::Failed { message, .. } => {
+            Err(Error::Msg(format!("{} failed:\n{message}", run.name)))
+        }
         _ => {
             eprintln!("{}: interrupted (resumes when submitted again)", run.name);
             Ok(false)
@@ -261,7 +264,7 @@ fn run_index(sweep: &Sweep, args: &SweepArgs, exe: &Path, index: usize) -> Resul
 
 /// `ganscript sweep`. `exe` is the ganscript binary each run is started with.
 pub fn main(args: &SweepArgs, exe: &Path) -> ExitCode {
-    let fail = |e: String| {
+    let fail = |e: Error| {
         eprintln!("error: {e}");
         ExitCode::FAILURE
     };
@@ -270,7 +273,7 @@ pub fn main(args: &SweepArgs, exe: &Path) -> ExitCode {
         Err(e) => return fail(e),
     };
     if sweep.runs.is_empty() {
-        return fail(format!("{}: the sweep has no runs", args.file.display()));
+        return fail(format!("{}: the sweep has no runs", args.file.display()).into());
     }
     if args.jobs == Some(0) || args.threads == Some(0) {
         return fail("--jobs and --threads must be at least 1".into());

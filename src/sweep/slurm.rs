@@ -9,6 +9,7 @@
 
 use super::spec::{SlurmDefaults, Sweep};
 use super::state::{self, Action};
+use crate::errors::Error;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -174,7 +175,7 @@ pub fn submit(
     exe: &Path,
     device: &str,
     print_only: bool,
-) -> Result<String, String> {
+) -> Result<String, Error> {
     let mut indices = Vec::new();
     for run in &sweep.runs {
         match state::action(run)? {
@@ -213,11 +214,11 @@ pub fn submit(
             )
         })?;
     if !out.status.success() {
-        return Err(format!(
+        return Err(Error::Msg(format!(
             "sbatch {} failed: {}",
             path.display(),
             String::from_utf8_lossy(&out.stderr).trim()
-        ));
+        )));
     }
     let stdout = String::from_utf8_lossy(&out.stdout);
     let job = stdout
@@ -228,7 +229,10 @@ pub fn submit(
         .trim()
         .to_string();
     if job.is_empty() || !job.chars().all(|c| c.is_ascii_digit()) {
-        return Err(format!("sbatch printed no job id: {:?}", stdout.trim()));
+        return Err(Error::Msg(format!(
+            "sbatch printed no job id: {:?}",
+            stdout.trim()
+        )));
     }
     let mut jobs = std::fs::read_to_string(jobs_path(sweep)).unwrap_or_default();
     jobs.push_str(&format!(

@@ -34,6 +34,7 @@
 //! `roth-s1`. Values are written as they are given (`0.1`, `2.0`, `true`, `mixture3d`); in
 //! names, characters other than letters, digits and `.+-_` become `_`.
 
+use crate::errors::Error;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use std::fmt;
@@ -296,7 +297,7 @@ fn stem(path: &Path) -> String {
 
 impl Sweep {
     /// Reads and expands the sweep file `path`.
-    pub fn load(path: &Path) -> Result<Sweep, String> {
+    pub fn load(path: &Path) -> Result<Sweep, Error> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read the sweep file {}: {e}", path.display()))?;
         let file = std::path::absolute(path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -305,7 +306,7 @@ impl Sweep {
 
     /// Expands the sweep file `text`, read from `file` (relative paths in it are taken from
     /// `file`'s directory).
-    pub fn parse(text: &str, file: &Path) -> Result<Sweep, String> {
+    pub fn parse(text: &str, file: &Path) -> Result<Sweep, Error> {
         let shown = file.display();
         let f: SweepFile = toml::from_str(text).map_err(|e| format!("{shown}: {e}"))?;
         let base = file.parent().unwrap_or(Path::new("."));
@@ -317,25 +318,29 @@ impl Sweep {
             format!("{shown}: no `out`: name the output root, e.g. out = \"runs/my-sweep\"")
         })?;
         if out.trim().is_empty() {
-            return Err(format!("{shown}: `out` is empty: name the output root"));
+            return Err(Error::Msg(format!(
+                "{shown}: `out` is empty: name the output root"
+            )));
         }
         let root = resolve(out);
         let seeds = f.seeds.unwrap_or_else(|| vec![0]);
         if seeds.is_empty() {
-            return Err(format!(
+            return Err(Error::Msg(format!(
                 "{shown}: `seeds` is empty: give at least one seed, e.g. seeds = [1, 2, 3]"
-            ));
+            )));
         }
         for (i, s) in seeds.iter().enumerate() {
             if seeds[..i].contains(s) {
-                return Err(format!("{shown}: seed {s} is listed twice in `seeds`"));
+                return Err(Error::Msg(format!(
+                    "{shown}: seed {s} is listed twice in `seeds`"
+                )));
             }
         }
         for (k, _) in &f.grid.0 {
             if f.set.0.iter().any(|(s, _)| s == k) {
-                return Err(format!(
+                return Err(Error::Msg(format!(
                     "{shown}: `{k}` is both in [set] and in [grid]: keep it in one of them"
-                ));
+                )));
             }
         }
         // The cases: the file's, or one unnamed case with the top-level script.
@@ -362,23 +367,23 @@ impl Sweep {
             let script = match (&c.script, &f.script) {
                 (Some(s), _) | (None, Some(s)) => resolve(s),
                 (None, None) => {
-                    return Err(format!(
+                    return Err(Error::Msg(format!(
                         "{shown}: case {n} has no script, and there is no top-level `script`"
-                    ))
+                    )))
                 }
             };
             if let Some(name) = &c.name {
                 if name.is_empty() || clean(name) != *name {
-                    return Err(format!(
+                    return Err(Error::Msg(format!(
                         "{shown}: case {n}: the name `{name}` must be letters, digits and . + - _ (it names directories)"
-                    ));
+                    )));
                 }
             }
             for (k, _) in &c.set.0 {
                 if f.grid.0.iter().any(|(g, _)| g == k) {
-                    return Err(format!(
+                    return Err(Error::Msg(format!(
                         "{shown}: case {n} sets `{k}`, which is also a [grid] key: keep it in one of them"
-                    ));
+                    )));
                 }
             }
             cases.push(Case {
@@ -434,16 +439,16 @@ impl Sweep {
                     let config = parts.join(",");
                     let name = format!("{config}-s{seed}");
                     if name.len() > 200 {
-                        return Err(format!(
+                        return Err(Error::Msg(format!(
                             "{shown}: the directory name `{name}` is too long: name the cases (`name = ...`)"
-                        ));
+                        )));
                     }
                     if let Some(other) = runs.iter().find(|r| r.name == name) {
-                        return Err(format!(
+                        return Err(Error::Msg(format!(
                             "{shown}: two runs would share the directory `{name}` ({} and {}): name the cases (`name = ...`) so that they differ",
                             other.index,
                             runs.len()
-                        ));
+                        )));
                     }
                     // [set], then the case's settings over it, then the grid point.
                     let mut sets: Vec<(String, Value)> = Vec::new();

@@ -1,6 +1,7 @@
 //! What a run directory says about its run, and what the sweep does with it next.
 
 use super::spec::Run;
+use crate::errors::Error;
 use serde_json::Value;
 use std::path::Path;
 
@@ -90,7 +91,7 @@ pub fn state(dir: &Path) -> RunState {
 }
 
 /// What to do with `run`, or why nothing can be done.
-pub fn action(run: &Run) -> Result<Action, String> {
+pub fn action(run: &Run) -> Result<Action, Error> {
     match state(&run.dir) {
         RunState::New => Ok(Action::Start),
         RunState::Done => Ok(Action::Skip),
@@ -100,7 +101,7 @@ pub fn action(run: &Run) -> Result<Action, String> {
         RunState::Stopped {
             checkpoint: false, ..
         } => Ok(Action::Start),
-        RunState::Foreign(why) => Err(format!("run {}: {why}; move it away", run.name)),
+        RunState::Foreign(why) => Err(Error::Msg(format!("run {}: {why}; move it away", run.name))),
     }
 }
 
@@ -124,12 +125,12 @@ pub fn changed_settings(run: &Run) -> Vec<String> {
 
 /// Removes the directory of a run that starts from scratch (it holds no checkpoint). Only a
 /// run directory (with config.json) or an empty one is removed.
-pub fn clear(run: &Run) -> Result<(), String> {
+pub fn clear(run: &Run) -> Result<(), Error> {
     match state(&run.dir) {
         RunState::New => Ok(()),
-        RunState::Foreign(why) => Err(format!("run {}: {why}; move it away", run.name)),
-        _ => std::fs::remove_dir_all(&run.dir)
-            .map_err(|e| format!("cannot clear {}: {e}", run.dir.display())),
+        RunState::Foreign(why) => Err(Error::Msg(format!("run {}: {why}; move it away", run.name))),
+        _ => Ok(std::fs::remove_dir_all(&run.dir)
+            .map_err(|e| format!("cannot clear {}: {e}", run.dir.display()))?),
     }
 }
 
