@@ -26,12 +26,14 @@ use std::path::{Component, Path, PathBuf};
 use std::rc::Rc;
 
 /// What a script may read, besides the run directory.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Policy {
     /// Each allowed root, as written (made absolute) and canonical.
     roots: Vec<Root>,
     /// The script's directory (for imports), if the script came from a file.
     script_dir: Option<Root>,
+    /// The run's outputs: its directory may be read too.
+    outputs: Option<Rc<dyn Outputs>>,
 }
 
 #[derive(Debug, Clone)]
@@ -57,33 +59,16 @@ impl Root {
 
 thread_local! {
     static CURRENT: RefCell<Option<Rc<Policy>>> = const { RefCell::new(None) };
-    static OUTPUTS: RefCell<Option<Rc<dyn Outputs>>> = const { RefCell::new(None) };
 }
 
 /// Where a script's files go: the run directory. The run layer provides it (a run's directory
-/// is made, and its config.json written, on first use).
+/// is made, and its config.json written, on first use); the engine assembly hands it to the
+/// registrations of the layers below that write files (nets, optimizers).
 pub trait Outputs {
     /// The run directory if it was made, else the one `--out` asked for.
     fn dir_or_requested(&self) -> Option<PathBuf>;
     /// `name` resolved inside the run directory (made if needed; see [`write_path`]).
     fn output_path(&self, name: &str, default_ext: &str) -> ScriptResult<PathBuf>;
-}
-
-/// Makes `outputs` the current run's on this thread (the engine built last).
-pub fn set_outputs(outputs: Rc<dyn Outputs>) {
-    OUTPUTS.with(|o| *o.borrow_mut() = Some(outputs));
-}
-
-fn outputs() -> Option<Rc<dyn Outputs>> {
-    OUTPUTS.with(|o| o.borrow().clone())
-}
-
-/// `name` resolved inside the current run's directory (created if needed), for a native
-/// function that writes a file; see [`write_path`].
-pub fn output_path(name: &str, default_ext: &str) -> ScriptResult<PathBuf> {
-    outputs()
-        .ok_or_else(|| script_err("no run: files can only be written in a run"))?
-        .output_path(name, default_ext)
 }
 
 /// The message a refused read ends with (tests look for it).
@@ -101,7 +86,11 @@ pub fn script_dir_of(file: &Path) -> PathBuf {
 
 /// Makes the policy of a new engine current on this thread: reads under the current directory,
 /// `script_dir` and `allow_read` (plus the run directory, looked up when needed).
-pub fn install(script_dir: Option<&Path>, allow_read: &[PathBuf]) {
+pub fn install(
+    script_dir: Option<&Path>,
+    allow_read: &[PathBuf],
+    outputs: Option<Rc<dyn Outputs>>,
+) {
     let mut roots = vec![Root::new(Path::new("."))];
     if let Some(d) = script_dir {
         roots.push(Root::new(d));
@@ -110,6 +99,7 @@ pub fn install(script_dir: Option<&Path>, allow_read: &[PathBuf]) {
     let policy = Policy {
         roots,
         script_dir: script_dir.map(Root::new),
+        outputs,
     };
     CURRENT.with(|c| *c.borrow_mut() = Some(Rc::new(policy)));
 }
@@ -159,7 +149,9 @@ pub fn check_read(what: &str, path: &Path) -> Result<(), Error> {
     if path.as_os_str().is_empty() {
         return Err(Error::Msg(format!("{what}: the path is empty")));
     }
-    let run_dir = outputs()
+    let run_dir = policy
+        .outputs
+        .as_ref()
         .and_then(|o| o.dir_or_requested())
         .map(|d| Root::new(&d));
     let roots: Vec<&Root> = policy.roots.iter().chain(run_dir.as_ref()).collect();

@@ -11,6 +11,8 @@ use std::path::Path;
 pub struct Script {
     pub engine: Engine,
     pub sources: Sources,
+    /// The run the script's functions write into (the host starts and finishes it).
+    pub run: crate::run::RunHandle,
     pub name: String,
     pub ast: AST,
 }
@@ -23,7 +25,11 @@ pub fn read_source(path: &Path) -> Result<String, ScriptDiagnostic> {
 
 /// Compiles `text` (named `name`) with a new engine.
 pub fn compile(name: &str, text: &str, opts: &EngineOptions) -> Result<Script, ScriptDiagnostic> {
-    let (engine, sources) = session::new_engine(opts).map_err(ScriptDiagnostic::plain)?;
+    let session::Built {
+        engine,
+        sources,
+        run,
+    } = session::build(opts).map_err(ScriptDiagnostic::plain)?;
     sources.insert(name, text);
     let mut ast = engine
         .compile(text)
@@ -32,6 +38,7 @@ pub fn compile(name: &str, text: &str, opts: &EngineOptions) -> Result<Script, S
     Ok(Script {
         engine,
         sources,
+        run,
         name: name.to_string(),
         ast,
     })

@@ -25,7 +25,7 @@ fn run_in(dir: &Path, out: &Path, text: &str, set: &[&str]) -> (Result<Dynamic, 
     let s = ganscript::script::compile(&script.display().to_string(), text, &opts).unwrap();
     let mut scope = Scope::new();
     let r = s.run(&mut scope).map_err(|d| d.message);
-    let handle = ganscript::run::current().expect("run registered");
+    let handle = s.run.clone();
     match &r {
         Ok(_) => handle.finish("ok", None),
         Err(e) => handle.finish("error", Some(e)),

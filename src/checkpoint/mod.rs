@@ -22,6 +22,7 @@ use crate::errors::Error;
 use crate::errors::{script_err, ScriptResult};
 use crate::nn::Net;
 use crate::optim::Optimizer;
+use crate::run::RunHandle;
 use crate::tensor::Tensor;
 use candle_core::Tensor as CT;
 use rhai::{Array, Dynamic, Engine, Map, INT};
@@ -315,7 +316,7 @@ fn track(name: &str, value: Dynamic) -> ScriptResult<()> {
     })
 }
 
-fn resume_state(defaults: Map) -> ScriptResult<Map> {
+fn resume_state(defaults: Map, run: &RunHandle) -> ScriptResult<Map> {
     STATE.with(|s| {
         let mut s = s.borrow_mut();
         let Some(loaded) = &s.resume else {
@@ -344,27 +345,24 @@ fn resume_state(defaults: Map) -> ScriptResult<Map> {
             })?;
         crate::rng::restore(&rng);
         let rows = doc["metrics_rows"].as_u64().unwrap_or(0) as usize;
-        if let Some(run) = crate::run::current() {
-            crate::run::metrics::restore(&run, rows)?;
-        }
+        crate::run::metrics::restore(run, rows)?;
         s.resumed = true;
         s.last_values = Some(out.clone());
         Ok(out)
     })
 }
 
-fn save_checkpoint(values: &Map, interrupt: &AtomicBool) -> ScriptResult<String> {
-    let path = write_checkpoint(values)?;
+fn save_checkpoint(values: &Map, interrupt: &AtomicBool, run: &RunHandle) -> ScriptResult<String> {
+    let path = write_checkpoint(values, run)?;
     if interrupt.load(Ordering::SeqCst) {
         return Err(crate::errors::Stopped::Saved.error(rhai::Position::NONE));
     }
     Ok(path.display().to_string())
 }
 
-/// Writes the checkpoint of the current run: the tracked nets and optimizers, `values`, the
-/// generator and the metrics position. Remembers `values` as the last state map.
-fn write_checkpoint(values: &Map) -> ScriptResult<PathBuf> {
-    let run = crate::run::current().ok_or_else(|| script_err("save_checkpoint: no run"))?;
+/// Writes the checkpoint of `run`: the tracked nets and optimizers, `values`, the generator and
+/// the metrics position. Remembers `values` as the last state map.
+fn write_checkpoint(values: &Map, run: &RunHandle) -> ScriptResult<PathBuf> {
     let dir = run.dir()?;
     run.commit()?;
     let mut tensors: Vec<(String, CT)> = Vec::new();
@@ -387,7 +385,7 @@ fn write_checkpoint(values: &Map) -> ScriptResult<PathBuf> {
     let state = json!({
         "values": encoded,
         "rng": crate::rng::state(),
-        "metrics_rows": crate::run::metrics::row_count(&run),
+        "metrics_rows": crate::run::metrics::row_count(run),
         "tracked": tracked.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(),
         "nets": tracked
             .iter()
@@ -430,7 +428,11 @@ pub struct LiveSave {
 /// is `explicit` if given; otherwise the last `save_checkpoint`'s map with each key replaced by
 /// the live variable of that name in `scope` when there is one of the same type (so a step
 /// counter is saved as it stands), the saved value otherwise.
-pub fn save_live(scope: &rhai::Scope, explicit: Option<Map>) -> Result<LiveSave, Error> {
+pub fn save_live(
+    scope: &rhai::Scope,
+    explicit: Option<Map>,
+    run: &RunHandle,
+) -> Result<LiveSave, Error> {
     let tracked = tracked_names();
     if tracked.is_empty() && explicit.is_none() {
         return Err(
@@ -466,10 +468,10 @@ pub fn save_live(scope: &rhai::Scope, explicit: Option<Map>) -> Result<LiveSave,
             (values, live, kept)
         }
     };
-    let path = write_checkpoint(&values).map_err(|e| crate::errors::message(&e))?;
+    let path = write_checkpoint(&values, run).map_err(|e| crate::errors::message(&e))?;
     Ok(LiveSave {
         path,
-        script: crate::run::current().and_then(|r| r.script_path()),
+        script: run.script_path(),
         tracked,
         explicit: given,
         live,
@@ -477,7 +479,9 @@ pub fn save_live(scope: &rhai::Scope, explicit: Option<Map>) -> Result<LiveSave,
     })
 }
 
-pub fn register(engine: &mut Engine, interrupt: Arc<AtomicBool>) {
+/// Registers `track`, `resume_state`, `is_resuming` and `save_checkpoint` for `run`; a stop
+/// requested through `interrupt` happens after the next checkpoint is written.
+pub fn register(engine: &mut Engine, interrupt: Arc<AtomicBool>, run: &RunHandle) {
     STATE.with(|s| {
         let mut s = s.borrow_mut();
         s.tracked.clear();
@@ -487,8 +491,9 @@ pub fn register(engine: &mut Engine, interrupt: Arc<AtomicBool>) {
     reg!(engine, "track", "Registers a net or optimizer for checkpoints; when resuming (--resume), loads its saved values now.", |name: &str, value: Dynamic| {
         track(name, value)
     });
-    reg!(engine, "resume_state", "The state saved by the last save_checkpoint when resuming (restoring the generator and the metrics), else `defaults`.", |defaults: Map| {
-        resume_state(defaults)
+    reg!(engine, "resume_state", "The state saved by the last save_checkpoint when resuming (restoring the generator and the metrics), else `defaults`.", {
+        let run = run.clone();
+        move |defaults: Map| resume_state(defaults, &run)
     });
     reg!(
         engine,
@@ -496,7 +501,8 @@ pub fn register(engine: &mut Engine, interrupt: Arc<AtomicBool>) {
         "True when the run continues from a checkpoint (--resume of a run that saved one): a script skips its one-off set-up (pre-training) then.",
         || { STATE.with(|s| s.borrow().resume.is_some()) }
     );
-    reg!(engine, "save_checkpoint", "Writes every tracked net and optimizer, this state map, the generator and the metrics position to checkpoint.safetensors in the run directory, atomically; returns its path.", move |values: Map| {
-        save_checkpoint(&values, &interrupt)
+    reg!(engine, "save_checkpoint", "Writes every tracked net and optimizer, this state map, the generator and the metrics position to checkpoint.safetensors in the run directory, atomically; returns its path.", {
+        let run = run.clone();
+        move |values: Map| save_checkpoint(&values, &interrupt, &run)
     });
 }

@@ -257,26 +257,31 @@ pub(crate) fn run(args: RunArgs) -> ExitCode {
     };
     // The run directory, before any work: a fresh run creates it now (an unwritable --out is an
     // error at once); a resumed run writes nothing until it really continues.
-    if let Some(handle) = ganscript::run::current() {
-        match resumed {
-            Some((dir, cfg, entry, restart)) => handle.begin_resume(&dir, cfg, entry, restart),
-            None => {
-                if let Err(e) = handle.start() {
-                    return fail(&ScriptDiagnostic::plain(e));
-                }
+    let handle = compiled.run.clone();
+    match resumed {
+        Some((dir, cfg, entry, restart)) => handle.begin_resume(&dir, cfg, entry, restart),
+        None => {
+            if let Err(e) = handle.start() {
+                return fail(&ScriptDiagnostic::plain(e));
             }
         }
     }
     if interactive {
         let ast = compiled.ast.clone();
         let sources = compiled.sources.clone();
-        repl::install_pause_debugger(&mut compiled.engine, &ast, sources, interrupt.clone());
+        repl::install_pause_debugger(
+            &mut compiled.engine,
+            &ast,
+            sources,
+            interrupt.clone(),
+            handle.clone(),
+        );
     }
     let mut scope = Scope::new();
     scope.push_constant("config", settings.borrow().as_map());
     let result = compiled.run(&mut scope);
     // Finish the run: rewrite config.json (status, duration) if the script made a run directory.
-    if let Some(handle) = ganscript::run::current() {
+    {
         let (status, error) = match &result {
             Ok(_) => ("ok", None),
             Err(d) => match d.stopped {
@@ -306,7 +311,7 @@ pub(crate) fn run(args: RunArgs) -> ExitCode {
     match result {
         Ok(_) => ExitCode::SUCCESS,
         Err(d) if d.stopped == Some(Stopped::Saved) => {
-            let dir = ganscript::run::current().and_then(|h| h.dir_if_created());
+            let dir = handle.dir_if_created();
             let dir = dir.map(|d| d.display().to_string()).unwrap_or_default();
             eprintln!(
                 "interrupted: checkpoint saved; continue with `ganscript run {} --resume {dir}`",

@@ -9,6 +9,7 @@ use super::{Act, Net};
 use crate::errors::{script_err, OrScriptErr, ScriptResult};
 use crate::tensor::{shape_from, Tensor};
 use rhai::{Array, Dynamic, Engine, Map, FLOAT, INT};
+use std::rc::Rc;
 
 type RN = ScriptResult<Net>;
 
@@ -175,11 +176,12 @@ fn tensor_map(items: Vec<(String, candle_core::Tensor)>) -> Map {
         .collect()
 }
 
-pub fn register(engine: &mut Engine) {
+/// Registers the API; files are written into `outputs` (the run directory).
+pub fn register(engine: &mut Engine, outputs: Rc<dyn crate::sandbox::Outputs>) {
     engine.register_type_with_name::<Net>("Net");
     register_layers(engine);
     register_builders(engine);
-    register_module_api(engine);
+    register_module_api(engine, outputs);
     // The gradient penalties with a net as the discriminator (its input gradient built layer
     // by layer, see `input_grad`).
     crate::gan::penalties::register_for::<Net>(engine);
@@ -306,7 +308,7 @@ fn register_builders(engine: &mut Engine) {
     });
 }
 
-fn register_module_api(engine: &mut Engine) {
+fn register_module_api(engine: &mut Engine, outputs: Rc<dyn crate::sandbox::Outputs>) {
     reg!(
         engine,
         "forward",
@@ -508,9 +510,8 @@ fn register_module_api(engine: &mut Engine) {
         engine,
         "save",
         "Writes parameters and buffers as safetensors (atomically) to a file in the run directory.",
-        |n: &mut Net, path: &str| -> ScriptResult<()> {
-            n.save(&crate::sandbox::output_path(path, "")?)
-                .map_err(script_err)
+        move |n: &mut Net, path: &str| -> ScriptResult<()> {
+            n.save(&outputs.output_path(path, "")?).map_err(script_err)
         }
     );
     reg!(

@@ -2,6 +2,7 @@
 //! parameters they take (nets, variables, arrays of them), and the methods on an optimizer.
 
 use super::*;
+use std::rc::Rc;
 
 /// Collects variables from a Net, a variable tensor, or an array of them (nested arrays too).
 pub fn collect_vars(v: &Dynamic, what: &str, out: &mut Vec<Var>) -> ScriptResult<()> {
@@ -178,7 +179,8 @@ pub(super) fn grads_from(arr: &Array) -> ScriptResult<Vec<Option<CT>>> {
         .collect()
 }
 
-pub fn register(engine: &mut Engine) {
+/// Registers the API; files are written into `outputs` (the run directory).
+pub fn register(engine: &mut Engine, outputs: Rc<dyn crate::sandbox::Outputs>) {
     engine.register_type_with_name::<Optimizer>("Optimizer");
     reg!(
         engine,
@@ -322,9 +324,8 @@ pub fn register(engine: &mut Engine) {
         engine,
         "save",
         "Writes the optimizer state as safetensors (atomically) to a file in the run directory.",
-        |o: &mut Optimizer, path: &str| -> ScriptResult<()> {
-            o.save(&crate::sandbox::output_path(path, "")?)
-                .map_err(script_err)
+        move |o: &mut Optimizer, path: &str| -> ScriptResult<()> {
+            o.save(&outputs.output_path(path, "")?).map_err(script_err)
         }
     );
     reg!(

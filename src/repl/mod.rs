@@ -120,8 +120,12 @@ pub struct Repl {
 
 impl Repl {
     pub fn new(opts: &EngineOptions) -> Result<Self, Error> {
-        let (engine, sources) = crate::session::new_engine(opts)?;
-        let session = Session::new(&engine, sources, opts.interrupt.clone());
+        let crate::session::Built {
+            engine,
+            sources,
+            run,
+        } = crate::session::build(opts)?;
+        let session = Session::new(&engine, sources, opts.interrupt.clone(), run);
         let mut scope = Scope::new();
         scope.push_constant("config", opts.settings.borrow().as_map());
         Ok(Repl {

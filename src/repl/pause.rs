@@ -6,11 +6,11 @@ use super::*;
 
 /// Called when `:quit` stops a paused run, with the run's live scope, before the run ends: a run
 /// that tracks nets or optimizers is checkpointed as by `:save`, so it can be resumed.
-pub fn checkpoint_on_quit(scope: &mut Scope) {
+pub fn checkpoint_on_quit(scope: &mut Scope, run: &crate::run::RunHandle) {
     if checkpoint::tracked_names().is_empty() {
         return;
     }
-    match checkpoint::save_live(scope, None) {
+    match checkpoint::save_live(scope, None, run) {
         Ok(s) => eprint!("{}", describe_save(&s)),
         Err(e) => eprintln!("error: no checkpoint written on :quit: {e}"),
     }
@@ -67,9 +67,10 @@ pub fn install_pause_debugger(
     script: &AST,
     sources: Sources,
     interrupt: Arc<AtomicBool>,
+    run: crate::run::RunHandle,
 ) {
     crate::session::pause::set_interactive(true);
-    let mut session = Session::new(engine, sources, interrupt);
+    let mut session = Session::new(engine, sources, interrupt, run);
     session.paused = true;
     session.base = script.clone_functions_only();
     let state = Rc::new(RefCell::new(PauseState {
@@ -143,7 +144,7 @@ pub fn install_pause_debugger(
                     Ok(DebuggerCommand::Continue)
                 }
                 Action::Quit => {
-                    checkpoint_on_quit(ctx.scope_mut());
+                    checkpoint_on_quit(ctx.scope_mut(), &st.session.run);
                     Err(Stopped::Quit.error(pos))
                 }
             }

@@ -60,6 +60,8 @@ pub struct Session {
     inputs: usize,
     sources: Sources,
     interrupt: Arc<AtomicBool>,
+    /// The run `:save` checkpoints.
+    pub(super) run: crate::run::RunHandle,
     /// The prompt of a paused run (`:continue` is allowed, `:reset` is not).
     pub(super) paused: bool,
     /// Registered function names (for completion), computed once.
@@ -67,7 +69,12 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn new(engine: &Engine, sources: Sources, interrupt: Arc<AtomicBool>) -> Self {
+    pub fn new(
+        engine: &Engine,
+        sources: Sources,
+        interrupt: Arc<AtomicBool>,
+        run: crate::run::RunHandle,
+    ) -> Self {
         let mut functions: Vec<String> = docs::catalog(engine)
             .into_iter()
             .map(|f| f.name)
@@ -84,6 +91,7 @@ impl Session {
             inputs: 0,
             sources,
             interrupt,
+            run,
             paused: false,
             functions: Rc::new(functions),
         }
@@ -276,7 +284,7 @@ impl Session {
                         Err(e) => return Output::err(e),
                     }
                 };
-                match checkpoint::save_live(scope, explicit) {
+                match checkpoint::save_live(scope, explicit, &self.run) {
                     Ok(s) => Output::out(describe_save(&s)),
                     Err(e) => Output::err(format!("cannot save: {e}\n")),
                 }

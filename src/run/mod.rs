@@ -82,13 +82,11 @@ struct Resume {
 #[derive(Clone)]
 pub struct RunHandle(pub Rc<RefCell<RunState>>);
 
-thread_local! {
-    static CURRENT: RefCell<Option<RunHandle>> = const { RefCell::new(None) };
-}
-
-/// The run of the engine most recently built on this thread (`new_engine` registers one).
-pub fn current() -> Option<RunHandle> {
-    CURRENT.with(|c| c.borrow().clone())
+impl RunHandle {
+    /// A run not started yet: its directory is made on first use (or by [`RunHandle::start`]).
+    pub fn new(info: RunInfo) -> RunHandle {
+        RunHandle(Rc::new(RefCell::new(RunState::new(info))))
+    }
 }
 
 /// (year, month, day, hour, minute, second) in UTC.
@@ -425,10 +423,8 @@ impl crate::sandbox::Outputs for RunHandle {
     }
 }
 
-pub fn register(engine: &mut Engine, info: RunInfo) {
-    let handle = RunHandle(Rc::new(RefCell::new(RunState::new(info))));
-    CURRENT.with(|c| *c.borrow_mut() = Some(handle.clone()));
-    crate::sandbox::set_outputs(Rc::new(handle.clone()));
+/// Registers the run's functions; each captures `handle`, the run of this engine.
+pub fn register(engine: &mut Engine, handle: &RunHandle) {
     engine.register_type_with_name::<RunHandle>("Run");
 
     let h = handle.clone();

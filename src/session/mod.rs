@@ -82,6 +82,20 @@ impl Default for EngineOptions {
 
 /// An engine with every ganscript concern registered, plus the shared source map.
 pub fn new_engine(opts: &EngineOptions) -> Result<(Engine, Sources), Error> {
+    build(opts).map(|b| (b.engine, b.sources))
+}
+
+/// What [`build`] assembles: the engine, the source map of everything it compiled, and the run
+/// its functions write into (captured by their registrations, not ambient state).
+pub struct Built {
+    pub engine: Engine,
+    pub sources: Sources,
+    pub run: run::RunHandle,
+}
+
+/// Builds an engine for `opts`: every concern registered, the run of this engine created (not
+/// started), the sandbox and import resolver installed.
+pub fn build(opts: &EngineOptions) -> Result<Built, Error> {
     autograd::ensure_double_backprop()?;
     crate::kernels::dispatch::from_env()?;
     let mut engine = Engine::new();
@@ -90,7 +104,19 @@ pub fn new_engine(opts: &EngineOptions) -> Result<(Engine, Sources), Error> {
     // The sandbox: rhai has no filesystem or environment access of its own; `eval` would let a
     // script escape the diagnostics and the operation budget, so it is off.
     engine.disable_symbol("eval");
-    crate::sandbox::install(opts.script_dir.as_deref(), &opts.allow_read);
+    let run = run::RunHandle::new(run::RunInfo {
+        out_dir: opts.out_dir.clone(),
+        script_path: opts.script_path.clone(),
+        seed: opts.seed,
+        device: opts.device.clone(),
+        settings: opts.settings.clone(),
+    });
+    let outputs: Rc<dyn crate::sandbox::Outputs> = Rc::new(run.clone());
+    crate::sandbox::install(
+        opts.script_dir.as_deref(),
+        &opts.allow_read,
+        Some(outputs.clone()),
+    );
     engine.set_max_operations(opts.max_ops);
     engine.set_max_call_levels(64);
     engine.set_max_expr_depths(128, 64);
@@ -120,27 +146,22 @@ pub fn new_engine(opts: &EngineOptions) -> Result<(Engine, Sources), Error> {
     autograd::register(&mut engine);
     tensor::random::register(&mut engine);
     settings::register(&mut engine, opts.settings.clone());
-    nn::register(&mut engine);
-    optim::register(&mut engine);
+    nn::register(&mut engine, outputs.clone());
+    optim::register(&mut engine, outputs);
     gan::register(&mut engine);
     metrics::register(&mut engine);
     data::register(&mut engine);
-    run::register(
-        &mut engine,
-        run::RunInfo {
-            out_dir: opts.out_dir.clone(),
-            script_path: opts.script_path.clone(),
-            seed: opts.seed,
-            device: opts.device.clone(),
-            settings: opts.settings.clone(),
-        },
-    );
-    crate::checkpoint::register(&mut engine, opts.interrupt.clone());
+    run::register(&mut engine, &run);
+    crate::checkpoint::register(&mut engine, opts.interrupt.clone(), &run);
     pause::register(&mut engine);
 
     engine.set_module_resolver(StdlibResolver::new(
         opts.script_dir.clone(),
         sources.clone(),
     ));
-    Ok((engine, sources))
+    Ok(Built {
+        engine,
+        sources,
+        run,
+    })
 }
