@@ -32,12 +32,12 @@
 
 use candle_core::{DType, Tensor as CT};
 use ganscript::device::current_device;
+use ganscript::gan::objectives;
 use ganscript::gan::penalties::{self, GpKind, GpOptions, Norm};
 use ganscript::nn::{arch, Act, Net};
 use ganscript::optim::{Kind, Optimizer};
 use ganscript::session::EngineOptions;
 use ganscript::settings::Settings;
-use ganscript::gan::objectives;
 use ganscript::{rng, script, tensor};
 use rhai::Scope;
 use std::cell::RefCell;

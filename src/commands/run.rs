@@ -54,6 +54,10 @@ pub(crate) struct RunArgs {
     /// (slow).
     #[arg(long)]
     detect_anomaly: bool,
+    /// Write no TensorBoard event file (by default `log` scalars and `save_grid` pictures also
+    /// go to events.out.tfevents.* in the run directory: `tensorboard --logdir runs`).
+    #[arg(long)]
+    no_tensorboard: bool,
 }
 
 /// A run directory's config.json.
@@ -158,6 +162,7 @@ pub(crate) fn run(args: RunArgs) -> ExitCode {
         force_script,
         max_memory,
         allow_nonfinite,
+        no_tensorboard,
         detect_anomaly,
     } = args;
     if let Some(m) = max_memory {
@@ -249,6 +254,7 @@ pub(crate) fn run(args: RunArgs) -> ExitCode {
         seed,
         device: device.clone(),
         allow_read,
+        tensorboard: !no_tensorboard,
     };
     let name = file.display().to_string();
     let mut compiled = match script::compile(&name, &text, &opts) {

@@ -173,7 +173,18 @@ fn save(h: &RunHandle, t: &Tensor, name: &str, nrow: INT, opts: &Map) -> ScriptR
     let (grid, side) = grid_pixels(t, nrow, &opts)?;
     let picture = look.apply(&grid, side)?;
     let path = h.0.borrow_mut().path(name, "png")?;
-    crate::io::atomic_write(&path, &picture.png()?)?;
+    let png = picture.png()?;
+    crate::io::atomic_write(&path, &png)?;
+    {
+        // TensorBoard: `samples_step500.png` is the image `samples` at step 500.
+        let (tag, step) = super::tensorboard::image_tag_and_step(name);
+        let mut st = h.0.borrow_mut();
+        let step = step.or(st.last_step).unwrap_or(0);
+        if let Some(events) = st.events()? {
+            let size = (picture.width as u32, picture.height as u32);
+            events.image(&tag, step, &png, size, picture.channels as u8)?;
+        }
+    }
     if let Some(gif) = &look.gif {
         let gif_path = h.0.borrow_mut().path(gif, "gif")?;
         let old = std::fs::read(&gif_path).ok();

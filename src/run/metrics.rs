@@ -199,6 +199,29 @@ pub fn log(handle: &RunHandle, values: &Map) -> ScriptResult<()> {
     let json: serde_json::Map<String, Value> =
         row.iter().map(|(k, v)| (k.clone(), v.json())).collect();
     append_line(&dir.join("metrics.jsonl"), &Value::Object(json).to_string())?;
+    // TensorBoard: the row's numbers at its step (else its epoch, else its row number).
+    let number = |k: &str| {
+        row.iter()
+            .find(|(n, _)| n == k)
+            .and_then(|(_, v)| v.as_f64())
+    };
+    let (x_key, x) = match (number("step"), number("epoch")) {
+        (Some(s), _) => ("step", Some(s)),
+        (None, Some(e)) => ("epoch", Some(e)),
+        (None, None) => ("", None),
+    };
+    let step = x
+        .map(|s| s.round() as i64)
+        .unwrap_or(st.metrics.rows.len() as i64);
+    st.last_step = Some(step);
+    if let Some(events) = st.events()? {
+        let scalars: Vec<(String, f64)> = row
+            .iter()
+            .filter(|(k, _)| k != x_key)
+            .filter_map(|(k, v)| v.as_f64().map(|x| (k.clone(), x)))
+            .collect();
+        events.scalars(step, &scalars)?;
+    }
     let m = &mut st.metrics;
     let new_key = m.add_keys(&row);
     let csv = dir.join("metrics.csv");

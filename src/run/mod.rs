@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod plot;
 pub mod progress;
 pub mod sample_image;
+pub mod tensorboard;
 
 use crate::errors::Error;
 use crate::errors::{script_err, ScriptResult};
@@ -43,6 +44,8 @@ pub struct RunInfo {
     pub device: String,
     /// Settings from `--set`.
     pub settings: SharedSettings,
+    /// Write TensorBoard event files (`--no-tensorboard`: false).
+    pub tensorboard: bool,
 }
 
 /// The state of one run, shared by the registered functions and the host.
@@ -65,6 +68,11 @@ pub struct RunState {
     /// restored, or a first write), so that a resume that fails before leaves every file as it
     /// was.
     committed: bool,
+    /// Whether to write TensorBoard events, and the event file once made.
+    tensorboard: bool,
+    events: Option<tensorboard::Writer>,
+    /// The step (or epoch) of the last logged row: the step of a picture whose name has none.
+    pub(crate) last_step: Option<i64>,
 }
 
 /// What a resumed run keeps of the earlier one.
@@ -184,7 +192,23 @@ impl RunState {
             status: None,
             resume: None,
             committed: false,
+            tensorboard: info.tensorboard,
+            events: None,
+            last_step: None,
         }
+    }
+
+    /// The run's TensorBoard event file (created in the run directory on first use), unless
+    /// `--no-tensorboard`.
+    pub(crate) fn events(&mut self) -> ScriptResult<Option<&mut tensorboard::Writer>> {
+        if !self.tensorboard {
+            return Ok(None);
+        }
+        if self.events.is_none() {
+            let dir = self.dir()?;
+            self.events = Some(tensorboard::Writer::create(&dir)?);
+        }
+        Ok(self.events.as_mut())
     }
 
     /// Starts writing into the run directory (once): removes stale `*.tmp` files (left by a

@@ -62,6 +62,8 @@ pub struct EngineOptions {
     /// Directories granted with `--allow-read` (besides the current directory, the script's
     /// directory and the run directory); see [`crate::sandbox`].
     pub allow_read: Vec<PathBuf>,
+    /// Write TensorBoard event files into the run directory (`--no-tensorboard`: false).
+    pub tensorboard: bool,
 }
 
 impl Default for EngineOptions {
@@ -76,6 +78,7 @@ impl Default for EngineOptions {
             seed: 0,
             device: "cpu".to_string(),
             allow_read: Vec::new(),
+            tensorboard: true,
         }
     }
 }
@@ -110,6 +113,7 @@ pub fn build(opts: &EngineOptions) -> Result<Built, Error> {
         seed: opts.seed,
         device: opts.device.clone(),
         settings: opts.settings.clone(),
+        tensorboard: opts.tensorboard,
     });
     let outputs: Rc<dyn crate::sandbox::Outputs> = Rc::new(run.clone());
     crate::sandbox::install(
