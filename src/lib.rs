@@ -38,6 +38,7 @@ pub mod autograd;
 pub mod checkpoint;
 pub mod compare;
 pub mod data;
+pub mod declared;
 pub mod device;
 pub mod diagnostics;
 pub mod docs;

@@ -34,6 +34,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         "commands",
         &[
             "hints",
+            "declared",
             "diagnostics",
             "script",
             "docs",

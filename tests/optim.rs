@@ -497,3 +497,88 @@ fn state_is_a_snapshot_on_both_paths() {
         assert_eq!(flags, [true, true, true], "{} path", path.name());
     }
 }
+
+/// The checks the mutation run found untested: a learning rate of 0 is allowed (and moves
+/// nothing), `params()` lists the optimizer's variables, a one-element loss of any rank steps
+/// like its scalar while a larger one is refused, and a state whose step is not a count is
+/// refused.
+#[test]
+fn optimizer_edges_lr_zero_params_loss_shapes_and_step_counts() {
+    let r = run(r#"
+        default_dtype("f64");
+        let w = variable(tensor([1.0, -2.0]));
+        let b = variable(tensor([0.5]));
+        let o = sgd([w, b], 0.0);
+        o.step((w * w).sum() + b.sum());
+        let ps = o.params();
+        [w.to_array(), ps.len(), (ps[0] - w).abs().max().item(), (ps[1] - b).abs().max().item()]
+    "#)
+    .unwrap()
+    .into_array()
+    .unwrap();
+    assert_eq!(
+        r[0].clone()
+            .into_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_float().unwrap())
+            .collect::<Vec<_>>(),
+        [1.0, -2.0]
+    );
+    assert_eq!(r[1].as_int().unwrap(), 2);
+    assert_eq!(r[2].as_float().unwrap(), 0.0);
+    assert_eq!(r[3].as_float().unwrap(), 0.0);
+
+    // A [1, 1] loss steps exactly as its scalar; a [2] loss is refused.
+    let r = run(r#"
+        default_dtype("f64");
+        let a = variable(tensor([1.0, 3.0]));
+        let b = variable(tensor([1.0, 3.0]));
+        sgd([a], 0.1).step((a * a).sum());
+        sgd([b], 0.1).step((b * b).sum().reshape([1, 1]));
+        [(a - b).abs().max().item(), a.to_array()[1]]
+    "#)
+    .unwrap()
+    .into_array()
+    .unwrap();
+    assert_eq!(r[0].as_float().unwrap(), 0.0);
+    assert!((r[1].as_float().unwrap() - 2.4).abs() < 1e-12);
+    let e = run(r#"let a = variable(tensor([1.0, 3.0])); sgd([a], 0.1).step(a * a)"#).unwrap_err();
+    assert!(e.contains("scalar"), "{e}");
+
+    // load_state: the step of each parameter must be a whole number >= 0.
+    for bad in ["-1.0", "1.5"] {
+        let e = run(&format!(
+            r#"
+            let w = variable(tensor([1.0, 2.0]));
+            let o = adam([w], 0.1, 0.9, 0.999);
+            o.step((w * w).sum());
+            let st = o.state();
+            st["0.step"] = tensor([{bad}]);
+            o.load_state(st)"#
+        ))
+        .unwrap_err();
+        assert!(e.contains("must be a count"), "{bad}: {e}");
+    }
+}
+
+/// RMSprop divides by √v + eps (PyTorch), checked with an eps large enough to matter: one step
+/// from x = 1 with g = 2x = 2, alpha 0.9, eps 0.5: v = 0.1·4 = 0.4, x ← 1 − lr·2/(√0.4 + 0.5).
+#[test]
+fn rmsprop_adds_eps_after_the_root() {
+    for k in common::PATHS {
+        let got = common::on_path(k, || {
+            run(r#"
+                default_dtype("f64");
+                let x = variable(tensor([1.0]));
+                rmsprop([x], 0.1, 0.9, 0.5).step((x * x).sum());
+                x.item()
+            "#)
+            .unwrap()
+            .as_float()
+            .unwrap()
+        });
+        let want = 1.0 - 0.1 * 2.0 / (0.4f64.sqrt() + 0.5);
+        assert!((got - want).abs() < 1e-12, "{k:?}: {got} vs {want}");
+    }
+}

@@ -58,6 +58,10 @@ pub(crate) struct RunArgs {
     /// go to events.out.tfevents.* in the run directory: `tensorboard --logdir runs`).
     #[arg(long)]
     no_tensorboard: bool,
+    /// Print every setting the script and its imports read (`setting("name", default)`): name,
+    /// default and the comment on its line; run nothing.
+    #[arg(long)]
+    list_settings: bool,
 }
 
 /// A run directory's config.json.
@@ -164,6 +168,7 @@ pub(crate) fn run(args: RunArgs) -> ExitCode {
         allow_nonfinite,
         no_tensorboard,
         detect_anomaly,
+        list_settings,
     } = args;
     if let Some(m) = max_memory {
         ganscript::limits::set_max_memory(m);
@@ -261,6 +266,29 @@ pub(crate) fn run(args: RunArgs) -> ExitCode {
         Ok(s) => s,
         Err(d) => return fail(&d),
     };
+    // The settings the script declares: listed on request; a --set key that none reads is a
+    // typo, refused before anything runs.
+    let declared = ganscript::declared::declared(&compiled.engine, &compiled.ast, &name, &text);
+    if list_settings {
+        print!("{}", declared.listing(&name));
+        return ExitCode::SUCCESS;
+    }
+    if declared.dynamic.is_empty() {
+        for pair in &set {
+            let key = pair.split_once('=').map(|(k, _)| k).unwrap_or(pair).trim();
+            if !declared.reads(key) {
+                let near = declared.nearest(key);
+                let hint = if near.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (did you mean {}?)", near.join(", "))
+                };
+                return fail(&ScriptDiagnostic::plain(format!(
+                    "--set {key}: {name} reads no setting `{key}`{hint}; `ganscript run {name} --list-settings` lists them"
+                )));
+            }
+        }
+    }
     // The run directory, before any work: a fresh run creates it now (an unwritable --out is an
     // error at once); a resumed run writes nothing until it really continues.
     let handle = compiled.run.clone();
