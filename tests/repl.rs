@@ -537,3 +537,66 @@ fn ctrl_c_pauses_at_a_top_level_boundary_not_inside_a_function() {
         "{err}"
     );
 }
+
+/// Ctrl-C in a loop whose only step boundary is `log`: the prompt opens after the row is
+/// written, so `:quit`'s checkpoint holds it, and the resumed run logs every step once.
+#[cfg(unix)]
+#[test]
+fn a_pause_at_log_opens_after_the_row_so_a_resumed_run_loses_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = r#"let net = sequential([linear(2, 1)]);
+let opt = sgd(net, 0.01);
+track("net", net); track("opt", opt);
+let steps = setting("steps", 100000000);
+let step = resume_state(#{ step: 0 }).step;
+print("started");
+while step < steps {
+    step += 1;
+    opt.step(net.forward(ones([4, 2])).sqr().mean());
+    log(#{ step: step });
+}
+"#;
+    std::fs::write(dir.path().join("long.rhai"), src).unwrap();
+    let (ok, out, err) = with_ctrl_c(
+        &["run", "long.rhai", "-i", "--out", "out"],
+        "print(`at ${step}`);\n:quit\n",
+        dir.path(),
+    );
+    assert!(ok, "{err}");
+    assert!(err.contains("(after `log`)"), "{err}");
+    let at: i64 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("at "))
+        .unwrap_or_else(|| panic!("{out}"))
+        .trim()
+        .parse()
+        .unwrap();
+    let steps = |dir: &Path| -> Vec<i64> {
+        std::fs::read_to_string(dir.join("out/metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["step"]
+                    .as_i64()
+                    .unwrap()
+            })
+            .collect()
+    };
+    // The row of the step the prompt saw is written.
+    assert_eq!(steps(dir.path()).last(), Some(&at));
+    let (ok, _, err) = ganscript(
+        &[
+            "run",
+            "long.rhai",
+            "--resume",
+            "out",
+            "--set",
+            &format!("steps={}", at + 3),
+        ],
+        "",
+        dir.path(),
+    );
+    assert!(ok, "{err}");
+    let want: Vec<i64> = (1..=at + 3).collect();
+    assert_eq!(steps(dir.path()), want);
+}

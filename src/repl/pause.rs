@@ -58,6 +58,9 @@ pub(super) struct PauseState {
     reader: Option<Box<dyn LineReader>>,
     /// Input ended: later pauses resume at once.
     exhausted: bool,
+    /// A pause was requested at a `log` call: it opens once the call is done (so the row is
+    /// logged before the prompt, and a checkpoint written there holds it).
+    after_log: bool,
 }
 
 /// Makes the run of `script` (compiled with `engine`) pausable: registers a debugger with
@@ -77,6 +80,7 @@ pub fn install_pause_debugger(
         session,
         reader: None,
         exhausted: false,
+        after_log: false,
     }));
     #[allow(deprecated)] // rhai marks the debugging API volatile, not deprecated
     engine.register_debugger(
@@ -94,16 +98,29 @@ pub fn install_pause_debugger(
             if IN_PROMPT.get() {
                 return Ok(DebuggerCommand::Continue);
             }
-            let DebuggerEvent::BreakPoint(i) = event else {
-                return Ok(DebuggerCommand::Continue);
+            let name = match event {
+                DebuggerEvent::BreakPoint(i) => STEP_BOUNDARIES.get(i).copied().unwrap_or("?"),
+                // The first step after a `log` at which a pause was requested.
+                DebuggerEvent::Step if state.borrow().after_log => {
+                    state.borrow_mut().after_log = false;
+                    "after log"
+                }
+                _ => return Ok(DebuggerCommand::Continue),
             };
-            let name = STEP_BOUNDARIES.get(i).copied().unwrap_or("?");
             // A requested pause waits for a boundary at the script's top level, where the
             // run's own variables are in scope (a function sees only its locals); `pause()`
             // stops wherever it is called.
             let top_level = ctx.global_runtime_state().level == 0;
-            if name != "pause" && !(top_level && PAUSE_REQUESTED.swap(false, Ordering::SeqCst)) {
+            if name != "pause"
+                && name != "after log"
+                && !(top_level && PAUSE_REQUESTED.swap(false, Ordering::SeqCst))
+            {
                 return Ok(DebuggerCommand::Continue);
+            }
+            if name == "log" {
+                // Let the row be written first: pause at the next step of the script.
+                state.borrow_mut().after_log = true;
+                return Ok(DebuggerCommand::StepOver);
             }
             let mut st = state.borrow_mut();
             if st.exhausted {
@@ -114,8 +131,13 @@ pub fn install_pause_debugger(
                 (None, Some(l)) => format!(" at line {l}"),
                 _ => String::new(),
             };
+            let at = if name == "after log" {
+                "after `log`".to_string()
+            } else {
+                format!("before `{name}`")
+            };
             eprintln!(
-                "paused{where_} (before `{name}`): the run's variables are in scope; :continue resumes, :save checkpoints, :quit checkpoints and stops, :help"
+                "paused{where_} ({at}): the run's variables are in scope; :continue resumes, :save checkpoints, :quit checkpoints and stops, :help"
             );
             let engine = ctx.engine();
             IN_PROMPT.set(true);
