@@ -69,12 +69,71 @@ pub fn series_of(
         .filter_map(|row| Some((row[x].as_f64()?, row[key].as_f64()?)))
         .collect();
     if out.is_empty() {
+        let mut keys: Vec<&str> = rows
+            .iter()
+            .filter_map(|r| r.as_object())
+            .flat_map(|r| {
+                r.iter()
+                    .filter(|(_, v)| v.is_number())
+                    .map(|(k, _)| k.as_str())
+            })
+            .collect();
+        keys.sort();
+        keys.dedup();
         return Err(Error::Msg(format!(
-            "{}: no row has both `{x}` and `{key}`",
-            dir.join("metrics.jsonl").display()
+            "{}: no row has both `{x}` and `{key}`; its numeric keys: {}",
+            dir.join("metrics.jsonl").display(),
+            if keys.is_empty() {
+                "none".to_string()
+            } else {
+                keys.join(", ")
+            }
         )));
     }
     Ok(out)
+}
+
+/// For `--mean-seeds`: the settings (and the script) on which the runs averaged into one line
+/// differ, one line each (`lr: 0.0001 (a-s1), 0.0002 (a-s2)`); empty when only the seeds differ.
+pub fn group_differences(dirs: &[PathBuf]) -> Vec<String> {
+    let configs: Vec<serde_json::Value> = dirs
+        .iter()
+        .map(|d| {
+            std::fs::read_to_string(d.join("config.json"))
+                .ok()
+                .and_then(|t| serde_json::from_str(&t).ok())
+                .unwrap_or(serde_json::Value::Null)
+        })
+        .collect();
+    let mut keys: Vec<String> = configs
+        .iter()
+        .filter_map(|c| c["settings"].as_object())
+        .flat_map(|m| m.keys().cloned())
+        .collect();
+    keys.sort();
+    keys.dedup();
+    let mut out = Vec::new();
+    let mut check = |what: &str, values: Vec<&serde_json::Value>| {
+        if values.windows(2).any(|w| w[0] != w[1]) {
+            let each: Vec<String> = values
+                .iter()
+                .zip(dirs)
+                .map(|(v, d)| format!("{v} ({})", run_name(d)))
+                .collect();
+            out.push(format!("{what}: {}", each.join(", ")));
+        }
+    };
+    check(
+        "script",
+        configs.iter().map(|c| &c["script_sha256"]).collect(),
+    );
+    for k in &keys {
+        check(
+            &format!("setting {k}"),
+            configs.iter().map(|c| &c["settings"][k.as_str()]).collect(),
+        );
+    }
+    out
 }
 
 /// The name of a run in tables and legends: its directory's file name.
@@ -189,6 +248,21 @@ pub fn table(series: &[Series], x: &str) -> String {
 pub fn main(args: &CompareArgs) -> Result<(), Error> {
     if args.keys.is_empty() {
         return Err("compare: give the metrics to draw with --y KEY[,KEY...]".into());
+    }
+    if args.mean_seeds {
+        let mut groups: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
+        for run in &args.runs {
+            groups.entry(seed_group(run)).or_default().push(run.clone());
+        }
+        for (name, dirs) in groups.iter().filter(|(_, d)| d.len() > 1) {
+            let diffs = group_differences(dirs);
+            if !diffs.is_empty() {
+                eprintln!(
+                    "warning: --mean-seeds averages runs of `{name}` that differ in more than the seed:\n  {}",
+                    diffs.join("\n  ")
+                );
+            }
+        }
     }
     let series = collect(args)?;
     print!("{}", table(&series, &args.x));

@@ -69,8 +69,51 @@ fn a_run_without_the_metric_is_an_error_naming_the_file_and_no_plot_is_written()
         err.contains("a/metrics.jsonl: no row has both `step` and `e_x`"),
         "{err}"
     );
+    // the keys that do exist
+    assert!(
+        err.contains("its numeric keys: modes, other, step"),
+        "{err}"
+    );
     assert!(!tmp.path().join("x.png").exists());
     let (ok, _, err) = compare(tmp.path(), &["missing", "--y", "modes"]);
     assert!(!ok);
     assert!(err.contains("cannot read missing/metrics.jsonl"), "{err}");
+}
+
+fn write_config(dir: &Path, name: &str, settings: &str) {
+    std::fs::write(
+        dir.join(name).join("config.json"),
+        format!(r#"{{"script_sha256": "abc", "seed": 1, "settings": {settings}}}"#),
+    )
+    .unwrap();
+}
+
+#[test]
+fn mean_seeds_warns_when_the_averaged_runs_differ_in_more_than_the_seed() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (name, lr) in [("a-s1", "0.0001"), ("a-s2", "0.0001"), ("a-s3", "0.0002")] {
+        write_run(tmp.path(), name, &[(100, 1.0)]);
+        write_config(
+            tmp.path(),
+            name,
+            &format!(r#"{{"lr": {lr}, "steps": 100}}"#),
+        );
+    }
+    let (ok, _, err) = compare(
+        tmp.path(),
+        &["a-s1", "a-s2", "--y", "modes", "--mean-seeds"],
+    );
+    assert!(ok, "{err}");
+    assert!(!err.contains("warning"), "{err}");
+    let (ok, _, err) = compare(
+        tmp.path(),
+        &["a-s1", "a-s2", "a-s3", "--y", "modes", "--mean-seeds"],
+    );
+    assert!(ok, "{err}");
+    assert!(err.contains("differ in more than the seed"), "{err}");
+    assert!(
+        err.contains("setting lr: 0.0001 (a-s1), 0.0001 (a-s2), 0.0002 (a-s3)"),
+        "{err}"
+    );
+    assert!(!err.contains("setting steps"), "{err}");
 }

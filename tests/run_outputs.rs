@@ -257,7 +257,7 @@ fn principal_plane_of_a_tilted_mixture() {
     )
     .unwrap();
     let p: Vec<f64> = ds.data.iter().map(|&x| x as f64).collect();
-    let (_, e1, e2) = ganscript::run::plot::principal_plane(&p);
+    let (_, e1, e2) = ganscript::run::scatter::principal_plane(&p);
     // Both axes lie in the mixture's plane: orthogonal to its normal R_y R_x e3.
     let (a, b) = (30f64.to_radians(), 30f64.to_radians());
     let n = [a.cos() * b.sin(), -a.sin(), a.cos() * b.cos()];
@@ -398,4 +398,76 @@ fn a_closed_stdout_or_stderr_exits_with_1() {
         .unwrap();
     drop(child.stderr.take());
     assert_eq!(child.wait().unwrap().code(), Some(1));
+}
+
+/// Every 3-D scatter of a run uses one projection: the principal plane of the first scatter's
+/// mode centres, saved in projection.json. Here the centres lie in the plane z = 1 and the
+/// sample points spread far along z (their own principal plane would contain z): both pictures
+/// are drawn in the centres' plane, and the saved projection does not change.
+#[test]
+fn all_scatters_of_a_run_share_the_datas_projection() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let text = r#"
+        let centers = tensor([[2.0, 0.0, 1.0], [0.0, 1.0, 1.0], [-2.0, 0.0, 1.0], [0.0, -1.0, 1.0]]);
+        let spread = tensor([[0.0, 0.0, -50.0], [0.0, 0.0, 50.0], [0.1, 0.0, 0.0], [0.0, 0.1, 3.0]]);
+        scatter("samples_step1.png", spread, #{ centers: centers });
+        scatter("real.png", centers + 0.01, #{ centers: centers });
+        scatter("samples_step2.png", spread * 2.0, #{ centers: centers });
+        0
+    "#;
+    let (r, _) = run_in(tmp.path(), &out, text, &[]);
+    r.unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("projection.json")).unwrap())
+            .unwrap();
+    let three = |k: &str| -> Vec<f64> {
+        v[k].as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect()
+    };
+    let (m, a, b) = (three("mean"), three("axis1"), three("axis2"));
+    // the centres' mean, and axes in the plane z = const (no z component), orthonormal
+    for (got, want) in m.iter().zip([0.0, 0.0, 1.0]) {
+        assert!((got - want).abs() < 1e-12, "{m:?}");
+    }
+    assert!(a[2].abs() < 1e-9 && b[2].abs() < 1e-9, "{a:?} {b:?}");
+    let dot = |x: &[f64], y: &[f64]| x.iter().zip(y).map(|(p, q)| p * q).sum::<f64>();
+    assert!((dot(&a, &a) - 1.0).abs() < 1e-9 && (dot(&b, &b) - 1.0).abs() < 1e-9);
+    assert!(dot(&a, &b).abs() < 1e-9);
+    // the first axis is the centres' long one (x: ±2 against y: ±1)
+    assert!(a[0].abs() > 0.999, "{a:?}");
+    assert!(
+        v["from"].as_str().unwrap().contains("samples_step1.png"),
+        "{v}"
+    );
+    for f in ["samples_step1.png", "real.png", "samples_step2.png"] {
+        assert!(out.join(f).exists(), "{f}");
+    }
+
+    // Without centres, the first scatter's own points fix it (and later ones keep it).
+    let out2 = tmp.path().join("run2");
+    let text = r#"
+        scatter("a.png", tensor([[0.0, 0.0, -5.0], [0.0, 0.0, 5.0], [1.0, 0.0, 0.0], [-1.0, 0.0, 0.0]]));
+        scatter("b.png", tensor([[0.0, 9.0, 0.0], [0.0, -9.0, 0.0], [0.0, 0.0, 0.1], [0.1, 0.0, 0.0]]));
+        0
+    "#;
+    let (r, _) = run_in(tmp.path(), &out2, text, &[]);
+    r.unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out2.join("projection.json")).unwrap())
+            .unwrap();
+    let a: Vec<f64> = v["axis1"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
+    assert!(
+        a[2].abs() > 0.999,
+        "the first scatter's long axis (z): {a:?}"
+    );
+    assert!(v["from"].as_str().unwrap().contains("a.png"), "{v}");
 }

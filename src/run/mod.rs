@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod plot;
 pub mod progress;
 pub mod sample_image;
+pub mod scatter;
 pub mod tensorboard;
 
 use crate::errors::Error;
@@ -492,5 +493,6 @@ pub fn register(engine: &mut Engine, handle: &RunHandle) {
     metrics::register(engine, &handle);
     grid::register(engine, &handle);
     plot::register(engine, &handle);
+    scatter::register(engine, &handle);
     progress::register(engine);
 }
