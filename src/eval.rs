@@ -126,6 +126,13 @@ fn real_scores(like: &CT, n: usize, reference: &CT) -> Result<Value, Error> {
     )
 }
 
+/// The name of the EMA copy of `generator` in `dir`'s checkpoint (`G_ema`), if it has one.
+pub fn ema_of(dir: &Path, generator: &str) -> Option<String> {
+    let name = format!("{generator}_ema");
+    let nets = checkpoint::load_nets(&dir.join(checkpoint::FILE_NAME)).ok()?;
+    nets.iter().any(|(k, _)| *k == name).then_some(name)
+}
+
 /// Evaluates one run directory with `n` samples.
 pub fn eval_run(dir: &Path, n: usize, seed: u64, generator: &str) -> Result<RunEval, Error> {
     let ck = dir.join(checkpoint::FILE_NAME);
@@ -149,7 +156,7 @@ pub fn eval_run(dir: &Path, n: usize, seed: u64, generator: &str) -> Result<RunE
     let d = find("D");
     let samples = sample(&g, n, seed)?;
     let dims = samples.dims().to_vec();
-    let mut m = json!({ "run": dir.display().to_string(), "samples": n });
+    let mut m = json!({ "run": dir.display().to_string(), "generator": generator, "samples": n });
     let mut real = None;
     if dims.len() == 4 && dims[1] == 1 && (dims[2] == 28 || dims[2] == 32) {
         let range = value_range(&samples);

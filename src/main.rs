@@ -271,17 +271,27 @@ fn eval(runs: Vec<PathBuf>, samples: usize, generator: &str, seed: u64, json: bo
         return fail(&ScriptDiagnostic::plain("--samples must be at least 20"));
     }
     let mut results = Vec::new();
+    // A run that keeps an EMA of its generator (`--set ema=...`) is scored for both.
+    let mut emas = Vec::new();
     for dir in &runs {
         match ganscript::eval::eval_run(dir, samples, seed, generator) {
             Ok(r) => results.push(r),
             Err(e) => return fail(&ScriptDiagnostic::plain(e)),
         }
+        if let Some(name) = ganscript::eval::ema_of(dir, generator) {
+            match ganscript::eval::eval_run(dir, samples, seed, &name) {
+                Ok(r) => emas.push(r),
+                Err(e) => return fail(&ScriptDiagnostic::plain(e)),
+            }
+        }
     }
+    // The cross-test pits the runs' own generators against each other.
     let cross = if results.len() > 1 {
         ganscript::eval::cross_test(&results)
     } else {
         None
     };
+    results.extend(emas);
     if json {
         let v = serde_json::json!({
             "runs": results.iter().map(|r| r.metrics.clone()).collect::<Vec<_>>(),

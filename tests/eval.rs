@@ -96,3 +96,53 @@ fn eval_reports_mnist_metrics_and_mode_statistics() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("holds no checkpoint.safetensors"));
 }
+
+/// `--set ema=...`: the run keeps and checkpoints an EMA of G, and eval scores it beside G.
+#[test]
+fn eval_scores_the_ema_of_g_beside_g() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("wgan");
+    let out = ganscript(&[
+        "run",
+        &script("wgan_gp.rhai"),
+        "--out",
+        run.to_str().unwrap(),
+        "--set",
+        "steps=2",
+        "--set",
+        "n_critic=1",
+        "--set",
+        "limit=32",
+        "--set",
+        "batch=8",
+        "--set",
+        "ema=0.9",
+        "--set",
+        "grid_every=1",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(run.join("samples_ema_step2.png").exists());
+    let out = ganscript(&["eval", run.to_str().unwrap(), "--samples", "50", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let gens: Vec<&str> = v["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["generator"].as_str().unwrap())
+        .collect();
+    assert_eq!(gens, ["G", "G_ema"]);
+    // different weights: different samples, so different feature distances
+    assert_ne!(
+        v["runs"][0]["feature_distance"],
+        v["runs"][1]["feature_distance"]
+    );
+}

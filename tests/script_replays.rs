@@ -452,6 +452,7 @@ fn ebgan_epoch_matches_its_replay() {
 fn train_classifier_epoch_matches_its_replay() {
     let replay = r#"
         let batch_size = setting("batch", 64); let lr = setting("lr", 1e-3);
+        let epochs = setting("epochs", 1);   // the same --set list as the script's; one epoch is replayed
         let all = mnist();
         let train = all.take(8000).pad_to(32);
         let net = sequential([
@@ -495,6 +496,8 @@ fn expected_margin_classifiers_match_their_replay() {
         let width = setting("width", 64); let lr = setting("lr", 1e-3); let lambda = setting("lambda", 1.0);
         let noise = setting("noise", 0.1); let n_eval = setting("eval", 256);
         let configs = setting("penalties", "");
+        // Read so the script's --set list serves the replay too (it replays no margin search).
+        let unused = [setting("outer", 2), setting("inner", 2), setting("grid", 20)];
         fn swiss_roll(n, scale, noise) {
             let t = PI() * (1.5 + 3.0 * rand([n, 1]));
             let xy = t * cat([t.cos(), t.sin()], 1);

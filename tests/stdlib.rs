@@ -380,3 +380,31 @@ fn train_every_counts_intervals_and_zero_means_never() {
     let e = common::try_eval(r#"import "train" as tr; tr::every(3, -1)"#).unwrap_err();
     assert!(e.contains("must be >= 0"), "{e}");
 }
+
+/// train::ema_of / ema_step: an EMA copy moves as decay·avg + (1 − decay)·G; decay 0 is no EMA,
+/// decay 1 an error.
+#[test]
+fn train_ema_follows_its_generator() {
+    let v = common::eval(
+        r#"import "train" as tr;
+        default_dtype("f64");
+        let G = sequential([linear(2, 2)]);
+        let w0 = G.params()[0].detach() * 1.0;
+        let avg = tr::ema_of(G, 0.75);
+        let opt = sgd(G, 0.1);
+        opt.step(G.forward(ones([3, 2])).sqr().sum());
+        let w1 = G.params()[0].detach() * 1.0;
+        tr::ema_step(avg, G, 0.75);
+        let want = 0.75 * w0 + 0.25 * w1;
+        [(avg.params()[0] - want).abs().max().item(), (w1 - w0).abs().max().item(), type_of(tr::ema_of(G, 0.0))]"#,
+    )
+    .into_array()
+    .unwrap();
+    assert!(v[0].as_float().unwrap() < 1e-12, "{v:?}");
+    assert!(v[1].as_float().unwrap() > 1e-3, "G moved: {v:?}");
+    assert_eq!(v[2].clone().into_string().unwrap(), "()");
+    let e =
+        common::try_eval(r#"import "train" as tr; tr::ema_of(sequential([linear(2, 2)]), 1.0)"#)
+            .unwrap_err();
+    assert!(e.contains("ema must be in [0, 1)"), "{e}");
+}

@@ -273,7 +273,9 @@ pub(crate) fn run(args: RunArgs) -> ExitCode {
         print!("{}", declared.listing(&name));
         return ExitCode::SUCCESS;
     }
-    if declared.dynamic.is_empty() {
+    // (--force-script continues a run with another script, whose settings may differ: there
+    // the warning at the end stays.)
+    if declared.dynamic.is_empty() && !force_script {
         for pair in &set {
             let key = pair.split_once('=').map(|(k, _)| k).unwrap_or(pair).trim();
             if !declared.reads(key) {
