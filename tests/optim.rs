@@ -546,6 +546,22 @@ fn optimizer_edges_lr_zero_params_loss_shapes_and_step_counts() {
     let e = run(r#"let a = variable(tensor([1.0, 3.0])); sgd([a], 0.1).step(a * a)"#).unwrap_err();
     assert!(e.contains("scalar"), "{e}");
 
+    // load_state: a parameter that never had a gradient is saved at step 0, which loads.
+    let r = run(r#"
+        let w = variable(tensor([1.0, 2.0]));
+        let unused = variable(tensor([3.0]));
+        let o = adam([w, unused], 0.1, 0.9, 0.999);
+        o.step((w * w).sum());
+        let st = o.state();
+        let fresh = adam([w, unused], 0.1, 0.9, 0.999);
+        fresh.load_state(st);
+        [st["1.step"].item(), fresh.state()["0.step"].item()]
+    "#)
+    .unwrap()
+    .into_array()
+    .unwrap();
+    assert_eq!(r[0].as_float().unwrap(), 0.0);
+    assert_eq!(r[1].as_float().unwrap(), 1.0);
     // load_state: the step of each parameter must be a whole number >= 0.
     for bad in ["-1.0", "1.5"] {
         let e = run(&format!(
