@@ -417,7 +417,7 @@ fn all_scatters_of_a_run_share_the_datas_projection() {
         0
     "#;
     let (r, _) = run_in(tmp.path(), &out, text, &[]);
-    r.unwrap();
+    let _ = r.unwrap();
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("projection.json")).unwrap())
             .unwrap();
@@ -455,7 +455,7 @@ fn all_scatters_of_a_run_share_the_datas_projection() {
         0
     "#;
     let (r, _) = run_in(tmp.path(), &out2, text, &[]);
-    r.unwrap();
+    let _ = r.unwrap();
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out2.join("projection.json")).unwrap())
             .unwrap();

@@ -7,10 +7,11 @@ mod common;
 use common::ganscript;
 use std::path::Path;
 
-/// TensorFlow's mask: `((crc >> 15) | (crc << 17)) + 0xa282ead8`.
+/// TensorFlow's mask: `((crc >> 15) | (crc << 17)) + 0xa282ead8`, the rotation written as such.
 fn masked(bytes: &[u8]) -> u32 {
-    let c = crc32c::crc32c(bytes);
-    ((c >> 15) | (c << 17)).wrapping_add(0xa282_ead8)
+    crc32c::crc32c(bytes)
+        .rotate_right(15)
+        .wrapping_add(0xa282_ead8)
 }
 
 /// The records of a TFRecord file, every checksum checked.

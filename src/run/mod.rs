@@ -490,9 +490,9 @@ pub fn register(engine: &mut Engine, handle: &RunHandle) {
         st.noise.insert(name.to_string(), t.clone());
         Ok(t)
     });
-    metrics::register(engine, &handle);
-    grid::register(engine, &handle);
-    plot::register(engine, &handle);
-    scatter::register(engine, &handle);
+    metrics::register(engine, handle);
+    grid::register(engine, handle);
+    plot::register(engine, handle);
+    scatter::register(engine, handle);
     progress::register(engine);
 }
