@@ -6,11 +6,12 @@
 //! ```
 //! Each run's `metrics.jsonl` is read; every (run, key) pair becomes a line. With `--mean-seeds`,
 //! runs whose directory names differ only in a trailing `-s<seed>` are averaged (at the x values
-//! all of them logged) and drawn as one line. The table printed gives each line's last value,
+//! all of them logged) and drawn as one line, over a shaded band from the seeds' minimum to their
+//! maximum. The table printed gives each line's last value,
 //! its minimum and maximum.
 
 use crate::errors::Error;
-use crate::run::plot::{line_plot_png, Series};
+use crate::run::plot::{line_plot_with_bands_png, Band, Series};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -173,8 +174,35 @@ pub fn mean_series(all: &[Vec<(f64, f64)>]) -> Vec<(f64, f64)> {
     out
 }
 
+/// The min–max spread of several series at the x values present in all of them.
+pub fn spread(all: &[Vec<(f64, f64)>]) -> Band {
+    let mut acc: BTreeMap<u64, (f64, f64, f64, usize)> = BTreeMap::new();
+    for s in all {
+        for &(x, y) in s {
+            let e = acc
+                .entry(x.to_bits())
+                .or_insert((x, f64::INFINITY, f64::NEG_INFINITY, 0));
+            e.1 = e.1.min(y);
+            e.2 = e.2.max(y);
+            e.3 += 1;
+        }
+    }
+    let mut out: Band = acc
+        .into_values()
+        .filter(|e| e.3 == all.len())
+        .map(|(x, lo, hi, _)| (x, lo, hi))
+        .collect();
+    out.sort_by(|a, b| a.0.total_cmp(&b.0));
+    out
+}
+
 /// The lines to draw: one per (run or seed group, key).
 pub fn collect(args: &CompareArgs) -> Result<Vec<Series>, Error> {
+    Ok(collect_with_bands(args)?.0)
+}
+
+/// [`collect`], with each seed mean's min–max spread over its seeds (`None` for single runs).
+pub fn collect_with_bands(args: &CompareArgs) -> Result<(Vec<Series>, Vec<Option<Band>>), Error> {
     let mut groups: Vec<(String, Vec<PathBuf>)> = Vec::new();
     for run in &args.runs {
         let name = if args.mean_seeds {
@@ -188,6 +216,7 @@ pub fn collect(args: &CompareArgs) -> Result<Vec<Series>, Error> {
         }
     }
     let mut series = Vec::new();
+    let mut bands = Vec::new();
     for (name, dirs) in &groups {
         let rows = dirs
             .iter()
@@ -199,11 +228,12 @@ pub fn collect(args: &CompareArgs) -> Result<Vec<Series>, Error> {
                 .zip(&rows)
                 .map(|(d, r)| series_of(r, d, &args.x, key))
                 .collect::<Result<Vec<_>, _>>()?;
-            let points = if all.len() == 1 {
-                all.into_iter().next().unwrap_or_default()
+            let (points, band) = if all.len() == 1 {
+                (all.into_iter().next().unwrap_or_default(), None)
             } else {
-                mean_series(&all)
+                (mean_series(&all), Some(spread(&all)))
             };
+            bands.push(band);
             let mut label = name.clone();
             if args.keys.len() > 1 {
                 label = format!("{label} {key}");
@@ -214,7 +244,7 @@ pub fn collect(args: &CompareArgs) -> Result<Vec<Series>, Error> {
             series.push((label, points));
         }
     }
-    Ok(series)
+    Ok((series, bands))
 }
 
 /// A table of each line's last, minimum and maximum value.
@@ -264,11 +294,11 @@ pub fn main(args: &CompareArgs) -> Result<(), Error> {
             }
         }
     }
-    let series = collect(args)?;
+    let (series, bands) = collect_with_bands(args)?;
     print!("{}", table(&series, &args.x));
     if let Some(out) = &args.out {
         let title = args.title.clone().unwrap_or_else(|| args.keys.join(", "));
-        let png = line_plot_png(&series, &args.x, "value", &title)
+        let png = line_plot_with_bands_png(&series, &bands, &args.x, "value", &title)
             .map_err(|e| crate::errors::message(&e))?;
         crate::io::write_atomically(out, &png)?;
         eprintln!("wrote {}", out.display());

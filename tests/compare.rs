@@ -117,3 +117,34 @@ fn mean_seeds_warns_when_the_averaged_runs_differ_in_more_than_the_seed() {
     );
     assert!(!err.contains("setting steps"), "{err}");
 }
+
+/// --mean-seeds draws each seed mean over the band of its seeds' minimum and maximum.
+#[test]
+fn seed_means_come_with_their_min_max_band() {
+    use ganscript::compare::{collect_with_bands, CompareArgs};
+    let tmp = tempfile::tempdir().unwrap();
+    write_run(tmp.path(), "a-s1", &[(100, 1.0), (200, 3.0), (300, 7.0)]);
+    write_run(tmp.path(), "a-s2", &[(100, 2.0), (200, 5.0)]);
+    write_run(tmp.path(), "b-s1", &[(100, 4.0), (200, 6.0)]);
+    let args = CompareArgs {
+        runs: ["a-s1", "a-s2", "b-s1"]
+            .iter()
+            .map(|r| tmp.path().join(r))
+            .collect(),
+        keys: vec!["modes".into()],
+        x: "step".into(),
+        out: None,
+        title: None,
+        mean_seeds: true,
+    };
+    let (series, bands) = collect_with_bands(&args).unwrap();
+    assert_eq!(series.len(), 2);
+    // a: seeds 1 and 2 at the steps both logged; b: one run, no band
+    assert_eq!(bands[0], Some(vec![(100.0, 1.0, 2.0), (200.0, 3.0, 5.0)]));
+    assert_eq!(bands[1], None);
+    // The band is drawn: the picture differs from the same lines without it.
+    let with =
+        ganscript::run::plot::line_plot_with_bands_png(&series, &bands, "step", "v", "t").unwrap();
+    let without = ganscript::run::plot::line_plot_png(&series, "step", "v", "t").unwrap();
+    assert_ne!(with, without);
+}

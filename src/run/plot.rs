@@ -125,6 +125,9 @@ pub(crate) fn encode_png(buf: Vec<u8>, w: u32, h: u32) -> ScriptResult<Vec<u8>> 
 /// A named series of (x, y) points.
 pub type Series = (String, Vec<(f64, f64)>);
 
+/// A spread around a series: (x, low, high) at each x.
+pub type Band = Vec<(f64, f64, f64)>;
+
 /// Draws line series as a PNG (800×500).
 pub fn line_plot_png(
     series: &[Series],
@@ -132,9 +135,24 @@ pub fn line_plot_png(
     y_label: &str,
     title: &str,
 ) -> ScriptResult<Vec<u8>> {
+    line_plot_with_bands_png(series, &[], x_label, y_label, title)
+}
+
+/// [`line_plot_png`] with a shaded band (in the line's colour) behind each series that has one
+/// (`bands[i]` belongs to `series[i]`; missing or `None`: no band).
+pub fn line_plot_with_bands_png(
+    series: &[Series],
+    bands: &[Option<Band>],
+    x_label: &str,
+    y_label: &str,
+    title: &str,
+) -> ScriptResult<Vec<u8>> {
     ensure_font();
     let (w, h) = (800u32, 500u32);
-    let points: Vec<(f64, f64)> = series.iter().flat_map(|(_, p)| p.iter().copied()).collect();
+    let mut points: Vec<(f64, f64)> = series.iter().flat_map(|(_, p)| p.iter().copied()).collect();
+    for b in bands.iter().flatten() {
+        points.extend(b.iter().flat_map(|&(x, lo, hi)| [(x, lo), (x, hi)]));
+    }
     let (mut x0, mut x1, mut y0, mut y1) = (
         f64::INFINITY,
         f64::NEG_INFINITY,
@@ -177,6 +195,23 @@ pub fn line_plot_png(
         }
         mesh.draw()
             .map_err(|e| script_err(format!("plot: {e:?}")))?;
+        for (i, band) in bands.iter().enumerate() {
+            let Some(band) = band.as_ref().filter(|b| b.len() > 1) else {
+                continue;
+            };
+            let color = COLORS[i % COLORS.len()];
+            let outline: Vec<(f64, f64)> = band
+                .iter()
+                .map(|&(x, _, hi)| (x, hi))
+                .chain(band.iter().rev().map(|&(x, lo, _)| (x, lo)))
+                .collect();
+            chart
+                .draw_series(std::iter::once(Polygon::new(
+                    outline,
+                    color.mix(0.2).filled(),
+                )))
+                .map_err(|e| script_err(format!("plot: {e:?}")))?;
+        }
         for (i, (name, p)) in series.iter().enumerate() {
             let color = COLORS[i % COLORS.len()];
             chart
