@@ -600,3 +600,26 @@ while step < steps {
     let want: Vec<i64> = (1..=at + 3).collect();
     assert_eq!(steps(dir.path()), want);
 }
+
+/// What is evaluated at a paused run's prompt (an edit such as `lr = 0.5;`) is recorded in the
+/// run's config.json, and stays there when the run finishes.
+#[test]
+fn edits_at_the_paused_prompt_are_recorded_in_config_json() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("s.rhai"), PAUSING).unwrap();
+    let (ok, out, err) = ganscript(
+        &["run", "s.rhai", "--out", "out", "-i"],
+        "lr = 0.5;\n:continue\n",
+        dir.path(),
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("step 3 lr 0.5"), "{out}");
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("out/config.json")).unwrap())
+            .unwrap();
+    assert_eq!(cfg["status"], "ok", "{cfg}");
+    let inputs = cfg["prompt_inputs"].as_array().expect("prompt_inputs");
+    assert_eq!(inputs.len(), 1, "{cfg}");
+    assert_eq!(inputs[0]["input"], "lr = 0.5;");
+    assert!(inputs[0]["time"].as_str().unwrap().ends_with('Z'));
+}

@@ -361,6 +361,13 @@ impl Session {
         }
         match result {
             Ok(Ok(v)) => {
+                // A paused run's history: what was evaluated at its prompt (an edit such as
+                // `opt_g.lr = 2e-4` changes the run), recorded in config.json.
+                if self.paused {
+                    self.run
+                        .record_prompt_input(text)
+                        .map_err(|e| Error::Msg(crate::errors::message(&e)))?;
+                }
                 if !imports.is_empty() {
                     let lib = self.base.shared_lib().clone();
                     let mut stmts: Vec<Stmt> = self.base.statements().to_vec();

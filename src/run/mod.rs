@@ -74,6 +74,8 @@ pub struct RunState {
     events: Option<tensorboard::Writer>,
     /// The step (or epoch) of the last logged row: the step of a picture whose name has none.
     pub(crate) last_step: Option<i64>,
+    /// Inputs evaluated at the paused prompt of this process (`run -i`), for config.json.
+    prompt_inputs: Vec<Value>,
 }
 
 /// What a resumed run keeps of the earlier one.
@@ -196,6 +198,7 @@ impl RunState {
             tensorboard: info.tensorboard,
             events: None,
             last_step: None,
+            prompt_inputs: Vec::new(),
         }
     }
 
@@ -350,6 +353,18 @@ impl RunState {
             history.push(r.entry.clone());
             v["resumes"] = Value::Array(history);
         }
+        // The paused prompt's inputs: the earlier processes' (a resumed run), then this one's.
+        let mut inputs = self
+            .resume
+            .as_ref()
+            .and_then(|r| r.previous.get("prompt_inputs"))
+            .and_then(|h| h.as_array())
+            .cloned()
+            .unwrap_or_default();
+        inputs.extend(self.prompt_inputs.iter().cloned());
+        if !inputs.is_empty() {
+            v["prompt_inputs"] = Value::Array(inputs);
+        }
         if let Some((status, error, duration)) = &self.status {
             v["status"] = json!(status);
             v["finished"] = json!(iso8601(SystemTime::now()));
@@ -373,6 +388,19 @@ impl RunState {
 }
 
 impl RunHandle {
+    /// Records `input`, evaluated at the paused prompt, in config.json's `prompt_inputs` (with
+    /// the time and the number of metric rows logged before it).
+    pub fn record_prompt_input(&self, input: &str) -> ScriptResult<()> {
+        let mut st = self.0.borrow_mut();
+        let entry = json!({
+            "time": iso8601(SystemTime::now()),
+            "after_rows": st.metrics.rows.len(),
+            "input": input.trim_end(),
+        });
+        st.prompt_inputs.push(entry);
+        st.write_config()
+    }
+
     /// The run directory (created on first use).
     pub fn dir(&self) -> ScriptResult<PathBuf> {
         self.0.borrow_mut().dir()
