@@ -1,6 +1,8 @@
 //! `ganscript eval RUN_DIR...`: loads each run's checkpoint (nets rebuilt from their saved
 //! architecture), samples its generator and prints the papers' metrics: for MNIST-like images
-//! the MNIST score and the Fréchet distance of classifier features to real held-out digits; for
+//! the MNIST score and the Fréchet distance of classifier features to real digits (the built-in
+//! ones, or the run's own data from its config.json, where the MNIST score is refused unless they
+//! are digits), with the real data's own values beside; for
 //! mixtures the modes captured, the fraction of high-quality samples and the KL divergence from
 //! uniform; with several runs, Roth et al.'s cross-test of every discriminator on every
 //! generator's samples and real data.
@@ -92,21 +94,60 @@ fn real_digits(like: &CT, start: usize, n: usize) -> Result<CT, Error> {
     let start = start.min(total);
     let n = n.min(total - start);
     let x = all.narrow(0, start, n).map_err(|e| e.to_string())?;
-    let size = like.dim(2).map_err(|e| e.to_string())?;
+    to_format(x, like)
+}
+
+/// The run's own training images, if its config.json names a data directory (`--set data=DIR`):
+/// (the directory as given, its images in the generator's format, at most [`BUILTIN_DIGITS`]).
+fn run_data(dir: &Path, like: &CT) -> Result<Option<(String, CT)>, Error> {
+    let cfg: Value = match std::fs::read_to_string(dir.join("config.json")) {
+        Ok(t) => serde_json::from_str(&t).unwrap_or(Value::Null),
+        Err(_) => return Ok(None),
+    };
+    let Some(data_dir) = cfg["settings"]["data"].as_str().filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    let ds = data::files::mnist_dir_limited(Path::new(data_dir), Some(BUILTIN_DIGITS))
+        .map_err(|e| {
+            format!(
+                "{} trained on `{data_dir}` (its config.json), which eval reads as its reference: {}",
+                dir.display(),
+                crate::errors::message(&e)
+            )
+        })?;
+    let x = ds
+        .images_tensor()
+        .map_err(|e| crate::errors::message(&e))?
+        .0;
+    if x.dims().len() != 4 || x.dim(1)? != 1 || x.dim(2)? != 28 {
+        return Err(Error::msg(format!(
+            "{data_dir}: images of shape {:?}; eval knows 28×28 single-channel ones",
+            x.dims()
+        )));
+    }
+    Ok(Some((data_dir.to_string(), to_format(x, like)?)))
+}
+
+/// Real images in [0, 1], 28 pixels, put in the generator's format (padding, range, dtype).
+fn to_format(x: CT, like: &CT) -> Result<CT, Error> {
+    let size = like.dim(2)?;
     let x = if size > 28 {
         let p = (size - 28) / 2;
-        x.pad_with_zeros(2, p, size - 28 - p)
-            .and_then(|x| x.pad_with_zeros(3, p, size - 28 - p))
-            .map_err(|e| e.to_string())?
+        x.pad_with_zeros(2, p, size - 28 - p)?
+            .pad_with_zeros(3, p, size - 28 - p)?
     } else {
         x
     };
     let x = match value_range(like) {
-        (lo, _) if lo < 0.0 => x.affine(2.0, -1.0).map_err(|e| e.to_string())?,
+        (lo, _) if lo < 0.0 => x.affine(2.0, -1.0)?,
         _ => x,
     };
     Ok(x.to_dtype(like.dtype())?)
 }
+
+/// Below this MNIST score on its own images (real digits: about 8.9), a data set is not digits
+/// and the MNIST score of its generator means nothing (Fashion-MNIST scores about 2-3).
+pub const DIGITS_MIN_SCORE: f64 = 5.0;
 
 /// The number of built-in digits (the whole set is the feature distance's reference).
 pub const BUILTIN_DIGITS: usize = 10_000;
@@ -160,18 +201,59 @@ pub fn eval_run(dir: &Path, n: usize, seed: u64, generator: &str) -> Result<RunE
     let mut real = None;
     if dims.len() == 4 && dims[1] == 1 && (dims[2] == 28 || dims[2] == 32) {
         let range = value_range(&samples);
-        let score = metrics::mnist_score(&samples, range, 10).map_err(|e| e.to_string())?;
-        let reference = real_digits(&samples, 0, BUILTIN_DIGITS)?;
-        let fid =
-            metrics::mnist_fid(&samples, range, &reference, range).map_err(|e| e.to_string())?;
-        m["data"] = json!("mnist (the 10,000 built-in digits)");
         m["features"] = json!("ganscript's MNIST classifier, penultimate layer (128)");
-        m["mnist_score"] = json!(score.score);
-        m["mnist_score_std"] = json!(score.std);
-        m["feature_distance"] = json!(fid);
-        m["reference_samples"] = json!(reference.dim(0).unwrap_or(0));
-        m["reference"] = real_scores(&samples, n, &reference)?;
-        real = Some(reference);
+        match run_data(dir, &samples)? {
+            None => {
+                let score = metrics::mnist_score(&samples, range, 10).map_err(|e| e.to_string())?;
+                let reference = real_digits(&samples, 0, BUILTIN_DIGITS)?;
+                let fid = metrics::mnist_fid(&samples, range, &reference, range)
+                    .map_err(|e| e.to_string())?;
+                m["data"] = json!("mnist (the 10,000 built-in digits)");
+                m["mnist_score"] = json!(score.score);
+                m["mnist_score_std"] = json!(score.std);
+                m["feature_distance"] = json!(fid);
+                m["reference_samples"] = json!(reference.dim(0).unwrap_or(0));
+                m["reference"] = real_scores(&samples, n, &reference)?;
+                real = Some(reference);
+            }
+            Some((data_dir, reference)) => {
+                // The run's own data: its images are the reference; the MNIST score only if
+                // they are digits (judged by the classifier on the real images themselves).
+                let take = n.min(reference.dim(0)?);
+                let real_n = reference.narrow(0, 0, take)?;
+                let real_score = metrics::mnist_score(&real_n, range, 10)
+                    .map_err(|e| e.to_string())?
+                    .score;
+                let fid = metrics::mnist_fid(&samples, range, &reference, range)
+                    .map_err(|e| e.to_string())?;
+                let real_fid = metrics::mnist_fid(&real_n, range, &reference, range)
+                    .map_err(|e| e.to_string())?;
+                m["data"] = json!(format!(
+                    "the run's training data: IDX files in {data_dir} ({} images)",
+                    reference.dim(0)?
+                ));
+                m["feature_distance"] = json!(fid);
+                m["feature_distance_note"] = json!(
+                    "Fréchet distance in the digit classifier's features to the run's own data"
+                );
+                m["reference_samples"] = json!(reference.dim(0)?);
+                let mut r = json!({ "samples": take, "feature_distance": real_fid });
+                if real_score >= DIGITS_MIN_SCORE {
+                    let score =
+                        metrics::mnist_score(&samples, range, 10).map_err(|e| e.to_string())?;
+                    m["mnist_score"] = json!(score.score);
+                    m["mnist_score_std"] = json!(score.std);
+                    r["mnist_score"] = json!(real_score);
+                } else {
+                    m["mnist_score"] = Value::Null;
+                    m["mnist_score_note"] = json!(format!(
+                        "refused: the run's data are not digits (the digit classifier scores its real images {real_score:.2}, real digits about 8.9; below {DIGITS_MIN_SCORE} the score means nothing)"
+                    ));
+                }
+                m["reference"] = r;
+                real = Some(reference);
+            }
+        }
     } else if dims.len() == 2 {
         let values = checkpoint::load_values(&ck)?;
         let centers = values
@@ -248,6 +330,23 @@ pub fn cross_test(runs: &[RunEval]) -> Option<Value> {
                           "fake_called_real": fakes, "false_negative_rate": 1.0 - tpr, "false_positive_rate": fpr }));
     }
     Some(Value::Array(rows))
+}
+
+/// Why [`cross_test`] has no result for `runs`.
+pub fn cross_test_why(runs: &[RunEval]) -> String {
+    if runs.len() < 2 {
+        return "needs two runs or more".into();
+    }
+    for r in runs {
+        let name = r.dir.display();
+        if r.discriminator.is_none() {
+            return format!("{name}'s checkpoint has no net `D`");
+        }
+        if r.real.is_none() {
+            return format!("{name} has no real images to test its D on (mixture runs have none)");
+        }
+    }
+    "a D is not a classifier (one logit per sample)".into()
 }
 
 /// The table `ganscript eval` prints.

@@ -291,15 +291,22 @@ fn eval(runs: Vec<PathBuf>, samples: usize, generator: &str, seed: u64, json: bo
     } else {
         None
     };
+    let why = cross
+        .is_none()
+        .then(|| ganscript::eval::cross_test_why(&results));
     results.extend(emas);
     if json {
         let v = serde_json::json!({
             "runs": results.iter().map(|r| r.metrics.clone()).collect::<Vec<_>>(),
             "cross_test": cross,
+            "cross_test_note": why,
         });
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     } else {
         print!("{}", ganscript::eval::render(&results, cross.as_ref()));
+        if let Some(why) = &why {
+            println!("cross-test: none ({why})");
+        }
     }
     ExitCode::SUCCESS
 }

@@ -146,3 +146,128 @@ fn eval_scores_the_ema_of_g_beside_g() {
         v["runs"][1]["feature_distance"]
     );
 }
+
+fn idx_files(dir: &std::path::Path, n: u32, pixel: impl Fn(u32, u32, u32) -> u8) {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut b = Vec::new();
+    for v in [0x803u32, n, 28, 28] {
+        b.extend_from_slice(&v.to_be_bytes());
+    }
+    for i in 0..n {
+        for r in 0..28 {
+            for c in 0..28 {
+                b.push(pixel(i, r, c));
+            }
+        }
+    }
+    std::fs::write(dir.join("train-images-idx3-ubyte"), b).unwrap();
+    let mut l = Vec::new();
+    l.extend_from_slice(&0x801u32.to_be_bytes());
+    l.extend_from_slice(&n.to_be_bytes());
+    l.extend((0..n).map(|i| (i % 10) as u8));
+    std::fs::write(dir.join("train-labels-idx1-ubyte"), l).unwrap();
+}
+
+/// A run trained on other data (`--set data=DIR`): eval takes the reference from the run's
+/// config, names the data, refuses the MNIST score for data that are not digits and says why;
+/// the feature distance is labelled, with the real data's own value beside it; a run on real
+/// digits in a directory keeps its MNIST score. A lone run's cross-test says why it is absent.
+#[test]
+fn eval_uses_the_runs_own_data_and_refuses_the_mnist_score_for_non_digits() {
+    let dir = tempfile::tempdir().unwrap();
+    // Stripes: nothing like a digit.
+    idx_files(&dir.path().join("stripes"), 300, |i, r, _| {
+        if (r + i % 4) % 4 < 2 {
+            230
+        } else {
+            10
+        }
+    });
+    // Real digits, copied from the shared data into the run's reach.
+    let digits = dir.path().join("digits");
+    std::fs::create_dir_all(&digits).unwrap();
+    for f in ["images-idx3-ubyte.gz", "labels-idx1-ubyte.gz"] {
+        std::fs::copy(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../shared/data/mnist-10k")
+                .join(f),
+            digits.join(f),
+        )
+        .unwrap();
+    }
+    for data in ["stripes", "digits"] {
+        let out = common::ganscript_in(
+            dir.path(),
+            &[
+                "run",
+                &script("magan.rhai"),
+                "--out",
+                &format!("run-{data}"),
+                "--set",
+                &format!("data={data}"),
+                "--set",
+                "epochs=1",
+                "--set",
+                "pretrain_epochs=1",
+                "--set",
+                "limit=64",
+                "--set",
+                "batch=32",
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let eval = |run: &str| -> serde_json::Value {
+        let out = common::ganscript_in(dir.path(), &["eval", run, "--samples", "100", "--json"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let v = eval("run-stripes");
+    let m = &v["runs"][0];
+    assert!(
+        m["data"].as_str().unwrap().contains("stripes (300 images)"),
+        "{m}"
+    );
+    assert!(m["mnist_score"].is_null(), "{m}");
+    assert!(
+        m["mnist_score_note"]
+            .as_str()
+            .unwrap()
+            .contains("not digits"),
+        "{m}"
+    );
+    assert!(m["feature_distance"].as_f64().unwrap() > 0.0, "{m}");
+    assert!(
+        m["feature_distance_note"]
+            .as_str()
+            .unwrap()
+            .contains("run's own data"),
+        "{m}"
+    );
+    assert_eq!(m["reference_samples"], 300, "{m}");
+    assert_eq!(m["reference"]["samples"], 100, "{m}");
+    assert!(m["reference"]["feature_distance"].as_f64().is_some(), "{m}");
+    assert!(m["reference"]["mnist_score"].is_null(), "{m}");
+    assert!(v["cross_test"].is_null());
+    assert_eq!(v["cross_test_note"], "needs two runs or more");
+
+    let v = eval("run-digits");
+    let m = &v["runs"][0];
+    assert!(
+        m["data"]
+            .as_str()
+            .unwrap()
+            .contains("digits (10000 images)"),
+        "{m}"
+    );
+    assert!(m["mnist_score"].as_f64().is_some(), "{m}");
+    assert!(m["reference"]["mnist_score"].as_f64().unwrap() > 5.0, "{m}");
+}
