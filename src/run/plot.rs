@@ -321,6 +321,10 @@ fn plot(h: &RunHandle, name: &str, keys: &Dynamic, opts: &Map) -> ScriptResult<S
         )));
     }
     let y_label = if log_y { "log10(value)" } else { "value" };
+    // Without a title, say what is drawn (not the file's name).
+    if title.is_empty() {
+        title = format!("{} against {x_key}", keys.join(", "));
+    }
     let bytes = line_plot_png(&series, &x_key, y_label, &title)?;
     let path = h.0.borrow_mut().path(name, "png")?;
     crate::io::atomic_write(&path, &bytes)?;

@@ -260,6 +260,10 @@ fn scatter(h: &RunHandle, name: &str, points: &Tensor, opts: &Map) -> ScriptResu
     let cs = centers
         .map(|c| project(&c, d, plane.as_ref()))
         .unwrap_or_default();
+    // Without a title, the step or epoch in the name ("step 500"), as sample grids are captioned.
+    if title.is_empty() {
+        title = super::sample_image::default_caption(name);
+    }
     let labels = if d == 3 {
         ("principal axis 1", "principal axis 2")
     } else {
