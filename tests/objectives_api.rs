@@ -261,3 +261,23 @@ fn clear_errors_on_bad_input() {
         }
     }
 }
+
+/// A schedule's step count reads back as an integer when it is whole and as the float it is
+/// otherwise (a fractional t is not truncated), in `t` and in its state map.
+#[test]
+fn schedule_t_keeps_a_fractional_value() {
+    let got = run_json(
+        r#"
+        let s = sine_decay(10);
+        s.t = 2.5;
+        let a = s.state();
+        s.t = 3;
+        #{ t: s.t, state_t: a.t, whole: s.state().t, whole_type: type_of(s.state().t) }
+        "#,
+        &[],
+    );
+    assert_eq!(got["state_t"], Value::from(2.5));
+    assert_eq!(got["t"], Value::from(3));
+    assert_eq!(got["whole"], Value::from(3));
+    assert_eq!(got["whole_type"], "i64");
+}
