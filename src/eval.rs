@@ -23,6 +23,8 @@ pub struct RunEval {
     samples: CT,
     discriminator: Option<Net>,
     real: Option<CT>,
+    /// The names of the nets in the run's checkpoint.
+    nets: Vec<String>,
 }
 
 /// The latent shape a generator expects, from its first layer.
@@ -152,26 +154,12 @@ pub const DIGITS_MIN_SCORE: f64 = 5.0;
 /// The number of built-in digits (the whole set is the feature distance's reference).
 pub const BUILTIN_DIGITS: usize = 10_000;
 
-/// The real digits' own scores at `n` samples: the first `n` built-in digits scored as a
-/// generator's samples are (MNIST score, feature distance to the same reference). They are part
-/// of the reference, as a generator's training data are: what a generator that reproduced its
-/// training digits would score.
-fn real_scores(like: &CT, n: usize, reference: &CT) -> Result<Value, Error> {
-    let real = real_digits(like, 0, n)?;
-    let range = value_range(&reference.clone());
-    let score = metrics::mnist_score(&real, range, 10).map_err(|e| e.to_string())?;
-    let fid = metrics::mnist_fid(&real, range, reference, range).map_err(|e| e.to_string())?;
-    Ok(
-        json!({ "samples": real.dim(0).unwrap_or(0), "mnist_score": score.score,
-               "feature_distance": fid }),
-    )
-}
-
-/// The name of the EMA copy of `generator` in `dir`'s checkpoint (`G_ema`), if it has one.
-pub fn ema_of(dir: &Path, generator: &str) -> Option<String> {
-    let name = format!("{generator}_ema");
-    let nets = checkpoint::load_nets(&dir.join(checkpoint::FILE_NAME)).ok()?;
-    nets.iter().any(|(k, _)| *k == name).then_some(name)
+impl RunEval {
+    /// The name of the EMA copy of `generator` in the run's checkpoint (`G_ema`), if it has one.
+    pub fn ema_of(&self, generator: &str) -> Option<String> {
+        let name = format!("{generator}_ema");
+        self.nets.contains(&name).then_some(name)
+    }
 }
 
 /// Evaluates one run directory with `n` samples.
@@ -202,58 +190,55 @@ pub fn eval_run(dir: &Path, n: usize, seed: u64, generator: &str) -> Result<RunE
     if dims.len() == 4 && dims[1] == 1 && (dims[2] == 28 || dims[2] == 32) {
         let range = value_range(&samples);
         m["features"] = json!("ganscript's MNIST classifier, penultimate layer (128)");
-        match run_data(dir, &samples)? {
-            None => {
-                let score = metrics::mnist_score(&samples, range, 10).map_err(|e| e.to_string())?;
-                let reference = real_digits(&samples, 0, BUILTIN_DIGITS)?;
-                let fid = metrics::mnist_fid(&samples, range, &reference, range)
-                    .map_err(|e| e.to_string())?;
-                m["data"] = json!("mnist (the 10,000 built-in digits)");
-                m["mnist_score"] = json!(score.score);
-                m["mnist_score_std"] = json!(score.std);
-                m["feature_distance"] = json!(fid);
-                m["reference_samples"] = json!(reference.dim(0).unwrap_or(0));
-                m["reference"] = real_scores(&samples, n, &reference)?;
-                real = Some(reference);
-            }
+        // The reference: the run's own data (its config.json), else the built-in digits. The
+        // MNIST score only for digits, judged by the classifier on the real images themselves.
+        let (data, reference, builtin) = match run_data(dir, &samples)? {
+            None => (
+                "mnist (the 10,000 built-in digits)".to_string(),
+                real_digits(&samples, 0, BUILTIN_DIGITS)?,
+                true,
+            ),
             Some((data_dir, reference)) => {
-                // The run's own data: its images are the reference; the MNIST score only if
-                // they are digits (judged by the classifier on the real images themselves).
-                let take = n.min(reference.dim(0)?);
-                let real_n = reference.narrow(0, 0, take)?;
-                let real_score = metrics::mnist_score(&real_n, range, 10)
-                    .map_err(|e| e.to_string())?
-                    .score;
-                let fid = metrics::mnist_fid(&samples, range, &reference, range)
-                    .map_err(|e| e.to_string())?;
-                let real_fid = metrics::mnist_fid(&real_n, range, &reference, range)
-                    .map_err(|e| e.to_string())?;
-                m["data"] = json!(format!(
+                let label = format!(
                     "the run's training data: IDX files in {data_dir} ({} images)",
                     reference.dim(0)?
-                ));
-                m["feature_distance"] = json!(fid);
-                m["feature_distance_note"] = json!(
-                    "Fréchet distance in the digit classifier's features to the run's own data"
                 );
-                m["reference_samples"] = json!(reference.dim(0)?);
-                let mut r = json!({ "samples": take, "feature_distance": real_fid });
-                if real_score >= DIGITS_MIN_SCORE {
-                    let score =
-                        metrics::mnist_score(&samples, range, 10).map_err(|e| e.to_string())?;
-                    m["mnist_score"] = json!(score.score);
-                    m["mnist_score_std"] = json!(score.std);
-                    r["mnist_score"] = json!(real_score);
-                } else {
-                    m["mnist_score"] = Value::Null;
-                    m["mnist_score_note"] = json!(format!(
-                        "refused: the run's data are not digits (the digit classifier scores its real images {real_score:.2}, real digits about 8.9; below {DIGITS_MIN_SCORE} the score means nothing)"
-                    ));
-                }
-                m["reference"] = r;
-                real = Some(reference);
+                (label, reference, false)
             }
+        };
+        // The real data's own values at the same sample count: its first `n` images, scored as
+        // a generator's samples are. They are part of the reference, as a generator's training
+        // data are: what a generator that reproduced them would score.
+        let take = n.min(reference.dim(0)?);
+        let real_n = reference.narrow(0, 0, take)?;
+        let real_score = metrics::mnist_score(&real_n, range, 10)
+            .map_err(|e| e.to_string())?
+            .score;
+        let fid =
+            metrics::mnist_fid(&samples, range, &reference, range).map_err(|e| e.to_string())?;
+        let real_fid =
+            metrics::mnist_fid(&real_n, range, &reference, range).map_err(|e| e.to_string())?;
+        m["data"] = json!(data);
+        m["feature_distance"] = json!(fid);
+        if !builtin {
+            m["feature_distance_note"] =
+                json!("Fréchet distance in the digit classifier's features to the run's own data");
         }
+        m["reference_samples"] = json!(reference.dim(0)?);
+        let mut r = json!({ "samples": take, "feature_distance": real_fid });
+        if builtin || real_score >= DIGITS_MIN_SCORE {
+            let score = metrics::mnist_score(&samples, range, 10).map_err(|e| e.to_string())?;
+            m["mnist_score"] = json!(score.score);
+            m["mnist_score_std"] = json!(score.std);
+            r["mnist_score"] = json!(real_score);
+        } else {
+            m["mnist_score"] = Value::Null;
+            m["mnist_score_note"] = json!(format!(
+                "refused: the run's data are not digits (the digit classifier scores its real images {real_score:.2}, real digits about 8.9; below {DIGITS_MIN_SCORE} the score means nothing)"
+            ));
+        }
+        m["reference"] = r;
+        real = Some(reference);
     } else if dims.len() == 2 {
         let values = checkpoint::load_values(&ck)?;
         let centers = values
@@ -292,6 +277,7 @@ pub fn eval_run(dir: &Path, n: usize, seed: u64, generator: &str) -> Result<RunE
         samples,
         discriminator: d,
         real,
+        nets: nets.iter().map(|(k, _)| k.clone()).collect(),
     })
 }
 

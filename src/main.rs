@@ -274,11 +274,13 @@ fn eval(runs: Vec<PathBuf>, samples: usize, generator: &str, seed: u64, json: bo
     // A run that keeps an EMA of its generator (`--set ema=...`) is scored for both.
     let mut emas = Vec::new();
     for dir in &runs {
-        match ganscript::eval::eval_run(dir, samples, seed, generator) {
-            Ok(r) => results.push(r),
+        let r = match ganscript::eval::eval_run(dir, samples, seed, generator) {
+            Ok(r) => r,
             Err(e) => return fail(&ScriptDiagnostic::plain(e)),
-        }
-        if let Some(name) = ganscript::eval::ema_of(dir, generator) {
+        };
+        let ema = r.ema_of(generator);
+        results.push(r);
+        if let Some(name) = ema {
             match ganscript::eval::eval_run(dir, samples, seed, &name) {
                 Ok(r) => emas.push(r),
                 Err(e) => return fail(&ScriptDiagnostic::plain(e)),
