@@ -155,54 +155,45 @@ pub fn seed_group(dir: &Path) -> String {
     }
 }
 
-/// The mean of several series at the x values present in all of them.
-pub fn mean_series(all: &[Vec<(f64, f64)>]) -> Vec<(f64, f64)> {
-    let mut acc: BTreeMap<u64, (f64, f64, usize)> = BTreeMap::new();
+/// The x values present in every one of several series, in order, each with its y values.
+fn common_points(all: &[Vec<(f64, f64)>]) -> Vec<(f64, Vec<f64>)> {
+    let mut acc: BTreeMap<u64, (f64, Vec<f64>)> = BTreeMap::new();
     for s in all {
         for &(x, y) in s {
-            let e = acc.entry(x.to_bits()).or_insert((x, 0.0, 0));
-            e.1 += y;
-            e.2 += 1;
+            acc.entry(x.to_bits()).or_insert((x, Vec::new())).1.push(y);
         }
     }
-    let mut out: Vec<(f64, f64)> = acc
+    let mut out: Vec<(f64, Vec<f64>)> = acc
         .into_values()
-        .filter(|e| e.2 == all.len())
-        .map(|(x, sum, n)| (x, sum / n as f64))
+        .filter(|(_, ys)| ys.len() == all.len())
         .collect();
     out.sort_by(|a, b| a.0.total_cmp(&b.0));
     out
+}
+
+/// The mean of several series at the x values present in all of them.
+pub fn mean_series(all: &[Vec<(f64, f64)>]) -> Vec<(f64, f64)> {
+    common_points(all)
+        .into_iter()
+        .map(|(x, ys)| (x, ys.iter().sum::<f64>() / ys.len() as f64))
+        .collect()
 }
 
 /// The min–max spread of several series at the x values present in all of them.
 pub fn spread(all: &[Vec<(f64, f64)>]) -> Band {
-    let mut acc: BTreeMap<u64, (f64, f64, f64, usize)> = BTreeMap::new();
-    for s in all {
-        for &(x, y) in s {
-            let e = acc
-                .entry(x.to_bits())
-                .or_insert((x, f64::INFINITY, f64::NEG_INFINITY, 0));
-            e.1 = e.1.min(y);
-            e.2 = e.2.max(y);
-            e.3 += 1;
-        }
-    }
-    let mut out: Band = acc
-        .into_values()
-        .filter(|e| e.3 == all.len())
-        .map(|(x, lo, hi, _)| (x, lo, hi))
-        .collect();
-    out.sort_by(|a, b| a.0.total_cmp(&b.0));
-    out
+    common_points(all)
+        .into_iter()
+        .map(|(x, ys)| {
+            let lo = ys.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = ys.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            (x, lo, hi)
+        })
+        .collect()
 }
 
-/// The lines to draw: one per (run or seed group, key).
-pub fn collect(args: &CompareArgs) -> Result<Vec<Series>, Error> {
-    Ok(collect_with_bands(args)?.0)
-}
-
-/// [`collect`], with each seed mean's min–max spread over its seeds (`None` for single runs).
-pub fn collect_with_bands(args: &CompareArgs) -> Result<(Vec<Series>, Vec<Option<Band>>), Error> {
+/// The runs grouped into lines: one group per run, or with `--mean-seeds` one per seed group
+/// ([`seed_group`]), in the order first seen.
+fn groups(args: &CompareArgs) -> Vec<(String, Vec<PathBuf>)> {
     let mut groups: Vec<(String, Vec<PathBuf>)> = Vec::new();
     for run in &args.runs {
         let name = if args.mean_seeds {
@@ -215,6 +206,17 @@ pub fn collect_with_bands(args: &CompareArgs) -> Result<(Vec<Series>, Vec<Option
             _ => groups.push((name, vec![run.clone()])),
         }
     }
+    groups
+}
+
+/// The lines to draw: one per (run or seed group, key).
+pub fn collect(args: &CompareArgs) -> Result<Vec<Series>, Error> {
+    Ok(collect_with_bands(args)?.0)
+}
+
+/// [`collect`], with each seed mean's min–max spread over its seeds (`None` for single runs).
+pub fn collect_with_bands(args: &CompareArgs) -> Result<(Vec<Series>, Vec<Option<Band>>), Error> {
+    let groups = groups(args);
     let mut series = Vec::new();
     let mut bands = Vec::new();
     for (name, dirs) in &groups {
@@ -280,11 +282,7 @@ pub fn main(args: &CompareArgs) -> Result<(), Error> {
         return Err("compare: give the metrics to draw with --y KEY[,KEY...]".into());
     }
     if args.mean_seeds {
-        let mut groups: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
-        for run in &args.runs {
-            groups.entry(seed_group(run)).or_default().push(run.clone());
-        }
-        for (name, dirs) in groups.iter().filter(|(_, d)| d.len() > 1) {
+        for (name, dirs) in groups(args).iter().filter(|(_, d)| d.len() > 1) {
             let diffs = group_differences(dirs);
             if !diffs.is_empty() {
                 eprintln!(
