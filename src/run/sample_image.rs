@@ -83,6 +83,29 @@ pub fn upscale(p: &Pixels, k: usize) -> Pixels {
     }
 }
 
+/// The step-like number in a file stem: the first of `step`, `epoch`, `iter` (in any case)
+/// followed by digits, directly or after `_`, `-` or spaces: the key, the byte range of the
+/// whole part (`step_500`) in `stem`, and the digits.
+pub(crate) fn numbered_part(stem: &str) -> Option<(&'static str, std::ops::Range<usize>, &str)> {
+    // ASCII lowering keeps byte positions, so they index `stem` itself.
+    let lower = stem.to_ascii_lowercase();
+    for key in ["step", "epoch", "iter"] {
+        let mut from = 0;
+        while let Some(i) = lower[from..].find(key) {
+            let start = from + i;
+            let after = &stem[start + key.len()..];
+            let sep = after.len() - after.trim_start_matches(['_', '-', ' ']).len();
+            let n = after[sep..].bytes().take_while(u8::is_ascii_digit).count();
+            if n > 0 {
+                let end = start + key.len() + sep + n;
+                return Some((key, start..end, &stem[end - n..end]));
+            }
+            from = start + key.len();
+        }
+    }
+    None
+}
+
 /// The caption of a grid saved as `name` when the script gives none: `step 500` for a name
 /// with `step500` (or `step_500`, `step-500`) in it, `epoch 3` likewise, else the file name
 /// without its extension and folders, `_` read as spaces.
@@ -91,24 +114,13 @@ pub fn default_caption(name: &str) -> String {
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let lower = stem.to_lowercase();
-    for key in ["step", "epoch", "iter"] {
-        let mut from = 0;
-        while let Some(i) = lower[from..].find(key) {
-            let after = &lower[from + i + key.len()..];
-            let digits: String = after
-                .trim_start_matches(['_', '-', ' '])
-                .chars()
-                .take_while(|c| c.is_ascii_digit())
-                .collect();
-            if !digits.is_empty() {
-                let n = digits.trim_start_matches('0');
-                return format!("{key} {}", if n.is_empty() { "0" } else { n });
-            }
-            from += i + key.len();
+    match numbered_part(&stem) {
+        Some((key, _, digits)) => {
+            let n = digits.trim_start_matches('0');
+            format!("{key} {}", if n.is_empty() { "0" } else { n })
         }
+        None => stem.replace('_', " "),
     }
-    stem.replace('_', " ")
 }
 
 /// The caption band: `text` in black on white, `width` wide, as 1 or 3 channels.

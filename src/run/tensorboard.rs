@@ -251,28 +251,15 @@ pub fn image_tag_and_step(name: &str) -> (String, Option<i64>) {
         .with_extension("")
         .to_string_lossy()
         .replace('\\', "/");
-    let lower = stem.to_lowercase();
-    for key in ["step", "epoch", "iter"] {
-        let mut from = 0;
-        while let Some(i) = lower[from..].find(key) {
-            let start = from + i;
-            let after = &lower[start + key.len()..];
-            let sep = after.len() - after.trim_start_matches(['_', '-', ' ']).len();
-            let digits: String = after[sep..]
-                .chars()
-                .take_while(|c| c.is_ascii_digit())
-                .collect();
-            if !digits.is_empty() {
-                let end = start + key.len() + sep + digits.len();
-                let tag = format!("{}{}", &stem[..start], &stem[end..]);
-                let tag = tag.trim_matches(['_', '-', ' ', '/']).to_string();
-                let tag = if tag.is_empty() { key.to_string() } else { tag };
-                return (tag, digits.parse().ok());
-            }
-            from = start + key.len();
+    match super::sample_image::numbered_part(&stem) {
+        Some((key, part, digits)) => {
+            let tag = format!("{}{}", &stem[..part.start], &stem[part.end..]);
+            let tag = tag.trim_matches(['_', '-', ' ', '/']).to_string();
+            let tag = if tag.is_empty() { key.to_string() } else { tag };
+            (tag, digits.parse().ok())
         }
+        None => (stem, None),
     }
-    (stem, None)
 }
 
 #[cfg(test)]
