@@ -41,16 +41,9 @@ impl Declared {
         let mut names: Vec<&str> = self.settings.iter().map(|s| s.name.as_str()).collect();
         names.sort();
         names.dedup();
-        let mut scored: Vec<(f64, &str)> = names
+        crate::hints::nearest(name, names, 0.75)
             .into_iter()
-            .map(|n| (strsim::jaro_winkler(name, n), n))
-            .filter(|(s, _)| *s > 0.75)
-            .collect();
-        scored.sort_by(|a, b| b.0.total_cmp(&a.0));
-        scored
-            .into_iter()
-            .take(3)
-            .map(|(_, n)| n.to_string())
+            .map(str::to_string)
             .collect()
     }
 

@@ -201,26 +201,18 @@ fn function_help(
     names.extend(script_fns.iter().cloned());
     names.sort();
     names.dedup();
-    let mut scored: Vec<(f64, String)> = names
+    let callable = names.iter().map(String::as_str).filter(|n| {
+        n.chars()
+            .next()
+            .is_some_and(|c| c.is_alphabetic() || c == '_')
+    });
+    let best: Vec<String> = crate::hints::nearest(name, callable, 0.8)
         .into_iter()
-        .filter(|n| {
-            !n.is_empty()
-                && n.chars()
-                    .next()
-                    .is_some_and(|c| c.is_alphabetic() || c == '_')
-        })
-        .map(|n| (strsim::jaro_winkler(name, &n), n))
-        .filter(|(s, _)| *s > 0.8)
+        .map(|n| format!("`{n}`"))
         .collect();
-    scored.sort_by(|a, b| b.0.partial_cmp(&a.0).unwrap_or(std::cmp::Ordering::Equal));
-    if scored.is_empty() {
+    if best.is_empty() {
         return Some("`ganscript doc` lists every function".to_string());
     }
-    let best: Vec<String> = scored
-        .into_iter()
-        .take(3)
-        .map(|(_, n)| format!("`{n}`"))
-        .collect();
     Some(format!("did you mean {}?", best.join(", ")))
 }
 

@@ -160,3 +160,19 @@ pub fn closure_hint(var: &str, func: Option<&str>) -> String {
         "`{var}` is a variable of the script, and a script function (`fn {f}(...)`) sees only its own parameters and variables: pass it in (`fn {f}(..., {var})` and `{f}(..., {var})`) or use a closure, which captures it: `let {f} = |x| ... {var} ...;` called as `{f}.call(x)`"
     )
 }
+
+/// The names among `candidates` closest to `name` (Jaro-Winkler similarity above `min`), best
+/// first, at most 3: for "did you mean ...?".
+pub fn nearest<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+    min: f64,
+) -> Vec<&'a str> {
+    let mut scored: Vec<(f64, &str)> = candidates
+        .into_iter()
+        .map(|n| (strsim::jaro_winkler(name, n), n))
+        .filter(|(s, _)| *s > min)
+        .collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+    scored.into_iter().take(3).map(|(_, n)| n).collect()
+}
