@@ -76,6 +76,8 @@ pub struct RunState {
     pub(crate) last_step: Option<i64>,
     /// Inputs evaluated at the paused prompt of this process (`run -i`), for config.json.
     prompt_inputs: Vec<Value>,
+    /// The run's projection of 3-D scatters, once fixed or read from projection.json.
+    pub(crate) projection: Option<scatter::Plane>,
 }
 
 /// What a resumed run keeps of the earlier one.
@@ -199,6 +201,7 @@ impl RunState {
             events: None,
             last_step: None,
             prompt_inputs: Vec::new(),
+            projection: None,
         }
     }
 

@@ -21,9 +21,24 @@ pub type Plane = ([f64; 3], [f64; 3], [f64; 3]);
 /// The file a run's projection is saved in.
 pub const PROJECTION_FILE: &str = "projection.json";
 
-/// The run's projection: the one saved in the run directory, or a new one from `centers` (else
-/// `points`), saved there.
+/// The run's projection: kept in the run's state once known (the file is read at most once).
 fn run_projection(
+    h: &RunHandle,
+    name: &str,
+    points: &[f64],
+    centers: Option<&[f64]>,
+) -> ScriptResult<Plane> {
+    if let Some(plane) = h.0.borrow().projection {
+        return Ok(plane);
+    }
+    let plane = load_or_fix_projection(h, name, points, centers)?;
+    h.0.borrow_mut().projection = Some(plane);
+    Ok(plane)
+}
+
+/// The projection saved in the run directory (a resumed run), else a new one from `centers`
+/// (else `points`), saved there.
+fn load_or_fix_projection(
     h: &RunHandle,
     name: &str,
     points: &[f64],
